@@ -1,0 +1,417 @@
+"""The ``newswatch`` command: the one composition root.
+
+It may import every layer, lazily per command, so ``newswatch rules check`` does not load
+the HTTP client and ``status`` does not load the matcher. Exit codes: 0 success, 1 a check
+found problems (or a feed is not ok), 2 a usage or configuration error. User mistakes print
+``str(error)``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from monitor.errors import ConfigError, Issue, NewswatchError, RuleError
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from rules.matcher import Matcher
+    from rules.model import RuleSet
+    from streams.notifiers import Notifier
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newswatch", description="News-monitoring alerts.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the embedded runtime (SQLite state)")
+    run.add_argument("--config", required=True, type=Path)
+    run.add_argument("--once", action="store_true", help="poll every feed once, deliver, exit")
+
+    status = sub.add_parser("status", help="feed health")
+    status.add_argument("--config", required=True, type=Path)
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--feed", help="one feed with its recent fetches")
+
+    alerts = sub.add_parser("alerts", help="recent delivery decisions")
+    alerts.add_argument("--config", required=True, type=Path)
+    alerts.add_argument("--json", action="store_true")
+    alerts.add_argument("--limit", type=int, default=50)
+
+    rules = sub.add_parser("rules", help="check or try watch-rules")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate rule files and their examples")
+    check.add_argument("paths", nargs="+", type=Path)
+    check.add_argument("--config", type=Path, help="also check receiver names against it")
+    test = rules_sub.add_parser("test", help="show which rules an article matches, and why")
+    test.add_argument("paths", nargs="+", type=Path)
+    source = test.add_mutually_exclusive_group(required=True)
+    source.add_argument("--article", type=Path, help="JSON object or plain text")
+    source.add_argument("--articles", type=Path, help="JSON lines, one article each")
+    test.add_argument("--json", action="store_true")
+    test.add_argument("--config", type=Path, help="also check receiver names against it")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "run":
+            return _run(args.config, once=args.once)
+        if args.command == "status":
+            return _status(args.config, as_json=args.json, feed=args.feed)
+        if args.command == "alerts":
+            return _alerts(args.config, as_json=args.json, limit=args.limit)
+        if args.rules_command == "check":
+            return _rules_check(args.paths, args.config)
+        return _rules_test(args.paths, args.article, args.articles, args.json, args.config)
+    except NewswatchError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---------------------------------------------------------------------------- rules
+
+
+def load_rules(paths: Sequence[Path], receivers: frozenset[str] | None) -> RuleSet:
+    """Read and validate rule files; raises RuleError (or ConfigError for missing files)."""
+    from monitor.rulefiles import read_rule_sources
+    from rules.gazetteer import known_codes
+    from rules.loader import parse_rules
+
+    return parse_rules(read_rule_sources(paths), known_codes=known_codes(), receivers=receivers)
+
+
+def compile_rules(paths: Sequence[Path], receivers: frozenset[str] | None) -> Matcher:
+    """Load, compile and check the examples of a rule set; raises RuleError."""
+    from rules.examples import check_examples
+    from rules.matcher import Matcher
+
+    matcher = Matcher(load_rules(paths, receivers))
+    issues = check_examples(matcher)
+    if issues:
+        raise RuleError(issues)
+    return matcher
+
+
+def _receivers_of(config_path: Path | None) -> frozenset[str] | None:
+    if config_path is None:
+        return None
+    from monitor.config import load_config
+
+    return frozenset(load_config(config_path).receivers)
+
+
+def _rules_check(paths: Sequence[Path], config_path: Path | None) -> int:
+    receivers = _receivers_of(config_path)
+    try:
+        matcher = compile_rules(paths, receivers)
+    except RuleError as error:
+        for issue in error.issues:
+            print(issue)
+        print(f"{len(error.issues)} problem(s) found", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except ConfigError as error:
+        for issue in error.issues:
+            print(Issue(issue.path, issue.line, issue.message, None, "error: "))
+        return EXIT_PROBLEMS
+    count = len(matcher.rules)
+    examples = sum(len(r.examples.match) + len(r.examples.no_match) for r in matcher.rules)
+    print(f"ok: {count} rule(s), {examples} example(s) checked")
+    return EXIT_OK
+
+
+def _read_article(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([Issue(str(path), 0, f"cannot read article: {error}")]) from None
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError([Issue(str(path), error.lineno, f"invalid JSON: {error.msg}")]
+                              ) from None
+        if not isinstance(data, dict):
+            raise ConfigError([Issue(str(path), 1, "expected a JSON object")])
+        return data
+    title, _, content = text.partition("\n")
+    return {"title": title.strip(), "content": content}
+
+
+def article_from(data: dict[str, Any], default_id: str) -> Any:
+    """An Article from the rules-test JSON shape; text is cleaned like feed text."""
+    from monitor.article import Article, canonical_url
+    from monitor.textclean import clean_text
+
+    def text(key: str, limit: int) -> str:
+        value = data.get(key)
+        return clean_text(value, limit) if isinstance(value, str) else ""
+
+    url = data.get("url") if isinstance(data.get("url"), str) else ""
+    return Article(
+        id=str(data.get("id") or default_id),
+        feed=str(data.get("feed") or ""),
+        title=text("title", 1000),
+        url=canonical_url(url) if url else "",
+        summary=text("summary", 5000),
+        content=text("content", 50000),
+        language=data.get("language") if isinstance(data.get("language"), str) else None,
+    )
+
+
+def _rules_test(
+    paths: Sequence[Path], article: Path | None, articles: Path | None, as_json: bool,
+    config_path: Path | None,
+) -> int:
+    matcher = compile_rules(paths, _receivers_of(config_path))
+    if articles is not None:
+        if not as_json:
+            print("--articles needs --json (one JSON line out per article)", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            lines = articles.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError([Issue(str(articles), 0, f"cannot read: {error}")]) from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ConfigError([Issue(str(articles), number, f"invalid JSON: {error.msg}")]
+                                  ) from None
+            ident = data.get("id", number) if isinstance(data, dict) else number
+            found = matcher.match(article_from(data, str(number))) if isinstance(data, dict) else []
+            print(json.dumps({"id": ident, "matches": [
+                {"rule_id": m.rule.id, "evidence": [e.to_json() for e in m.evidence]}
+                for m in found]}, ensure_ascii=False))
+        return EXIT_OK
+    assert article is not None
+    data = _read_article(article)
+    found = matcher.match(article_from(data, article.name))
+    if as_json:
+        print(json.dumps({"id": data.get("id", article.name), "matches": [
+            {"rule_id": m.rule.id, "evidence": [e.to_json() for e in m.evidence]}
+            for m in found]}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not found:
+        print("no rule matched")
+    for m in found:
+        print(f"✔ {m.rule.id} — {m.rule.title} [{m.rule.severity}]")
+        for e in m.evidence:
+            score = f" score {e.score:.0f}" if e.score is not None else ""
+            print(f"    {e.clause:<8} {e.term:<28} {e.field}[{e.start}:{e.end}] "
+                  f"“{e.text}”{score}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- runtime
+
+
+def build_notifiers(config: Config) -> dict[str, Notifier]:
+    """One notifier per configured receiver; secrets from the environment only."""
+    from monitor.config import ConsoleReceiver, EmailReceiver, SlackReceiver
+    from streams.notifiers import ConsoleNotifier, EmailNotifier, SlackNotifier
+
+    out: dict[str, Notifier] = {}
+    for name, receiver in config.receivers.items():
+        if isinstance(receiver, SlackReceiver):
+            token = os.environ.get("SLACK_BOT_TOKEN", "")
+            if not token:
+                raise ConfigError([Issue(str(config.path), 0, f"receivers.{name}: the Slack "
+                                         "token must be in the SLACK_BOT_TOKEN environment "
+                                         "variable")])
+            out[name] = SlackNotifier(name, receiver.channel, token, base_url=receiver.base_url)
+        elif isinstance(receiver, EmailReceiver):
+            out[name] = EmailNotifier(
+                name, receiver.sender, receiver.to, receiver.host, receiver.port,
+                starttls=receiver.starttls, tls=receiver.tls, username=receiver.user,
+                password=os.environ.get("SMTP_PASSWORD") or None,
+            )
+        elif isinstance(receiver, ConsoleReceiver):
+            out[name] = ConsoleNotifier(name)
+    return out
+
+
+def _run(config_path: Path, *, once: bool) -> int:
+    from monitor.config import load_config
+
+    config = load_config(config_path)
+    matcher = compile_rules(config.rules, frozenset(config.receivers))
+    notifiers = build_notifiers(config)
+    return asyncio.run(_run_async(config, matcher, notifiers, once=once))
+
+
+async def _run_async(
+    config: Config, matcher: Matcher, notifiers: dict[str, Notifier], *, once: bool
+) -> int:
+    from monitor.fetch import Fetcher, FetchLimits
+    from monitor.poller import ArticleSink, Poller
+    from monitor.state import Database
+    from streams.embedded import EmbeddedRuntime
+    from streams.pipeline import Pipeline
+
+    db = Database.open(config.state)
+    limits = FetchLimits(total=config.fetch.timeout, max_bytes=config.fetch.max_bytes)
+    fetcher = Fetcher(limits=limits, allow=config.fetch.allow)
+    pipeline = Pipeline(
+        notifiers=notifiers, state=db.mapping("rules"), dlq=db.mapping("dlq"), audit=db
+    )
+
+    def make_poller(sink: ArticleSink) -> Poller:
+        return Poller(config.feeds, fetcher, health=db.mapping("health"),
+                      seen=db.mapping("seen"), fetch_log=db, sink=sink)
+
+    runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: matcher,
+                              pipeline=pipeline)
+    try:
+        if once:
+            await runtime.run_once()
+        else:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            logging.getLogger("newswatch").info(
+                "running: %d feed(s), %d rule(s); Ctrl-C to stop",
+                len(config.feeds), len(matcher.rules))
+            await runtime.run(stop)
+    finally:
+        await fetcher.close()
+        for notifier in notifiers.values():
+            await notifier.aclose()
+        db.close()
+    c = runtime.counters
+    print(f"articles: {c.articles}, matches: {c.matches}, "
+          + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- status
+
+
+def _iso(t: float | None) -> str | None:
+    if t is None or t == float("inf"):
+        return None
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+def _status(config_path: Path, *, as_json: bool, feed: str | None) -> int:
+    import time
+
+    from monitor.config import load_config
+    from monitor.health import STATUS_ORDER, FeedHealth, current_status
+    from monitor.state import Database
+
+    config = load_config(config_path)
+    feeds = list(config.feeds)
+    if feed is not None:
+        feeds = [f for f in feeds if f.name == feed]
+        if not feeds:
+            raise ConfigError([Issue(str(config_path), 0, f"no feed named '{feed}'")])
+    now = time.time()
+    rows: list[dict[str, Any]] = []
+    db = Database.open(config.state, readonly=True) if config.state.exists() else None
+    try:
+        health = db.mapping("health") if db else {}
+        for f in feeds:
+            data = health.get(f.name)
+            h = FeedHealth.from_json(data) if data else FeedHealth(feed=f.name)
+            rows.append({
+                "feed": f.name,
+                "status": current_status(h, now),
+                "error_kind": h.error_kind,
+                "error": h.error_message,
+                "consecutive_failures": h.consecutive_failures,
+                "last_success": _iso(h.last_success),
+                "last_attempt": _iso(h.last_attempt),
+                "last_status": h.last_status,
+                "articles_seen": h.articles_seen,
+                "next_poll": _iso(h.next_poll) if h.last_attempt else None,
+                "url": h.url or f.url,
+            })
+            if feed is not None and db is not None:
+                rows[-1]["fetches"] = [
+                    {"at": _iso(e.at), "status": e.status, "latency": e.latency,
+                     "new": e.new, "error": e.error} for e in db.fetches(f.name)
+                ]
+    finally:
+        if db is not None:
+            db.close()
+    rows.sort(key=lambda r: (STATUS_ORDER.get(r["status"], 9), r["feed"]))
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        _print_status(rows)
+    return EXIT_OK if rows and all(r["status"] == "ok" for r in rows) else EXIT_PROBLEMS
+
+
+def _print_status(rows: list[dict[str, Any]]) -> None:
+    header = ("FEED", "STATUS", "LAST SUCCESS", "FAILS", "SEEN", "NEXT POLL", "LAST ERROR")
+    table = [header] + [
+        (r["feed"], r["status"], r["last_success"] or "-", str(r["consecutive_failures"]),
+         str(r["articles_seen"]), r["next_poll"] or "-",
+         (f"{r['error_kind']}: {r['error']}" if r["error_kind"] else "-")[:80])
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for r in rows:
+        for e in r.get("fetches", []):
+            print(f"  {e['at']}  status={e['status']}  latency={e['latency']}  "
+                  f"new={e['new']}  {e['error'] or ''}")
+
+
+def _alerts(config_path: Path, *, as_json: bool, limit: int) -> int:
+    from dataclasses import asdict
+
+    from monitor.config import load_config
+    from monitor.state import Database
+
+    config = load_config(config_path)
+    if not config.state.exists():
+        print("[]" if as_json else "no alerts yet")
+        return EXIT_OK
+    db = Database.open(config.state, readonly=True)
+    try:
+        decisions = db.decisions(limit)
+    finally:
+        db.close()
+    if as_json:
+        print(json.dumps([{**asdict(d), "at": _iso(d.at)} for d in decisions],
+                         ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for d in decisions:
+        print(f"{_iso(d.at)}  {d.rule_id:<24} {d.verdict:<13} {d.receiver:<16} "
+              f"{d.result:<20} {d.title[:60]}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

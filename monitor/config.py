@@ -1,0 +1,271 @@
+"""The monitor's configuration file (config-format.md), loaded strictly into frozen values.
+
+Paths inside the file are relative to the file. Secrets never come from the file: the Slack
+token from ``SLACK_BOT_TOKEN``, the SMTP password from ``SMTP_PASSWORD`` (read by the
+composition root, not here). Every problem is collected and raised as one ``ConfigError``
+whose lines read ``path:line: message``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from monitor.errors import ConfigError, Issue
+from monitor.schema import MapReader
+from monitor.yamlfile import YamlError, YamlList, YamlMap, load_yaml
+
+DEFAULT_INTERVAL = 300.0
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """One feed; ``interval`` in seconds."""
+
+    name: str
+    url: str
+    interval: float = DEFAULT_INTERVAL
+    language: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SlackReceiver:
+    name: str
+    channel: str
+    base_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmailReceiver:
+    name: str
+    to: tuple[str, ...]
+    sender: str
+    host: str
+    port: int = 587
+    starttls: bool = True
+    tls: bool = False
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleReceiver:
+    name: str
+
+
+Receiver = SlackReceiver | EmailReceiver | ConsoleReceiver
+
+
+@dataclass(frozen=True, slots=True)
+class FetchConfig:
+    """``allow``: host:port pairs exempt from the private-address guard. Times in seconds."""
+
+    allow: frozenset[str] = frozenset()
+    timeout: float = 20.0
+    max_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConfig:
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "newswatch."
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    state: Path
+    rules: tuple[Path, ...]
+    feeds: tuple[FeedConfig, ...]
+    receivers: dict[str, Receiver] = field(default_factory=dict)
+    ops: str | None = None
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+
+    def feed(self, name: str) -> FeedConfig:
+        for feed in self.feeds:
+            if feed.name == name:
+                return feed
+        raise KeyError(name)
+
+
+_TOP_KEYS = ("state", "rules", "feeds", "receivers", "ops", "fetch", "kafka")
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raises ConfigError listing every problem."""
+    location = Path(path)
+    shown = str(path)
+    try:
+        text = location.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Issue(shown, 0, "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([Issue(shown, 0, f"cannot read: {error}")]) from None
+    return parse_config(text, shown, base=location.resolve().parent)
+
+
+def parse_config(text: str, shown: str, *, base: Path) -> Config:
+    """Validate config text; ``shown`` names the file in messages, ``base`` resolves paths."""
+    try:
+        data = load_yaml(text, shown)
+    except YamlError as error:
+        raise ConfigError([error.issue]) from None
+    issues: list[Issue] = []
+    if not isinstance(data, YamlMap):
+        raise ConfigError([Issue(shown, 1, "the config must be a mapping of keys")])
+    top = MapReader(data, shown, issues, allowed=_TOP_KEYS)
+    top.finish()
+
+    state_text = top.text("state", default="./newswatch.db") or "./newswatch.db"
+    state = (base / state_text).resolve()
+
+    rule_paths: list[Path] = []
+    for item in top.texts("rules", required=True) or []:
+        rule_path = (base / item).resolve()
+        if not rule_path.exists():
+            line = data.line_of("rules")
+            rules_list = data.get("rules")
+            if isinstance(rules_list, YamlList) and item in rules_list:
+                line = rules_list.line_of(rules_list.index(item))
+            issues.append(Issue(shown, line, f"rules: no such file or folder '{item}'"))
+        rule_paths.append(rule_path)
+
+    feeds = _feeds(top, shown, issues)
+    receivers = _receivers(top, shown, issues)
+    ops = top.text("ops")
+    if ops is not None and ops not in receivers:
+        issues.append(Issue(shown, data.line_of("ops"), f"ops: unknown receiver '{ops}'"))
+    fetch = _fetch(top, shown, issues)
+    kafka = _kafka(top, shown, issues)
+    if issues:
+        raise ConfigError(issues)
+    return Config(
+        path=base,
+        state=state,
+        rules=tuple(rule_paths),
+        feeds=tuple(feeds),
+        receivers=receivers,
+        ops=ops,
+        fetch=fetch,
+        kafka=kafka,
+    )
+
+
+def _feeds(top: MapReader, shown: str, issues: list[Issue]) -> list[FeedConfig]:
+    items = top.sequence("feeds")
+    if items is None:
+        return []
+    feeds: list[FeedConfig] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        line = items.line_of(i)
+        if not isinstance(item, YamlMap):
+            issues.append(Issue(shown, line, f"feeds[{i}] must be a mapping with name and url"))
+            continue
+        r = MapReader(item, shown, issues, allowed=("name", "url", "interval", "language"),
+                      where=f"feeds[{i}]")
+        r.finish()
+        name = r.text("name", required=True)
+        url = r.text("url", required=True)
+        interval = r.duration("interval", default=DEFAULT_INTERVAL)
+        language = r.text("language")
+        if name is not None:
+            if not _NAME.match(name):
+                r.error(f"name '{name}' may use letters, digits, '.', '_' and '-'", r.line("name"))
+            elif name in seen:
+                r.error(f"duplicate feed name '{name}' (first on line {seen[name]})",
+                        r.line("name"))
+            seen.setdefault(name, r.line("name"))
+        if url is not None and not url.lower().startswith(("http://", "https://")):
+            r.error(f"url must start with http:// or https://, got '{url}'", r.line("url"))
+        if interval < 10:
+            r.error("interval must be at least 10s", r.line("interval"))
+        if language is not None and not re.fullmatch(r"[a-z]{2}", language):
+            r.error("language must be a two-letter code such as fr", r.line("language"))
+        if name and url:
+            feeds.append(FeedConfig(name, url, interval, language, item.line))
+    return feeds
+
+
+def _receivers(top: MapReader, shown: str, issues: list[Issue]) -> dict[str, Receiver]:
+    data = top.mapping("receivers")
+    if data is None:
+        return {}
+    out: dict[str, Receiver] = {}
+    for name, spec in data.items():
+        line = data.line_of(name)
+        if not isinstance(spec, YamlMap) or len(spec) != 1:
+            issues.append(Issue(shown, line, f"receivers.{name}: give exactly one of slack, "
+                                             "email or console"))
+            continue
+        kind, body = next(iter(spec.items()))
+        where = f"receivers.{name}.{kind}"
+        if body is None:
+            body = YamlMap()
+            body.line, body.key_lines = spec.line_of(kind), {}
+        if not isinstance(body, YamlMap):
+            issues.append(Issue(shown, spec.line_of(kind), f"{where} must be a mapping"))
+            continue
+        if kind == "slack":
+            r = MapReader(body, shown, issues, allowed=("channel", "base_url"), where=where)
+            channel = r.text("channel", required=True)
+            base_url = r.text("base_url")
+            r.finish()
+            if channel:
+                out[name] = SlackReceiver(name, channel, base_url)
+        elif kind == "email":
+            r = MapReader(body, shown, issues, where=where,
+                          allowed=("to", "from", "host", "port", "starttls", "tls", "user"))
+            to = r.texts("to", required=True)
+            sender = r.text("from", required=True)
+            host = r.text("host", required=True)
+            port = r.integer("port", default=587, minimum=1)
+            tls = r.flag("tls", default=False)
+            starttls = r.flag("starttls", default=not tls)
+            user = r.text("user")
+            r.finish()
+            if tls and starttls and r.has("starttls"):
+                r.error("choose either tls or starttls, not both", r.line("tls"))
+            if to and sender and host:
+                out[name] = EmailReceiver(name, tuple(to), sender, host, port,
+                                          starttls and not tls, tls, user)
+        elif kind == "console":
+            MapReader(body, shown, issues, allowed=(), where=where).finish()
+            out[name] = ConsoleReceiver(name)
+        else:
+            issues.append(Issue(shown, spec.line_of(kind),
+                                f"receivers.{name}: unknown kind '{kind}' "
+                                "(use slack, email or console)"))
+    return out
+
+
+def _fetch(top: MapReader, shown: str, issues: list[Issue]) -> FetchConfig:
+    data = top.mapping("fetch")
+    if data is None:
+        return FetchConfig()
+    r = MapReader(data, shown, issues, allowed=("allow", "timeout", "max_bytes"), where="fetch")
+    r.finish()
+    allow = r.texts("allow") or []
+    for entry in allow:
+        if not re.fullmatch(r"\[?[A-Za-z0-9.:-]+\]?:\d+", entry):
+            r.error(f"allow entries are host:port, got '{entry}'", r.line("allow"))
+    return FetchConfig(
+        allow=frozenset(a.lower() for a in allow),
+        timeout=r.duration("timeout", default=20.0),
+        max_bytes=r.integer("max_bytes", default=10 * 1024 * 1024, minimum=1024),
+    )
+
+
+def _kafka(top: MapReader, shown: str, issues: list[Issue]) -> KafkaConfig:
+    data = top.mapping("kafka")
+    if data is None:
+        return KafkaConfig()
+    r = MapReader(data, shown, issues, allowed=("bootstrap", "topic_prefix"), where="kafka")
+    r.finish()
+    return KafkaConfig(
+        bootstrap=r.text("bootstrap", default="127.0.0.1:9092") or "127.0.0.1:9092",
+        topic_prefix=r.text("topic_prefix", default="newswatch.") or "newswatch.",
+    )

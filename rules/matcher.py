@@ -1,0 +1,578 @@
+"""The matcher: a whole rule set compiled into one index, applied to articles.
+
+Cost per article grows with the article, not with the number of rules: every rule word,
+country name and person-name block is a key of a dict, each article word is looked up
+once, and only the rules touched by a hit are evaluated. Phrase order, ``near`` and
+sentence checks, and fuzzy name comparisons (rapidfuzz ``fuzz.ratio``), run only on
+candidates found through the index.
+
+Semantics are those of rule-format.md; see the README for the user-facing description.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TypeVar
+
+from rapidfuzz import fuzz
+
+from monitor.article import Article, Field
+from rules.evidence import Evidence
+from rules.gazetteer import PlaceName, base_names
+from rules.model import (
+    AllOf,
+    AnyOf,
+    Condition,
+    Countries,
+    Group,
+    Not,
+    People,
+    Person,
+    Phrases,
+    Rule,
+    RuleSet,
+    leaves,
+)
+from rules.text import Tokens, arabic_alternatives, rule_key, tokenize, translate
+
+_PLURAL_ENDINGS = ("s", "x", "es")
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- compiled parts
+
+
+@dataclass(frozen=True, slots=True)
+class _Phrase:
+    text: str  # as written in the rule
+    words: tuple[int, ...]  # word ids
+    near: int
+    exact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    text: str
+    keys: tuple[str, ...]
+    surfaces: tuple[str, ...] | None  # exact case required when set
+    codes: tuple[str, ...]
+    capital: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Variant:
+    person: int
+    keys: tuple[str, ...]
+    joined: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    """A rule matched an article, with the evidence of every satisfied clause."""
+
+    rule: Rule
+    evidence: tuple[Evidence, ...]
+
+
+@dataclass(slots=True)
+class _Hits:
+    """What the index found in one article; keys are compiled ids."""
+
+    phrases: dict[int, dict[Field, tuple[int, int]]] = field(default_factory=dict)
+    countries: list[tuple[_Place, Field, int, int]] = field(default_factory=list)
+    people: dict[int, list[tuple[Field, int, int, float]]] = field(default_factory=dict)
+
+
+def _word_variants(key: str) -> set[str]:
+    """Keys a rule word accepts with plural tolerance (s, x, es on either side)."""
+    out = {key}
+    if not key.isascii():
+        return out
+    out.update(key + end for end in _PLURAL_ENDINGS)
+    for end in _PLURAL_ENDINGS:
+        if key.endswith(end) and len(key) - len(end) >= 2:
+            out.add(key[: -len(end)])
+    return out
+
+
+def _split_phrase(phrase: str) -> tuple[bool, list[tuple[str, bool]]]:
+    """(exact, [(key, is_prefix)]) for a phrase as written in a rule."""
+    exact = phrase.startswith("=")
+    body = phrase[1:] if exact else phrase
+    tokens = tokenize(body)
+    folded = translate(body)
+    words = []
+    for i, key in enumerate(tokens.keys):
+        end = tokens.ends[i]
+        words.append((rule_key(key), folded[end : end + 1] == "*"))
+    return exact, words
+
+
+@cache
+def _base_places() -> tuple[_Place, ...]:
+    return tuple(p for name in base_names() if (p := _compile_place(name)) is not None)
+
+
+def _compile_place(name: PlaceName) -> _Place | None:
+    tokens = tokenize(name.text)
+    if not tokens.keys:
+        return None
+    surfaces = (
+        tuple(tokens.surface(i) for i in range(len(tokens))) if name.case_sensitive else None
+    )
+    return _Place(
+        text=name.text,
+        keys=tuple(rule_key(k) for k in tokens.keys),
+        surfaces=surfaces,
+        codes=name.codes,
+        capital=name.kind == "capital",
+    )
+
+
+def _positive(condition: Condition) -> bool:
+    """True when the condition cannot hold without at least one index hit."""
+    if isinstance(condition, AllOf):
+        return any(_positive(c) for c in condition.children)
+    if isinstance(condition, AnyOf):
+        return all(_positive(c) for c in condition.children)
+    if isinstance(condition, Not):
+        return False
+    return bool(condition.group.items())
+
+
+class Matcher:
+    """A compiled rule set. Build once per rule set (``Matcher(ruleset)``), then call
+    ``match(article)`` for each article; it is safe to share between tasks (no mutation)."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self.rules = ruleset.rules
+        self._word_ids: dict[tuple[str, str], int] = {}
+        self._word_index: dict[str, list[int]] = defaultdict(list)
+        self._prefix_index: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        self._phrase_ids: dict[tuple[str, int], int] = {}
+        self._phrases: list[_Phrase] = []
+        self._phrases_by_first: dict[int, list[int]] = defaultdict(list)
+        self._person_ids: dict[Person, int] = {}
+        self._persons: list[Person] = []
+        self._variants: list[_Variant] = []
+        self._blocks: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        self._places: dict[str, list[_Place]] = defaultdict(list)
+        # rule index → compiled ids it uses, and the reverse maps used to pick candidates
+        self._rule_phrases: list[dict[str, int]] = []
+        self._rule_people: list[dict[Person, int]] = []
+        self._rules_by_phrase: dict[int, set[int]] = defaultdict(set)
+        self._rules_by_code: dict[str, set[int]] = defaultdict(set)
+        self._rules_by_person: dict[int, set[int]] = defaultdict(set)
+        self._always: list[int] = []
+        self._compile()
+
+    # ------------------------------------------------------------------ compilation
+    def _word(self, key: str, mode: str) -> int:
+        ident = (key, mode)
+        wid = self._word_ids.get(ident)
+        if wid is not None:
+            return wid
+        wid = len(self._word_ids)
+        self._word_ids[ident] = wid
+        if mode == "prefix":
+            self._prefix_index[len(key)][key].append(wid)
+        elif mode == "exact":
+            self._word_index[key].append(wid)
+        else:
+            for variant in _word_variants(key):
+                self._word_index[variant].append(wid)
+        return wid
+
+    def _phrase(self, text: str, near: int) -> int:
+        ident = (text, near)
+        pid = self._phrase_ids.get(ident)
+        if pid is not None:
+            return pid
+        exact, words = _split_phrase(text)
+        wids = tuple(
+            self._word(key, "prefix" if prefix else "exact" if exact else "plural")
+            for key, prefix in words
+        )
+        pid = len(self._phrases)
+        self._phrase_ids[ident] = pid
+        self._phrases.append(_Phrase(text, wids, near, exact))
+        if wids:
+            self._phrases_by_first[wids[0]].append(pid)
+        return pid
+
+    def _person(self, person: Person) -> int:
+        pid = self._person_ids.get(person)
+        if pid is not None:
+            return pid
+        pid = len(self._persons)
+        self._person_ids[person] = pid
+        self._persons.append(person)
+        for name in (person.name, *person.aliases):
+            keys = tokenize(name).keys
+            if not keys:
+                continue
+            variant = len(self._variants)
+            self._variants.append(_Variant(pid, keys, " ".join(keys)))
+            for position, key in enumerate(keys):
+                for block in {key[:3], key[-3:]}:
+                    self._blocks[block].append((variant, position))
+        return pid
+
+    def _compile(self) -> None:
+        places = list(_base_places())
+        for code, names in self.ruleset.aliases.items():
+            for name in names:
+                place = _compile_place(PlaceName(name, (code,), "name", False, ""))
+                if place is not None:
+                    places.append(place)
+        for place in places:
+            self._places[place.keys[0]].append(place)
+        for bucket in self._places.values():
+            bucket.sort(key=lambda p: -len(p.keys))
+
+        for index, rule in enumerate(self.rules):
+            phrases: dict[str, int] = {}
+            people: dict[Person, int] = {}
+            for leaf in leaves(rule.condition):
+                if isinstance(leaf, Phrases):
+                    for text in leaf.group.items():
+                        phrases[text] = pid = self._phrase(text, rule.near)
+                        self._rules_by_phrase[pid].add(index)
+                elif isinstance(leaf, People):
+                    for person in leaf.group.items():
+                        people[person] = pid = self._person(person)
+                        self._rules_by_person[pid].add(index)
+                else:
+                    for code in leaf.group.items():
+                        self._rules_by_code[code].add(index)
+            for text in rule.exclude:
+                phrases[text] = self._phrase(text, rule.near)
+            self._rule_phrases.append(phrases)
+            self._rule_people.append(people)
+            if not _positive(rule.condition):
+                self._always.append(index)
+
+    # ------------------------------------------------------------------ scanning
+    def _scan(self, name: Field, tokens: Tokens, hits: _Hits) -> None:
+        keys = tokens.keys
+        positions: dict[int, list[int]] = defaultdict(list)
+        word_index = self._word_index
+        prefix_index = self._prefix_index
+        places = self._places
+        blocks = self._blocks
+        place_starts: list[tuple[int, list[_Place]]] = []
+        person_candidates: set[tuple[int, int]] = set()
+        for i, key in enumerate(keys):
+            alternatives = arabic_alternatives(key) if not key.isascii() else ()
+            for k in (key, *alternatives):
+                for wid in word_index.get(k, ()):
+                    positions[wid].append(i)
+                found = places.get(k)
+                if found:
+                    place_starts.append((i, found))
+            for length, bucket in prefix_index.items():
+                if len(key) >= length:
+                    for wid in bucket.get(key[:length], ()):
+                        positions[wid].append(i)
+            for block in {key[:3], key[-3:]}:
+                for variant, offset in blocks.get(block, ()):
+                    person_candidates.add((variant, i - offset))
+        self._find_phrases(name, tokens, positions, hits)
+        self._find_places(name, tokens, place_starts, hits)
+        self._find_people(name, tokens, person_candidates, hits)
+
+    def _find_phrases(
+        self, name: Field, tokens: Tokens, positions: dict[int, list[int]], hits: _Hits
+    ) -> None:
+        for wid in list(positions):
+            for pid in self._phrases_by_first.get(wid, ()):
+                if pid in hits.phrases and name in hits.phrases[pid]:
+                    continue
+                phrase = self._phrases[pid]
+                if any(w not in positions for w in phrase.words):
+                    continue
+                span = _locate(phrase, positions, tokens.sentences)
+                if span is not None:
+                    hits.phrases.setdefault(pid, {})[name] = span
+
+    def _find_places(
+        self, name: Field, tokens: Tokens, starts: list[tuple[int, list[_Place]]], hits: _Hits
+    ) -> None:
+        covered = -1
+        for i, candidates in starts:
+            if i <= covered:
+                continue  # inside a longer name already taken
+            best: _Place | None = None
+            for place in candidates:
+                if (best is None or len(place.keys) > len(best.keys)) and _place_at(
+                    place, tokens, i
+                ):
+                    best = place
+            if best is not None:
+                last = i + len(best.keys) - 1
+                hits.countries.append((best, name, i, last))
+                covered = last
+
+    def _find_people(
+        self, name: Field, tokens: Tokens, candidates: set[tuple[int, int]], hits: _Hits
+    ) -> None:
+        keys = tokens.keys
+        for variant_id, start in sorted(candidates, key=lambda c: c[1]):
+            variant = self._variants[variant_id]
+            end = start + len(variant.keys)
+            if start < 0 or end > len(keys):
+                continue
+            person = self._persons[variant.person]
+            score = fuzz.ratio(
+                " ".join(keys[start:end]), variant.joined, score_cutoff=person.min_score
+            )
+            if score:
+                found = hits.people.setdefault(variant.person, [])
+                if not any(f == name and s == start for f, s, _, _ in found):
+                    found.append((name, start, end - 1, float(score)))
+
+    # ------------------------------------------------------------------ evaluation
+    def match(
+        self,
+        article: Article,
+        *,
+        only: str | None = None,
+        ignore_feed_filter: bool = False,
+    ) -> list[RuleMatch]:
+        """Every rule the article satisfies, in rule-set order, each with its evidence.
+
+        ``only`` restricts evaluation to one rule id; ``ignore_feed_filter`` is for rule
+        examples, which have no feed.
+        """
+        fields: dict[Field, Tokens] = {}
+        hits = _Hits()
+        for name in ("title", "summary", "content"):
+            text = article.text(name)
+            if text:
+                fields[name] = tokens = tokenize(text)
+                self._scan(name, tokens, hits)
+
+        candidates: set[int] = set(self._always)
+        for pid in hits.phrases:
+            candidates |= self._rules_by_phrase.get(pid, set())
+        for place, _, _, _ in hits.countries:
+            for code in place.codes:
+                candidates |= self._rules_by_code.get(code, set())
+        for person_id in hits.people:
+            candidates |= self._rules_by_person.get(person_id, set())
+
+        language: list[str | None] = []  # detected lazily, once
+        results = []
+        for index in sorted(candidates):
+            rule = self.rules[index]
+            if only is not None and rule.id != only:
+                continue
+            if rule.feeds is not None and not ignore_feed_filter and article.feed not in rule.feeds:
+                continue
+            if rule.languages is not None:
+                if not language:
+                    language.append(article.language or detect_language(article))
+                if language[0] not in rule.languages:
+                    continue
+            evidence = self._evaluate(index, rule, fields, hits)
+            if evidence is not None:
+                results.append(RuleMatch(rule, tuple(evidence)))
+        return results
+
+    def _evaluate(
+        self, index: int, rule: Rule, fields: dict[Field, Tokens], hits: _Hits
+    ) -> list[Evidence] | None:
+        view = _RuleView(self, index, rule, fields, hits)
+        if any(view.phrase_spans(text) for text in rule.exclude):
+            return None
+        evidence: list[Evidence] = []
+        if not view.holds(rule.condition, evidence):
+            return None
+        return evidence
+
+
+def _locate(
+    phrase: _Phrase, positions: dict[int, list[int]], sentences: Sequence[int]
+) -> tuple[int, int] | None:
+    """First (start, end) token span where the phrase's words occur in order, each within
+    ``near`` words of the previous one (adjacent for exact phrases), in one sentence."""
+    words = phrase.words
+    gap = 1 if phrase.exact else phrase.near + 1
+
+    def extend(k: int, previous: int) -> int | None:
+        if k == len(words):
+            return previous
+        for p in positions[words[k]]:
+            if p <= previous:
+                continue
+            if p - previous > gap:
+                break
+            if sentences[p] != sentences[previous]:
+                break
+            end = extend(k + 1, p)
+            if end is not None:
+                return end
+        return None
+
+    for start in positions[words[0]]:
+        end = extend(1, start)
+        if end is not None:
+            return start, end
+    return None
+
+
+def _place_at(place: _Place, tokens: Tokens, i: int) -> bool:
+    keys = tokens.keys
+    if i + len(place.keys) > len(keys):
+        return False
+    for j, want in enumerate(place.keys):
+        key = keys[i + j]
+        if key != want and want not in arabic_alternatives(key):
+            return False
+        if place.surfaces is not None and tokens.surface(i + j) != place.surfaces[j]:
+            return False
+    return True
+
+
+class _RuleView:
+    """One rule's view of an article's hits: only its fields, near and capitals."""
+
+    def __init__(
+        self, matcher: Matcher, index: int, rule: Rule, fields: dict[Field, Tokens], hits: _Hits
+    ) -> None:
+        self.matcher = matcher
+        self.index = index
+        self.rule = rule
+        self.fields = fields
+        self.hits = hits
+
+    def _evidence(self, clause: str, term: str, name: Field, first: int, last: int,
+                  score: float | None = None) -> Evidence:
+        tokens = self.fields[name]
+        start, end = tokens.starts[first], tokens.ends[last]
+        return Evidence(
+            clause=clause,  # type: ignore[arg-type]
+            term=term,
+            field=name,
+            start=start,
+            end=end,
+            text=tokens.text[start:end],
+            matched=" ".join(tokens.keys[first : last + 1]),
+            score=score,
+        )
+
+    def phrase_spans(self, text: str) -> list[Evidence]:
+        pid = self.matcher._rule_phrases[self.index][text]
+        found = self.hits.phrases.get(pid, {})
+        return [
+            self._evidence("phrase", text, name, *found[name])
+            for name in self.rule.fields
+            if name in found
+        ]
+
+    def country_spans(self, code: str) -> list[Evidence]:
+        out: list[Evidence] = []
+        seen: set[str] = set()
+        for place, name, first, last in self.hits.countries:
+            if code not in place.codes or name not in self.rule.fields:
+                continue
+            if place.capital and not self.rule.capitals:
+                continue
+            surface = self.fields[name].span_text(first, last).casefold()
+            if surface in seen:
+                continue  # one piece of evidence per distinct wording
+            seen.add(surface)
+            out.append(self._evidence("country", code, name, first, last))
+        return out
+
+    def person_spans(self, person: Person) -> list[Evidence]:
+        pid = self.matcher._rule_people[self.index][person]
+        found = [h for h in self.hits.people.get(pid, []) if h[0] in self.rule.fields]
+        out = [self._evidence("person", person.name, n, f, lst, s) for n, f, lst, s in found]
+        if out:
+            out.extend(self._surnames(person, found))
+        return out
+
+    def _surnames(
+        self, person: Person, full: list[tuple[Field, int, int, float]]
+    ) -> Iterable[Evidence]:
+        """The surname alone, counted only after the full name occurred earlier."""
+        surname_keys = tokenize(person.name).keys
+        if len(surname_keys) < 2:
+            return []
+        surname = surname_keys[-1]
+        order: list[Field] = [f for f in ("title", "summary", "content") if f in self.fields]
+        first_field, first_start, first_end, _ = min(
+            full, key=lambda h: (order.index(h[0]), h[1])
+        )
+        covered = {(n, i) for n, f, lst, _ in full for i in range(f, lst + 1)}
+        out = []
+        for name in order[order.index(first_field) :]:
+            if name not in self.rule.fields:
+                continue
+            tokens = self.fields[name]
+            begin = first_end + 1 if name == first_field else 0
+            for i in range(begin, len(tokens)):
+                if (name, i) in covered:
+                    continue
+                score = fuzz.ratio(tokens.keys[i], surname, score_cutoff=person.min_score)
+                if score:
+                    out.append(self._evidence("person", person.name, name, i, i, float(score)))
+        return out
+
+    @staticmethod
+    def _group(
+        group: Group[T], spans: Callable[[T], list[Evidence]], evidence: list[Evidence]
+    ) -> bool:
+        found: list[Evidence] = []
+        for item in group.all:
+            got = spans(item)
+            if not got:
+                return False
+            found.extend(got)
+        if group.any:
+            any_found = [e for item in group.any for e in spans(item)]
+            if not any_found:
+                return False
+            found.extend(any_found)
+        evidence.extend(found)
+        return True
+
+    def holds(self, condition: Condition, evidence: list[Evidence]) -> bool:
+        if isinstance(condition, Countries):
+            return self._group(condition.group, self.country_spans, evidence)
+        if isinstance(condition, Phrases):
+            return self._group(condition.group, self.phrase_spans, evidence)
+        if isinstance(condition, People):
+            return self._group(condition.group, self.person_spans, evidence)
+        if isinstance(condition, AllOf):
+            collected: list[Evidence] = []
+            if all(self.holds(c, collected) for c in condition.children):
+                evidence.extend(collected)
+                return True
+            return False
+        if isinstance(condition, AnyOf):
+            matched = False
+            for child in condition.children:
+                matched = self.holds(child, evidence) or matched
+            return matched
+        return not self.holds(condition.child, [])
+
+
+def detect_language(article: Article) -> str | None:
+    """Two-letter language of the article's text (py3langid, offline), None when empty."""
+    text = " ".join(t for t in (article.title, article.summary, article.content[:2000]) if t)
+    if not text.strip():
+        return None
+    return _classify(text)
+
+
+def _classify(text: str) -> str:
+    import py3langid
+
+    language, _ = py3langid.classify(text)
+    return str(language)
