@@ -9,6 +9,7 @@ same articles again; the delivery stage's dedup absorbs the repeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -122,7 +123,7 @@ class Poller:
             )
             error_text = str(error)
             log.warning("feed %s: %s", feed.name, error, extra={"feed": feed.name})
-        except Exception as error:  # noqa: BLE001 - a bug or a sink failure must not stop polling
+        except Exception as error:
             # Not the feed's fault (the sink failed, or a bug): keep the cursor so the same
             # articles are offered again, and retry soon rather than hammering every tick.
             log.exception("feed %s: poll failed", feed.name, extra={"feed": feed.name})
@@ -181,10 +182,8 @@ class Poller:
                         del running[name]
                         if not task.cancelled() and task.exception() is not None:
                             log.error("feed %s: poll crashed: %r", name, task.exception())
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=tick)
-                except TimeoutError:
-                    pass
         finally:
             if running:
                 await asyncio.gather(*running.values(), return_exceptions=True)

@@ -143,7 +143,8 @@ class _Builder:
                 line = key_node.start_mark.line + 1
                 if key in mapping:
                     first = mapping.key_lines[key]
-                    raise self.fail(key_node, f"duplicate key '{key}' (first defined on line {first})")
+                    message = f"duplicate key '{key}' (first defined on line {first})"
+                    raise self.fail(key_node, message)
                 mapping.key_lines[key] = line
                 mapping[key] = self.build(value_node, depth + 1)
             return mapping

@@ -506,7 +506,7 @@ class _RuleView:
             return []
         surname = surname_keys[-1]
         order: list[Field] = [f for f in ("title", "summary", "content") if f in self.fields]
-        first_field, first_start, first_end, _ = min(
+        first_field, _first_start, first_end, _ = min(
             full, key=lambda h: (order.index(h[0]), h[1])
         )
         covered = {(n, i) for n, f, lst, _ in full for i in range(f, lst + 1)}

@@ -116,8 +116,12 @@ _WORD = re.compile(r"[^\W_]+(?:\x01+[^\W_]*)*|\x01+[^\W_]+(?:\x01+[^\W_]*)*")
 # Sentence ends: . ! ? ؟ and line breaks (rule-format.md). '.' is examined for abbreviations.
 _SENTENCE_END = re.compile(r"[.!?؟\n。…]")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr st mme mlle mm me pr prof gen gal col lt sgt cpt capt vs etc no art cf jr sr "
-    "inc ltd co corp dept min av bd fig vol ed eds approx env ex".split()
+    {
+        "mr", "mrs", "ms", "dr", "st", "mme", "mlle", "mm", "me", "pr", "prof", "gen", "gal",
+        "col", "lt", "sgt", "cpt", "capt", "vs", "etc", "no", "art", "cf", "jr", "sr", "inc",
+        "ltd", "co", "corp", "dept", "min", "av", "bd", "fig", "vol", "ed", "eds", "approx", "env",
+        "ex",
+    }
 )
 
 # French elided articles and pronouns before an apostrophe: not words (l'accord → accord).

@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from monitor.errors import DeliveryError
@@ -146,7 +147,7 @@ class Pipeline:
                     "unknown_receiver", f"no receiver named '{receiver}'", retryable=False
                 )
             else:
-                outcome = await self._attempt(lambda n=notifier: n.send(match))
+                outcome = await self._attempt(partial(notifier.send, match))
             story = self._settle(rule_id, story, receiver, match, verdict, outcome)
         if not any(d.get("state") == "pending" for d in story["deliveries"].values()):
             story = {k: v for k, v in story.items() if k != "match"}  # no longer needed
@@ -194,7 +195,7 @@ class Pipeline:
             parent = Receipt.from_json(delivery["receipt"])
             match = Match.from_json(reply["match"])
             verdict = Verdict("same_story", "thread reply", story["id"])
-            outcome = await self._attempt(lambda n=notifier: n.reply(match, parent))
+            outcome = await self._attempt(partial(notifier.reply, match, parent))
             if outcome is None:
                 continue
             if isinstance(outcome, DeliveryError):

@@ -133,7 +133,8 @@ def test_phrase_does_not_match_french(text: str) -> None:
 
 def test_near_is_configurable() -> None:
     assert matches(rule("    phrases: [accord militaire]\n    near: 0\n"), "accord militaire")
-    assert not matches(rule("    phrases: [accord militaire]\n    near: 0\n"), "accord de militaire")
+    adjacent = rule("    phrases: [accord militaire]\n    near: 0\n")
+    assert not matches(adjacent, "accord de militaire")
     text = "accord portant sur une large coopération militaire"
     assert matches(rule("    phrases: [accord militaire]\n    near: 5\n"), text)
 

@@ -1,0 +1,70 @@
+"""A real HTTP server on 127.0.0.1 serving feed bodies, counting hits per path."""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import TracebackType
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+
+def rss(items: list[dict[str, str]], *, title: str = "Test feed") -> bytes:
+    """An RSS 2.0 document; each item dict may hold title, link, guid, description, pubDate."""
+    parts = [f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+             f"<title>{escape(title)}</title><link>http://example.org/</link>"
+             "<description>test</description>"]
+    for item in items:
+        parts.append("<item>")
+        for key in ("title", "link", "guid", "description", "pubDate"):
+            if key in item:
+                parts.append(f"<{key}>{escape(item[key])}</{key}>")
+        parts.append("</item>")
+    parts.append("</channel></rss>")
+    return "".join(parts).encode("utf-8")
+
+
+class FeedServer:
+    """``server.serve("/a.xml", body)`` then fetch ``server.url("/a.xml")``."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, tuple[bytes, dict[str, str]]] = {}
+        self.hits: Counter[str] = Counter()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def serve(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.bodies[path] = (body, {"Content-Type": "application/rss+xml", **(headers or {})})
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def allow(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.hits[request.path] += 1
+        if request.path not in self.bodies:
+            return web.Response(status=404, text="not found")
+        body, headers = self.bodies[request.path]
+        return web.Response(body=body, headers=headers)
+
+    async def __aenter__(self) -> FeedServer:
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

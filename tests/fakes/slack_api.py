@@ -1,0 +1,310 @@
+"""A real local HTTP server speaking the subset of the Slack Web API that newswatch uses.
+
+``FakeSlackAPI`` listens on 127.0.0.1 (a free port) and serves ``POST /api/chat.postMessage``
+and ``POST /api/chat.update`` with JSON or form bodies, as slack_sdk sends them. It checks the
+``Authorization: Bearer`` token (``invalid_auth``/``not_authed`` otherwise), records every
+call in :attr:`FakeSlackAPI.calls`, stores posted messages in :attr:`FakeSlackAPI.messages`
+and answers like Slack: ``{"ok": true, "channel": <id>, "ts": <increasing>, "message": …}``.
+
+Failures are scripted per method and consumed in order (FIFO)::
+
+    fake.script("chat.postMessage", status=429, headers={"Retry-After": "1"})
+    fake.script("chat.postMessage", status=500)
+    fake.script("chat.postMessage", ok=False, error="channel_not_found")
+    fake.ambiguous("chat.postMessage")   # store the message, then answer 500 (H4)
+
+Use it as ``async with FakeSlackAPI() as fake:`` or through the ``slack_api`` fixture in
+:mod:`tests.fakes.fixtures`; point a client at :attr:`FakeSlackAPI.base_url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import re
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["Call", "FakeSlackAPI", "Scripted", "StoredMessage", "fired_control_sequences"]
+
+# Control sequences Slack turns into mentions or links when they reach it unescaped.
+_CONTROL_RE = re.compile(r"<(?:!channel|!here|!everyone|!subteam\^[^>]*|@[^>]*|#[^>]*)>")
+_ID_RE = re.compile(r"[CGD][A-Z0-9]{6,}")
+
+
+def fired_control_sequences(text: str) -> list[str]:
+    """Every unescaped ``<!channel>``/``<!here>``/``<!everyone>``/``<!subteam^…>``/
+    ``<@…>``/``<#…>`` in ``text`` — what would notify people in a real workspace."""
+    return _CONTROL_RE.findall(text)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every ``text`` string in a message payload (top level and nested blocks)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key == "text" and isinstance(item, str):
+                yield item
+            else:
+                yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request received: API method, parsed payload, monotonic time, HTTP status
+    answered, and whether the bearer token was the expected one."""
+
+    method: str
+    payload: dict[str, Any]
+    at: float
+    status: int
+    authorized: bool
+
+
+@dataclass(slots=True)
+class Scripted:
+    """One scripted answer. ``store`` keeps the message before failing (ambiguous)."""
+
+    status: int = 200
+    ok: bool = True
+    error: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    store: bool = False
+    hang: bool = False
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """A message as the fake workspace holds it (updated in place by chat.update)."""
+
+    channel: str
+    ts: str
+    payload: dict[str, Any]
+    thread_ts: str | None = None
+    edits: int = 0
+
+    def texts(self) -> list[str]:
+        return list(_texts(self.payload))
+
+
+class FakeSlackAPI:
+    """See module docstring. ``token`` is the only bearer token accepted."""
+
+    def __init__(self, token: str = "xoxb-test-token") -> None:
+        self.token = token
+        self.calls: list[Call] = []
+        self.messages: list[StoredMessage] = []
+        self._scripts: dict[str, deque[Scripted]] = {}
+        self._ts = 0
+        self._changed = asyncio.Condition()
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/api/`` — pass as ``base_url`` to slack_sdk."""
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def close(self) -> None:
+        self._closing.set()  # release hanging handlers
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlackAPI:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- scripting ----------------------------------------------------------------------
+
+    def script(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        ok: bool = True,
+        error: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: str | None = None,
+        store: bool = False,
+        hang: bool = False,
+        times: int = 1,
+    ) -> None:
+        """Queue ``times`` answers for ``method``. A non-200 status without ``body`` answers
+        ``{"ok": false, "error": error or "ratelimited"}`` for 429 and plain text for 5xx
+        (as Slack's load balancers do); ``ok=False`` answers ``{"ok": false, "error": …}``.
+        ``hang=True`` never answers (until the server closes): a read timeout for the client."""
+        queue = self._scripts.setdefault(method, deque())
+        for _ in range(times):
+            queue.append(
+                Scripted(
+                    status=status,
+                    ok=ok,
+                    error=error,
+                    headers=dict(headers or {}),
+                    body=body,
+                    store=store,
+                    hang=hang,
+                )
+            )
+
+    def ambiguous(self, method: str = "chat.postMessage", *, status: int = 500) -> None:
+        """Next ``method`` call stores the message, then answers ``status`` (H4)."""
+        self.script(method, status=status, store=True)
+
+    # -- inspection ---------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def fired_mentions(self) -> list[str]:
+        """Unescaped mention/link control sequences in every stored message."""
+        return [seq for m in self.messages for t in m.texts() for seq in fired_control_sequences(t)]
+
+    async def wait_for_calls(self, n: int, timeout: float = 5.0) -> None:
+        """Wait (on an event, not a sleep) until at least ``n`` calls were received."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.calls) >= n)
+
+    # -- server -------------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        self._ts += 1
+        return f"{1_700_000_000 + self._ts}.{self._ts:06d}"
+
+    @staticmethod
+    def _channel_id(channel: str) -> str:
+        if _ID_RE.fullmatch(channel):
+            return channel
+        digest = hashlib.sha256(channel.lstrip("#").encode()).hexdigest()[:8].upper()
+        return f"C{digest}"
+
+    @staticmethod
+    async def _payload(request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            data = await request.json()
+            return dict(data) if isinstance(data, dict) else {}
+        form = await request.post()
+        payload: dict[str, Any] = {k: str(v) for k, v in form.items()}
+        for key in ("blocks", "attachments", "metadata"):
+            if key in payload:
+                # On bad JSON keep the raw string; Slack would answer invalid_blocks.
+                with contextlib.suppress(ValueError):
+                    payload[key] = json.loads(payload[key])
+        return payload
+
+    def _find(self, channel: str, ts: str) -> StoredMessage | None:
+        for message in self.messages:
+            if message.channel == channel and message.ts == ts:
+                return message
+        return None
+
+    def _apply(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Do what Slack would do for a successful call; return the JSON answer."""
+        channel = self._channel_id(str(payload.get("channel", "")))
+        if not payload.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if method == "chat.postMessage":
+            if not payload.get("text") and not payload.get("blocks"):
+                return {"ok": False, "error": "no_text"}
+            ts = self._next_ts()
+            thread_ts = payload.get("thread_ts")
+            self.messages.append(
+                StoredMessage(channel, ts, payload, None if thread_ts is None else str(thread_ts))
+            )
+            message = {k: v for k, v in payload.items() if k in ("text", "blocks", "thread_ts")}
+            return {"ok": True, "channel": channel, "ts": ts, "message": {**message, "ts": ts}}
+        if method == "chat.update":
+            ts = str(payload.get("ts", ""))
+            stored = self._find(channel, ts)
+            if stored is None:
+                return {"ok": False, "error": "message_not_found"}
+            stored.payload = {**stored.payload, **payload}
+            stored.edits += 1
+            message = {k: v for k, v in payload.items() if k in ("text", "blocks")}
+            return {
+                "ok": True,
+                "channel": channel,
+                "ts": ts,
+                "text": payload.get("text", ""),
+                "message": message,
+            }
+        return {"ok": False, "error": "unknown_method"}
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        payload = await self._payload(request)
+        auth = request.headers.get("Authorization", "")
+        authorized = auth == f"Bearer {self.token}"
+        scripted = self._scripts.get(method)
+        answer: web.StreamResponse
+        if not auth:
+            answer = web.json_response({"ok": False, "error": "not_authed"})
+        elif not authorized:
+            answer = web.json_response({"ok": False, "error": "invalid_auth"})
+        elif scripted:
+            step = scripted.popleft()
+            if step.hang:
+                self.calls.append(Call(method, payload, time.monotonic(), 0, authorized))
+                async with self._changed:
+                    self._changed.notify_all()
+                await self._closing.wait()
+                raise web.HTTPServiceUnavailable()
+            if step.store:
+                self._apply(method, payload)
+            answer = self._scripted(step)
+        else:
+            answer = web.json_response(self._apply(method, payload))
+        self.calls.append(Call(method, payload, time.monotonic(), answer.status, authorized))
+        async with self._changed:
+            self._changed.notify_all()
+        return answer
+
+    @staticmethod
+    def _scripted(step: Scripted) -> web.Response:
+        if step.body is not None:
+            return web.Response(status=step.status, text=step.body, headers=step.headers)
+        if step.status == 200:
+            body: dict[str, Any] = {"ok": step.ok}
+            if not step.ok:
+                body["error"] = step.error or "internal_error"
+            return web.json_response(body, headers=step.headers)
+        if step.status == 429 or step.error is not None:
+            error = step.error or "ratelimited"
+            return web.json_response(
+                {"ok": False, "error": error}, status=step.status, headers=step.headers
+            )
+        return web.Response(
+            status=step.status, text=f"{step.status} upstream error", headers=step.headers
+        )
