@@ -338,7 +338,8 @@ class EmailNotifier:
 
     One SMTP transaction per alert via ``aiosmtplib.send``. ``tls=True`` is implicit TLS
     (port 465); ``starttls=True`` requires STARTTLS, ``starttls=False`` never upgrades
-    (exactly as configured, no opportunistic guess). ``timeout`` bounds each SMTP step.
+    (exactly as configured, no opportunistic guess); both True is a ValueError. ``timeout``
+    bounds each SMTP step.
 
     Failure mapping (all :class:`DeliveryError`):
 
@@ -373,6 +374,8 @@ class EmailNotifier:
     ) -> None:
         if not recipients:
             raise ValueError(f"email receiver {name!r} has no recipients")
+        if tls and starttls:
+            raise ValueError(f"email receiver {name!r}: tls and starttls are exclusive")
         self.name = name
         self.sender = sender
         self.recipients: tuple[str, ...] = tuple(recipients)

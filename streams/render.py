@@ -289,11 +289,13 @@ def _valid_span(text: str, ev: Evidence) -> tuple[int, int] | None:
     if 0 <= ev.start < ev.end <= len(text):
         return ev.start, ev.end
     # Stale offsets (text re-normalised since matching): find the matched text instead.
-    needle = ev.text.strip()
-    if needle:
-        found = text.casefold().find(needle.casefold())
-        # casefold can change lengths (ß → ss); only trust a same-length hit.
-        if found != -1 and len(text.casefold()) == len(text):
+    needle = ev.text.strip().casefold()
+    folded = text.casefold()
+    # casefold can lengthen text (ß → ss); offsets in ``folded`` are only offsets in
+    # ``text`` when no character changed length.
+    if needle and len(folded) == len(text):
+        found = folded.find(needle)
+        if found != -1:
             return found, found + len(needle)
     return None
 

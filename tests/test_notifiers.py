@@ -5,9 +5,11 @@ failure mapping (H1, H3, H4, H5, H6, H8, H9) and e-mail delivery (F1, F3, F5).""
 from __future__ import annotations
 
 import io
+import json
 import socket
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from monitor.errors import DeliveryError
@@ -295,6 +297,30 @@ def test_notifiers_satisfy_protocol() -> None:
     for notifier in (slack, mail, console):
         assert isinstance(notifier, Notifier)
     assert "xoxb-secret" not in repr(slack) and "pw-secret" not in repr(mail)
+
+
+async def test_fake_slack_accepts_form_bodies_and_checks_token(
+    slack_api: FakeSlackAPI,  # noqa: F811
+) -> None:
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]
+    form = {"channel": "C0123456", "text": "hi", "blocks": json.dumps(blocks)}
+    async with aiohttp.ClientSession() as session:
+        url = slack_api.base_url + "chat.postMessage"
+        headers = {"Authorization": f"Bearer {SLACK_TEST_TOKEN}"}
+        async with session.post(url, data=form, headers=headers) as response:
+            body = await response.json()
+        async with session.post(url, data=form) as response:
+            anonymous = await response.json()
+    await slack_api.wait_for_calls(2)
+    assert body["ok"] is True and body["channel"] == "C0123456"
+    assert anonymous == {"ok": False, "error": "not_authed"}
+    assert slack_api.calls[0].payload["blocks"] == blocks
+    assert len(slack_api.messages) == 1
+
+
+def test_email_tls_and_starttls_are_exclusive() -> None:
+    with pytest.raises(ValueError):
+        EmailNotifier("e", SENDER, [DESK], "127.0.0.1", 465, True, True, None, None)
 
 
 def test_receipt_json_round_trip() -> None:
