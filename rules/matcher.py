@@ -15,12 +15,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import compress
 from typing import TypeVar
 
 from rapidfuzz import fuzz
 
 from monitor.article import Article, Field
-from rules.evidence import Evidence
+from rules.evidence import Clause, Evidence
 from rules.gazetteer import PlaceName, base_names
 from rules.model import (
     AllOf,
@@ -28,7 +29,6 @@ from rules.model import (
     Condition,
     Countries,
     Group,
-    Not,
     People,
     Person,
     Phrases,
@@ -36,7 +36,7 @@ from rules.model import (
     RuleSet,
     leaves,
 )
-from rules.text import Tokens, arabic_alternatives, rule_key, tokenize, translate
+from rules.text import Tokens, arabic_alternatives, cased, rule_key, tokenize, translate
 
 _PLURAL_ENDINGS = ("s", "x", "es")
 T = TypeVar("T")
@@ -83,7 +83,25 @@ class _Hits:
 
     phrases: dict[int, dict[Field, tuple[int, int]]] = field(default_factory=dict)
     countries: list[tuple[_Place, Field, int, int]] = field(default_factory=list)
+    by_code: dict[str, list[tuple[_Place, Field, int, int]]] = field(default_factory=dict)
     people: dict[int, list[tuple[Field, int, int, float]]] = field(default_factory=dict)
+
+
+_Entry = tuple[tuple[int, ...], tuple[_Place, ...], tuple[tuple[int, int], ...]]
+_NOTHING: _Entry = ((), (), ())
+_ENTRY_CACHE_LIMIT = 500_000
+_MIN_FUZZY_WORD = 5  # shorter name words are looked up exactly (deletes would be too common)
+
+
+def _neighbourhood(key: str) -> set[str]:
+    """The word and, for words of 5+ letters, every form with one letter deleted.
+
+    Two words share an entry when they differ by one insertion, deletion or substitution,
+    or a transposition (symmetric-delete): the candidate filter before fuzzy comparison.
+    """
+    if len(key) < _MIN_FUZZY_WORD:
+        return {key}
+    return {key, *(key[:i] + key[i + 1 :] for i in range(len(key)))}
 
 
 def _word_variants(key: str) -> set[str]:
@@ -106,7 +124,7 @@ def _split_phrase(phrase: str) -> tuple[bool, list[tuple[str, bool]]]:
     folded = translate(body)
     words = []
     for i, key in enumerate(tokens.keys):
-        end = tokens.ends[i]
+        end = tokens.span(i)[1]
         words.append((rule_key(key), folded[end : end + 1] == "*"))
     return exact, words
 
@@ -121,7 +139,8 @@ def _compile_place(name: PlaceName) -> _Place | None:
     if not tokens.keys:
         return None
     surfaces = (
-        tuple(tokens.surface(i) for i in range(len(tokens))) if name.case_sensitive else None
+        tuple(cased(tokens.surface(i)) for i in range(len(tokens))) if name.case_sensitive
+        else None
     )
     return _Place(
         text=name.text,
@@ -132,15 +151,34 @@ def _compile_place(name: PlaceName) -> _Place | None:
     )
 
 
-def _positive(condition: Condition) -> bool:
-    """True when the condition cannot hold without at least one index hit."""
+_Anchor = tuple[str, object]  # ("code", "MA") | ("phrase", text) | ("person", Person)
+_ANCHOR_COST = {"code": 20, "phrase": 1, "person": 1}  # countries are hit far more often
+
+
+def _anchors(condition: Condition) -> list[_Anchor] | None:
+    """Items of which at least one must be hit for the condition to hold (None: the
+    condition can hold with no hit at all). A rule is evaluated only when one of its
+    anchors was hit, so a common country alone does not wake every rule that names it."""
+    if isinstance(condition, Countries | Phrases | People):
+        kind = {Countries: "code", Phrases: "phrase", People: "person"}[type(condition)]
+        group = condition.group
+        if group.all:
+            return [(kind, group.all[0])]  # every item of `all` is required: one suffices
+        return [(kind, item) for item in group.any] or None
     if isinstance(condition, AllOf):
-        return any(_positive(c) for c in condition.children)
+        options = [a for c in condition.children if (a := _anchors(c)) is not None]
+        if not options:
+            return None
+        return min(options, key=lambda a: sum(_ANCHOR_COST[k] for k, _ in a))
     if isinstance(condition, AnyOf):
-        return all(_positive(c) for c in condition.children)
-    if isinstance(condition, Not):
-        return False
-    return bool(condition.group.items())
+        out: list[_Anchor] = []
+        for child in condition.children:
+            found = _anchors(child)
+            if found is None:
+                return None
+            out.extend(found)
+        return out or None
+    return None
 
 
 class Matcher:
@@ -168,6 +206,7 @@ class Matcher:
         self._rules_by_code: dict[str, set[int]] = defaultdict(set)
         self._rules_by_person: dict[int, set[int]] = defaultdict(set)
         self._always: list[int] = []
+        self._entries: dict[str, _Entry] = {}
         self._compile()
 
     # ------------------------------------------------------------------ compilation
@@ -218,7 +257,7 @@ class Matcher:
             variant = len(self._variants)
             self._variants.append(_Variant(pid, keys, " ".join(keys)))
             for position, key in enumerate(keys):
-                for block in {key[:3], key[-3:]}:
+                for block in _neighbourhood(key):
                     self._blocks[block].append((variant, position))
         return pid
 
@@ -240,50 +279,77 @@ class Matcher:
             for leaf in leaves(rule.condition):
                 if isinstance(leaf, Phrases):
                     for text in leaf.group.items():
-                        phrases[text] = pid = self._phrase(text, rule.near)
-                        self._rules_by_phrase[pid].add(index)
+                        phrases[text] = self._phrase(text, rule.near)
                 elif isinstance(leaf, People):
                     for person in leaf.group.items():
-                        people[person] = pid = self._person(person)
-                        self._rules_by_person[pid].add(index)
-                else:
-                    for code in leaf.group.items():
-                        self._rules_by_code[code].add(index)
+                        people[person] = self._person(person)
             for text in rule.exclude:
                 phrases[text] = self._phrase(text, rule.near)
             self._rule_phrases.append(phrases)
             self._rule_people.append(people)
-            if not _positive(rule.condition):
+            anchors = _anchors(rule.condition)
+            if anchors is None:
                 self._always.append(index)
+                continue
+            for kind, item in anchors:
+                if kind == "code":
+                    self._rules_by_code[str(item)].add(index)
+                elif kind == "phrase":
+                    self._rules_by_phrase[phrases[str(item)]].add(index)
+                else:
+                    assert isinstance(item, Person)
+                    self._rules_by_person[people[item]].add(index)
 
     # ------------------------------------------------------------------ scanning
+    def _entry(self, key: str) -> _Entry:
+        """Everything one text word can hit, computed once per distinct word."""
+        keys = (key, *arabic_alternatives(key)) if not key.isascii() else (key,)
+        wids: list[int] = []
+        places: list[_Place] = []
+        for k in keys:
+            wids.extend(self._word_index.get(k, ()))
+            places.extend(self._places.get(k, ()))
+        for length, bucket in self._prefix_index.items():
+            if len(key) >= length:
+                wids.extend(bucket.get(key[:length], ()))
+        people: set[tuple[int, int]] = set()
+        for block in _neighbourhood(key):
+            people.update(self._blocks.get(block, ()))
+        places.sort(key=lambda p: -len(p.keys))
+        entry = (tuple(wids), tuple(places), tuple(sorted(people)))
+        if not (wids or places or people):
+            entry = _NOTHING
+        if len(self._entries) > _ENTRY_CACHE_LIMIT:
+            self._entries.clear()  # bounded memory on endless streams of new words
+        self._entries[key] = entry
+        return entry
+
     def _scan(self, name: Field, tokens: Tokens, hits: _Hits) -> None:
         keys = tokens.keys
+        entries = self._entries
+        for key in set(keys).difference(entries):
+            self._entry(key)
+        # Most words hit nothing: find the few that do with C-level passes, then loop.
+        hot = {k for k in set(keys) if entries[k] is not _NOTHING}
+        if not hot:
+            return
         positions: dict[int, list[int]] = defaultdict(list)
-        word_index = self._word_index
-        prefix_index = self._prefix_index
-        places = self._places
-        blocks = self._blocks
-        place_starts: list[tuple[int, list[_Place]]] = []
+        place_starts: list[tuple[int, tuple[_Place, ...]]] = []
         person_candidates: set[tuple[int, int]] = set()
-        for i, key in enumerate(keys):
-            alternatives = arabic_alternatives(key) if not key.isascii() else ()
-            for k in (key, *alternatives):
-                for wid in word_index.get(k, ()):
-                    positions[wid].append(i)
-                found = places.get(k)
-                if found:
-                    place_starts.append((i, found))
-            for length, bucket in prefix_index.items():
-                if len(key) >= length:
-                    for wid in bucket.get(key[:length], ()):
-                        positions[wid].append(i)
-            for block in {key[:3], key[-3:]}:
-                for variant, offset in blocks.get(block, ()):
-                    person_candidates.add((variant, i - offset))
-        self._find_phrases(name, tokens, positions, hits)
-        self._find_places(name, tokens, place_starts, hits)
-        self._find_people(name, tokens, person_candidates, hits)
+        for i in compress(range(len(keys)), map(hot.__contains__, keys)):
+            wids, places, people = entries[keys[i]]
+            for wid in wids:
+                positions[wid].append(i)
+            if places:
+                place_starts.append((i, places))
+            for variant, offset in people:
+                person_candidates.add((variant, i - offset))
+        if positions:
+            self._find_phrases(name, tokens, positions, hits)
+        if place_starts:
+            self._find_places(name, tokens, place_starts, hits)
+        if person_candidates:
+            self._find_people(name, tokens, person_candidates, hits)
 
     def _find_phrases(
         self, name: Field, tokens: Tokens, positions: dict[int, list[int]], hits: _Hits
@@ -300,7 +366,8 @@ class Matcher:
                     hits.phrases.setdefault(pid, {})[name] = span
 
     def _find_places(
-        self, name: Field, tokens: Tokens, starts: list[tuple[int, list[_Place]]], hits: _Hits
+        self, name: Field, tokens: Tokens, starts: list[tuple[int, tuple[_Place, ...]]],
+        hits: _Hits,
     ) -> None:
         covered = -1
         for i, candidates in starts:
@@ -314,7 +381,10 @@ class Matcher:
                     best = place
             if best is not None:
                 last = i + len(best.keys) - 1
-                hits.countries.append((best, name, i, last))
+                hit = (best, name, i, last)
+                hits.countries.append(hit)
+                for code in best.codes:
+                    hits.by_code.setdefault(code, []).append(hit)
                 covered = last
 
     def _find_people(
@@ -359,9 +429,8 @@ class Matcher:
         candidates: set[int] = set(self._always)
         for pid in hits.phrases:
             candidates |= self._rules_by_phrase.get(pid, set())
-        for place, _, _, _ in hits.countries:
-            for code in place.codes:
-                candidates |= self._rules_by_code.get(code, set())
+        for code in hits.by_code:
+            candidates |= self._rules_by_code.get(code, set())
         for person_id in hits.people:
             candidates |= self._rules_by_person.get(person_id, set())
 
@@ -387,11 +456,13 @@ class Matcher:
         self, index: int, rule: Rule, fields: dict[Field, Tokens], hits: _Hits
     ) -> list[Evidence] | None:
         view = _RuleView(self, index, rule, fields, hits)
-        if any(view.phrase_spans(text) for text in rule.exclude):
+        # A cheap yes/no pass first: most candidate rules fail, and need no evidence.
+        if not view.holds(rule.condition, None):
+            return None
+        if any(view.has_phrase(text) for text in rule.exclude):
             return None
         evidence: list[Evidence] = []
-        if not view.holds(rule.condition, evidence):
-            return None
+        view.holds(rule.condition, evidence)
         return evidence
 
 
@@ -433,7 +504,7 @@ def _place_at(place: _Place, tokens: Tokens, i: int) -> bool:
         key = keys[i + j]
         if key != want and want not in arabic_alternatives(key):
             return False
-        if place.surfaces is not None and tokens.surface(i + j) != place.surfaces[j]:
+        if place.surfaces is not None and cased(tokens.surface(i + j)) != place.surfaces[j]:
             return False
     return True
 
@@ -449,13 +520,36 @@ class _RuleView:
         self.rule = rule
         self.fields = fields
         self.hits = hits
+        self.all_fields = len(rule.fields) == 3
 
-    def _evidence(self, clause: str, term: str, name: Field, first: int, last: int,
+    # ------------------------------------------------------------------ yes/no
+    def has_phrase(self, text: str) -> bool:
+        found = self.hits.phrases.get(self.matcher._rule_phrases[self.index][text])
+        if not found:
+            return False
+        return self.all_fields or any(f in found for f in self.rule.fields)
+
+    def has_country(self, code: str) -> bool:
+        for place, name, _, _ in self.hits.by_code.get(code, ()):
+            if (self.all_fields or name in self.rule.fields) and (
+                self.rule.capitals or not place.capital
+            ):
+                return True
+        return False
+
+    def has_person(self, person: Person) -> bool:
+        found = self.hits.people.get(self.matcher._rule_people[self.index][person])
+        if not found:
+            return False
+        return self.all_fields or any(h[0] in self.rule.fields for h in found)
+
+    # ------------------------------------------------------------------ evidence
+    def _evidence(self, clause: Clause, term: str, name: Field, first: int, last: int,
                   score: float | None = None) -> Evidence:
         tokens = self.fields[name]
-        start, end = tokens.starts[first], tokens.ends[last]
+        start, end = tokens.span(first)[0], tokens.span(last)[1]
         return Evidence(
-            clause=clause,  # type: ignore[arg-type]
+            clause=clause,
             term=term,
             field=name,
             start=start,
@@ -477,10 +571,8 @@ class _RuleView:
     def country_spans(self, code: str) -> list[Evidence]:
         out: list[Evidence] = []
         seen: set[str] = set()
-        for place, name, first, last in self.hits.countries:
-            if code not in place.codes or name not in self.rule.fields:
-                continue
-            if place.capital and not self.rule.capitals:
+        for place, name, first, last in self.hits.by_code.get(code, ()):
+            if name not in self.rule.fields or (place.capital and not self.rule.capitals):
                 continue
             surface = self.fields[name].span_text(first, last).casefold()
             if surface in seen:
@@ -506,9 +598,7 @@ class _RuleView:
             return []
         surname = surname_keys[-1]
         order: list[Field] = [f for f in ("title", "summary", "content") if f in self.fields]
-        first_field, _first_start, first_end, _ = min(
-            full, key=lambda h: (order.index(h[0]), h[1])
-        )
+        first_field, _, first_end, _ = min(full, key=lambda h: (order.index(h[0]), h[1]))
         covered = {(n, i) for n, f, lst, _ in full for i in range(f, lst + 1)}
         out = []
         for name in order[order.index(first_field) :]:
@@ -524,10 +614,19 @@ class _RuleView:
                     out.append(self._evidence("person", person.name, name, i, i, float(score)))
         return out
 
+    # ------------------------------------------------------------------ the tree
     @staticmethod
     def _group(
-        group: Group[T], spans: Callable[[T], list[Evidence]], evidence: list[Evidence]
+        group: Group[T],
+        has: Callable[[T], bool],
+        spans: Callable[[T], list[Evidence]],
+        evidence: list[Evidence] | None,
     ) -> bool:
+        """All of ``all`` and one of ``any``; with ``evidence``, collect every hit item."""
+        if evidence is None:
+            return all(has(i) for i in group.all) and (
+                not group.any or any(has(i) for i in group.any)
+            )
         found: list[Evidence] = []
         for item in group.all:
             got = spans(item)
@@ -542,25 +641,29 @@ class _RuleView:
         evidence.extend(found)
         return True
 
-    def holds(self, condition: Condition, evidence: list[Evidence]) -> bool:
+    def holds(self, condition: Condition, evidence: list[Evidence] | None) -> bool:
+        """Whether the condition holds; when ``evidence`` is a list, also collect it."""
         if isinstance(condition, Countries):
-            return self._group(condition.group, self.country_spans, evidence)
+            return self._group(condition.group, self.has_country, self.country_spans, evidence)
         if isinstance(condition, Phrases):
-            return self._group(condition.group, self.phrase_spans, evidence)
+            return self._group(condition.group, self.has_phrase, self.phrase_spans, evidence)
         if isinstance(condition, People):
-            return self._group(condition.group, self.person_spans, evidence)
+            return self._group(condition.group, self.has_person, self.person_spans, evidence)
         if isinstance(condition, AllOf):
-            collected: list[Evidence] = []
+            collected: list[Evidence] | None = None if evidence is None else []
             if all(self.holds(c, collected) for c in condition.children):
-                evidence.extend(collected)
+                if evidence is not None and collected is not None:
+                    evidence.extend(collected)
                 return True
             return False
         if isinstance(condition, AnyOf):
             matched = False
             for child in condition.children:
                 matched = self.holds(child, evidence) or matched
+                if matched and evidence is None:
+                    return True
             return matched
-        return not self.holds(condition.child, [])
+        return not self.holds(condition.child, None)
 
 
 def detect_language(article: Article) -> str | None:

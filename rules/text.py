@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from bisect import bisect_left
 from functools import lru_cache
+from itertools import accumulate, compress, pairwise, repeat
+from operator import eq, ne
 
 _DROP = "\x01"  # placeholder for characters that vanish from keys
 _APOSTROPHE = "'"
@@ -61,13 +63,36 @@ def _translate_char(ch: str) -> str:
     if category in ("Cf", "Co", "Cs", "Cn"):
         return _DROP
     folded = unicodedata.normalize("NFKC", ch).casefold()
+    if any(c in _LIGATURES for c in folded):
+        _EXPANDABLE.add(ch)
+        return ch
     base = "".join(
         c for c in unicodedata.normalize("NFD", folded) if unicodedata.category(c) != "Mn"
     )
     base = "".join(_ARABIC_LETTERS.get(c, c) for c in base)
     if len(base) == 1:
         return base
+    _EXPANDABLE.add(ch)
     return ch  # expanded later, inside the key (see _expand)
+
+
+# Characters left in place by the table because their normal form is longer (ß, œ, ﬁ ...):
+# a text holding none of them (and no removed character) needs no per-word expansion.
+_EXPANDABLE: set[str] = set()
+_expandable_pattern: tuple[int, re.Pattern[str] | None] = (0, None)
+
+
+def _needs_expansion(folded: str) -> bool:
+    global _expandable_pattern
+    if _DROP in folded:
+        return True
+    if folded.isascii() or not _EXPANDABLE:
+        return False
+    size, pattern = _expandable_pattern
+    if pattern is None or size != len(_EXPANDABLE):
+        pattern = re.compile("[" + re.escape("".join(sorted(_EXPANDABLE))) + "]")
+        _expandable_pattern = (len(_EXPANDABLE), pattern)
+    return pattern.search(folded) is not None
 
 
 class _Table(dict[int, str]):
@@ -82,7 +107,7 @@ class _Table(dict[int, str]):
 _TABLE = _Table()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=262144)
 def _expand(word: str) -> str:
     """Key of a word that still holds characters whose normal form is longer than one."""
     out = []
@@ -124,8 +149,42 @@ _ABBREVIATIONS = frozenset(
     }
 )
 
-# French elided articles and pronouns before an apostrophe: not words (l'accord → accord).
+_WORD_OR_BREAK = re.compile("(?:" + _WORD.pattern + "|\x02)")
+_PLAIN_WORD_OR_BREAK = re.compile(r"[^\W_]+|\x02")  # when no character was removed
+_APOS = re.compile("'")
+_BREAK = "\x02"  # stands in for a sentence end while scanning; never a key
 _ELIDED = frozenset({"l", "d", "qu", "j", "n", "s", "c", "m", "t", "jusqu", "lorsqu", "puisqu"})
+
+
+def _blank_elisions(folded: str) -> str:
+    """Blank out what the contract says is not a word, keeping every offset: French elided
+    articles before an apostrophe and a letter (l'accord → accord) and the possessive 's."""
+    if "'" not in folded:
+        return folded
+    cuts: list[tuple[int, int]] = []
+    size = len(folded)
+    for m in _APOS.finditer(folded):
+        p = m.start()
+        nxt = folded[p + 1] if p + 1 < size else ""
+        begin = p
+        while begin > 0 and folded[begin - 1].isalpha():
+            begin -= 1
+        if begin == p or (begin > 0 and folded[begin - 1].isalnum()):
+            continue
+        if folded[begin:p] in _ELIDED and nxt.isalpha():
+            cuts.append((begin, p + 1))
+        elif nxt == "s" and (p + 2 >= size or not folded[p + 2].isalnum()):
+            cuts.append((p, p + 2))
+    if not cuts:
+        return folded
+    pieces = []
+    last = 0
+    for a, b in cuts:
+        pieces.append(folded[last:a])
+        pieces.append(" " * (b - a))
+        last = b
+    pieces.append(folded[last:])
+    return "".join(pieces)
 
 # Arabic proclitics (rule-format.md): optional conjunction و/ف, optional preposition ب/ك/ل,
 # optional article ال; ل + ال is written لل.
@@ -154,33 +213,6 @@ def rule_key(word_key: str) -> str:
     return _AR_ARTICLE.sub("", word_key) if _ARABIC.match(word_key) else word_key
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
-    """The words of one text.
-
-    Parallel tuples, one entry per word: ``keys`` (normalised), ``starts``/``ends``
-    (character offsets in the original text, end exclusive), ``sentences`` (sentence number,
-    increasing). ``text`` is the original text. Elided articles and possessive 's are not
-    words, so they never count toward ``near``.
-    """
-
-    text: str
-    keys: tuple[str, ...]
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
-    sentences: tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def surface(self, i: int) -> str:
-        return self.text[self.starts[i] : self.ends[i]]
-
-    def span_text(self, first: int, last: int) -> str:
-        """Original text from word ``first`` to word ``last`` (inclusive)."""
-        return self.text[self.starts[first] : self.ends[last]]
-
-
 def _sentence_breaks(folded: str) -> list[int]:
     """Offsets of sentence-ending characters, abbreviations and decimals excluded."""
     breaks = []
@@ -204,41 +236,91 @@ def _sentence_breaks(folded: str) -> list[int]:
     return breaks
 
 
+def _key(word: str) -> str:
+    return word if word.isascii() and _DROP not in word else _expand(word)
+
+
+class Tokens:
+    """The words of one text.
+
+    ``keys`` (normalised words) and ``sentences`` (sentence number of each word, increasing)
+    are computed at once, in C-level passes; character spans in the original ``text`` only
+    when asked for, one sentence at a time, since most texts never produce evidence. Elided
+    articles and possessive 's are not words, so they never count toward ``near``.
+    """
+
+    __slots__ = ("_breaks", "_firsts", "_folded", "_spans", "keys", "sentences", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        folded = self._folded = _blank_elisions(translate(text))
+        breaks = self._breaks = _sentence_breaks(folded)
+        if breaks:  # mark sentence ends so one scan yields words and boundaries together
+            pieces = [folded[: breaks[0]]]
+            pieces.extend(folded[a + 1 : b] for a, b in pairwise(breaks))
+            pieces.append(folded[breaks[-1] + 1 :])
+            folded = _BREAK.join(pieces)
+        if _DROP not in folded:
+            words: list[str] = _PLAIN_WORD_OR_BREAK.findall(folded)
+        else:
+            words = _WORD_OR_BREAK.findall(folded)
+        if _needs_expansion(folded):
+            words = list(map(_expand, words))
+            if "" in words:  # a word made only of removed characters
+                words = list(filter(None, words))
+        if breaks:
+            is_word = list(map(ne, words, repeat(_BREAK)))
+            numbers = accumulate(map(eq, words, repeat(_BREAK)))
+            self.keys: tuple[str, ...] = tuple(compress(words, is_word))
+            self.sentences: tuple[int, ...] = tuple(compress(numbers, is_word))
+        else:
+            self.keys = tuple(words)
+            self.sentences = (0,) * len(words)
+        self._firsts: list[int] | None = None
+        self._spans: dict[int, list[tuple[int, int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def span(self, i: int) -> tuple[int, int]:
+        """(start, end) of word ``i`` in the original text, end exclusive."""
+        number = self.sentences[i]
+        if self._firsts is None:
+            self._firsts = [bisect_left(self.sentences, n) for n in range(len(self._breaks) + 1)]
+        spans = self._spans.get(number)
+        if spans is None:
+            begin = self._breaks[number - 1] + 1 if number else 0
+            end = self._breaks[number] if number < len(self._breaks) else len(self._folded)
+            chunk = self._folded[begin:end]
+            spans = [
+                (begin + m.start(), begin + m.end())
+                for m in _WORD.finditer(chunk)
+                if _key(m.group())
+            ]
+            self._spans[number] = spans
+        return spans[i - self._firsts[number]]
+
+    def surface(self, i: int) -> str:
+        start, end = self.span(i)
+        return self.text[start:end]
+
+    def span_text(self, first: int, last: int) -> str:
+        """Original text from word ``first`` to word ``last`` (inclusive)."""
+        return self.text[self.span(first)[0] : self.span(last)[1]]
+
+
 def tokenize(text: str) -> Tokens:
-    """Split ``text`` into normalised words with original spans and sentence numbers."""
-    folded = translate(text)
-    breaks = _sentence_breaks(folded)
-    n_breaks = len(breaks)
-    next_break = breaks[0] if breaks else len(text) + 1
-    b = 0
-    sentence = 0
-    keys: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    sentences: list[int] = []
-    length = len(folded)
-    for m in _WORD.finditer(folded):
-        start, end = m.span()
-        while start > next_break:
-            sentence += 1
-            b += 1
-            next_break = breaks[b] if b < n_breaks else length + 1
-        key = m.group()
-        if not key.isascii() or _DROP in key:
-            key = _expand(key)
-            if not key:
-                continue
-        if key in _ELIDED:
-            after = folded[end : end + 1]
-            if after == _APOSTROPHE and end + 1 < length and folded[end + 1].isalpha():
-                continue
-            if key == "s" and start > 0 and folded[start - 1] == _APOSTROPHE:
-                continue  # possessive 's
-        keys.append(key)
-        starts.append(start)
-        ends.append(end)
-        sentences.append(sentence)
-    return Tokens(text, tuple(keys), tuple(starts), tuple(ends), tuple(sentences))
+    """Split ``text`` into normalised words with sentence numbers (spans on demand)."""
+    return Tokens(text)
+
+
+def cased(word: str) -> str:
+    """A word with accents and invisible characters removed but its case kept, for short
+    forms that only match in their exact case (US, not us; É.-U. and E.-U. alike)."""
+    return "".join(
+        c for c in unicodedata.normalize("NFD", unicodedata.normalize("NFKC", word))
+        if unicodedata.category(c) not in ("Mn", "Cf") and c not in _IGNORABLE
+    )
 
 
 def normalize(text: str) -> str:
