@@ -270,7 +270,9 @@ async def _run_async(
     from monitor.poller import ArticleSink, Poller
     from monitor.state import Database
     from streams.embedded import EmbeddedRuntime
+    from streams.notices import ops_notice
     from streams.pipeline import Pipeline
+    from streams.reload import RuleReloader
 
     db = Database.open(config.state)
     limits = FetchLimits(total=config.fetch.timeout, max_bytes=config.fetch.max_bytes)
@@ -283,7 +285,17 @@ async def _run_async(
         return Poller(config.feeds, fetcher, health=db.mapping("health"),
                       seen=db.mapping("seen"), fetch_log=db, sink=sink)
 
-    runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: matcher,
+    async def notify_rejected(text: str) -> None:
+        if config.ops is not None:
+            await pipeline.deliver(ops_notice(
+                "rules-rejected", "Rule reload rejected: the previous rules stay in force",
+                text, receiver=config.ops))
+
+    reloader = RuleReloader(
+        config.rules, matcher, status=db.mapping("meta"), on_rejected=notify_rejected,
+        build=lambda: compile_rules(config.rules, frozenset(config.receivers)),
+    )
+    runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
                               pipeline=pipeline)
     try:
         if once:
@@ -296,7 +308,12 @@ async def _run_async(
             logging.getLogger("newswatch").info(
                 "running: %d feed(s), %d rule(s); Ctrl-C to stop",
                 len(config.feeds), len(matcher.rules))
-            await runtime.run(stop)
+            watcher = asyncio.create_task(reloader.run(stop))
+            try:
+                await runtime.run(stop)
+            finally:
+                stop.set()
+                await watcher
     finally:
         await fetcher.close()
         for notifier in notifiers.values():
@@ -332,9 +349,11 @@ def _status(config_path: Path, *, as_json: bool, feed: str | None) -> int:
             raise ConfigError([Issue(str(config_path), 0, f"no feed named '{feed}'")])
     now = time.time()
     rows: list[dict[str, Any]] = []
+    rules_state: dict[str, Any] = {}
     db = Database.open(config.state, readonly=True) if config.state.exists() else None
     try:
         health = db.mapping("health") if db else {}
+        rules_state = dict(db.mapping("meta").get("rules", {})) if db else {}
         for f in feeds:
             data = health.get(f.name)
             h = FeedHealth.from_json(data) if data else FeedHealth(feed=f.name)
@@ -364,6 +383,13 @@ def _status(config_path: Path, *, as_json: bool, feed: str | None) -> int:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         _print_status(rows)
+        if rules_state:
+            print(f"rules: {rules_state.get('rules')} loaded at "
+                  f"{_iso(rules_state.get('loaded_at'))}")
+            if rules_state.get("error"):
+                print(f"last rule reload REJECTED at {_iso(rules_state.get('error_at'))} "
+                      "(previous rules in force):")
+                print("  " + str(rules_state["error"]).replace("\n", "\n  "))
     return EXIT_OK if rows and all(r["status"] == "ok" for r in rows) else EXIT_PROBLEMS
 
 

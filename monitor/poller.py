@@ -139,8 +139,10 @@ class Poller:
         return after
 
     async def _take(self, feed: FeedConfig, result: FetchResult) -> int:
-        parsed = parse_feed(
-            result.body, feed=feed.name, headers=result.headers, language=feed.language
+        # feedparser is pure Python and a huge feed takes seconds: off the event loop.
+        parsed = await asyncio.to_thread(
+            parse_feed, result.body, feed=feed.name, headers=result.headers,
+            language=feed.language,
         )
         fresh: list[Article] = []
         ids: set[str] = set()

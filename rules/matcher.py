@@ -51,6 +51,7 @@ class _Phrase:
     words: tuple[int, ...]  # word ids
     near: int
     exact: bool
+    word_set: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +239,7 @@ class Matcher:
         )
         pid = len(self._phrases)
         self._phrase_ids[ident] = pid
-        self._phrases.append(_Phrase(text, wids, near, exact))
+        self._phrases.append(_Phrase(text, wids, near, exact, frozenset(wids)))
         if wids:
             self._phrases_by_first[wids[0]].append(pid)
         return pid
@@ -354,16 +355,21 @@ class Matcher:
     def _find_phrases(
         self, name: Field, tokens: Tokens, positions: dict[int, list[int]], hits: _Hits
     ) -> None:
-        for wid in list(positions):
-            for pid in self._phrases_by_first.get(wid, ()):
-                if pid in hits.phrases and name in hits.phrases[pid]:
+        present = positions.keys()
+        by_first = self._phrases_by_first
+        phrases = self._phrases
+        found = hits.phrases
+        for wid, where in positions.items():
+            for pid in by_first.get(wid, ()):
+                phrase = phrases[pid]
+                if len(phrase.words) == 1:
+                    span: tuple[int, int] | None = (where[0], where[0])
+                elif phrase.word_set <= present:
+                    span = _locate(phrase, positions, tokens.sentences)
+                else:
                     continue
-                phrase = self._phrases[pid]
-                if any(w not in positions for w in phrase.words):
-                    continue
-                span = _locate(phrase, positions, tokens.sentences)
                 if span is not None:
-                    hits.phrases.setdefault(pid, {})[name] = span
+                    found.setdefault(pid, {})[name] = span
 
     def _find_places(
         self, name: Field, tokens: Tokens, starts: list[tuple[int, tuple[_Place, ...]]],

@@ -1,0 +1,110 @@
+"""Hot reload of watch-rules while the monitor runs.
+
+Every ``interval`` seconds the rule files' fingerprint (paths, sizes, mtimes) is compared
+with the loaded one. A change is loaded only once the files have been quiet for ``settle``
+seconds, so an editor's half-written save is never loaded. A rule set that fails to load,
+validate or pass its examples leaves the last good one in force; the problem is logged,
+stored for ``newswatch status`` and handed to ``on_rejected`` (which notifies ops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from monitor.errors import ConfigError, RuleError
+from monitor.rulefiles import fingerprint
+from rules.matcher import Matcher
+
+log = logging.getLogger("newswatch.rules")
+
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+class RuleReloader:
+    """Holds the current Matcher and replaces it when the rule files change and load.
+
+    ``build`` loads and compiles the rule files (raising RuleError or ConfigError);
+    ``status`` is a mapping where the reload state is kept under the key ``"rules"``.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        matcher: Matcher,
+        *,
+        build: Callable[[], Matcher],
+        status: MutableMapping[str, Any],
+        on_rejected: Callable[[str], Awaitable[None]] | None = None,
+        interval: float = 1.0,
+        settle: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._paths = tuple(paths)
+        self.current = matcher
+        self._build = build
+        self._status = status
+        self._on_rejected = on_rejected
+        self._interval = interval
+        self._settle = settle
+        self._clock = clock
+        self._wall = wall
+        self._loaded: Fingerprint = fingerprint(self._paths)
+        self._pending: tuple[Fingerprint, float] | None = None
+        self._rejected: Fingerprint | None = None
+        self._record(error=None)
+
+    def _record(self, *, error: str | None) -> None:
+        state = dict(self._status.get("rules", {}))
+        now = self._wall()
+        if error is None:
+            state.update(rules=len(self.current.rules), loaded_at=now, error=None,
+                         error_at=None)
+        else:
+            state.update(error=error, error_at=now)
+        self._status["rules"] = state
+
+    async def check(self) -> bool:
+        """One look at the files; True when a new rule set was swapped in."""
+        seen = fingerprint(self._paths)
+        now = self._clock()
+        if seen == self._loaded or seen == self._rejected:
+            self._pending = None
+            return False
+        if self._pending is None or self._pending[0] != seen:
+            self._pending = (seen, now)  # still being written, perhaps: wait until quiet
+            return False
+        if now - self._pending[1] < self._settle:
+            return False
+        self._pending = None
+        try:
+            matcher = self._build()
+        except (RuleError, ConfigError) as error:
+            self._rejected = seen
+            text = str(error)
+            log.error("rule reload rejected; the previous rules stay in force:\n%s", text)
+            self._record(error=text)
+            if self._on_rejected is not None:
+                await self._on_rejected(text)
+            return False
+        self.current = matcher
+        self._loaded = seen
+        self._rejected = None
+        self._record(error=None)
+        log.info("rules reloaded: %d rule(s)", len(matcher.rules))
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.check()
+            except Exception:
+                log.exception("rule reload failed unexpectedly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._interval)

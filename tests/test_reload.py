@@ -1,0 +1,162 @@
+"""Hot reload of watch-rules: unit tests with a manual clock, and the real monitor process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from monitor.article import Article
+from monitor.cli import compile_rules
+from streams.reload import RuleReloader
+from tests.fakes.feed_server import FeedServer, rss
+from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
+from tests.fakes.slack_api import FakeSlackAPI
+
+GOOD = "rules:\n  - id: a\n    title: A\n    countries: [MA]\n"
+OTHER = "rules:\n  - id: b\n    title: B\n    countries: [DZ]\n"
+BROKEN = "rules:\n  - id: a\n    title: A\n    countrys: [MA]\n"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(tmp_path: Path) -> tuple[RuleReloader, Clock, dict[str, Any], list[str], Path]:
+    path = tmp_path / "rules.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    clock = Clock()
+    status: dict[str, Any] = {}
+    rejected: list[str] = []
+
+    async def on_rejected(text: str) -> None:
+        rejected.append(text)
+
+    reloader = RuleReloader(
+        [path], compile_rules([path], None), build=lambda: compile_rules([path], None),
+        status=status, on_rejected=on_rejected, settle=1.0, clock=clock,
+    )
+    return reloader, clock, status, rejected, path
+
+
+def write(path: Path, text: str, stamp: int) -> None:
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(stamp, stamp))  # mtime granularity must not hide the change
+
+
+def rule_ids(reloader: RuleReloader) -> list[str]:
+    return [r.id for r in reloader.current.rules]
+
+
+async def test_a_valid_edit_is_loaded_once_the_file_is_quiet(tmp_path: Path) -> None:
+    reloader, clock, status, _, path = make(tmp_path)
+    write(path, OTHER, 10**18)
+    assert not await reloader.check()  # first sight: maybe still being written
+    clock.now += 0.5
+    assert not await reloader.check()  # quiet, but not long enough
+    clock.now += 0.6
+    assert await reloader.check()
+    assert rule_ids(reloader) == ["b"]
+    assert status["rules"]["rules"] == 1 and status["rules"]["error"] is None
+
+
+async def test_a_file_still_changing_is_never_loaded(tmp_path: Path) -> None:
+    reloader, clock, _, rejected, path = make(tmp_path)
+    for step in range(5):  # an editor writing in pieces, each piece a broken file
+        write(path, BROKEN[: 20 + step * 5], 10**18 + step)
+        clock.now += 0.9
+        assert not await reloader.check()
+    assert rule_ids(reloader) == ["a"]
+    assert rejected == []
+
+
+async def test_a_broken_edit_keeps_the_last_good_rules_and_notifies_once(tmp_path: Path) -> None:
+    reloader, clock, status, rejected, path = make(tmp_path)
+    write(path, BROKEN, 10**18)
+    for _ in range(5):
+        await reloader.check()
+        clock.now += 2
+    assert rule_ids(reloader) == ["a"]
+    assert len(rejected) == 1 and "rules.yaml:4" in rejected[0]
+    assert "rules.yaml:4" in status["rules"]["error"]
+    article = Article(id="x", feed="f", title="Visite au Maroc")
+    assert reloader.current.match(article)  # still matching with the old rules
+
+    write(path, OTHER, 10**18 + 1)  # the fix
+    for _ in range(3):
+        await reloader.check()
+        clock.now += 2
+    assert rule_ids(reloader) == ["b"]
+    assert status["rules"]["error"] is None
+
+
+async def test_a_failing_example_rejects_the_edit(tmp_path: Path) -> None:
+    reloader, clock, _, rejected, path = make(tmp_path)
+    write(path, GOOD + "    examples: {match: [Visite en France]}\n", 10**18)
+    for _ in range(3):
+        await reloader.check()
+        clock.now += 2
+    assert rule_ids(reloader) == ["a"] and len(rejected) == 1
+    assert "example should match" in rejected[0]
+
+
+async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float) -> str:
+    seen = []
+    async with asyncio.timeout(timeout):
+        while True:
+            line = (await stream.readline()).decode()
+            assert line, f"process ended before {needle!r}; output: {''.join(seen)}"
+            seen.append(line)
+            if needle in line:
+                return "".join(seen)
+
+
+async def test_running_monitor_reloads_rejects_and_stops_gracefully(
+    tmp_path: Path, slack_api: FakeSlackAPI  # noqa: F811
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(GOOD.replace("countries: [MA]", "countries: [MA]\n    notify: [desk]"),
+                     encoding="utf-8")
+    async with FeedServer() as feeds:
+        feeds.serve("/a.xml", rss([{"title": "Rien", "link": "https://x.example/1"}]))
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            f"rules: [rules.yaml]\nfeeds:\n  - name: a\n    url: {feeds.url('/a.xml')}\n"
+            f"receivers:\n  desk:\n    slack:\n      channel: '#ops'\n"
+            f"      base_url: {slack_api.base_url}\nops: desk\n"
+            f"fetch:\n  allow: ['{feeds.allow}']\n", encoding="utf-8")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor.cli", "run", "--config", str(config),
+            env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN},
+            stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        )
+        assert proc.stderr is not None
+        try:
+            await read_until(proc.stderr, "running:", 30)
+            edited = OTHER.replace("countries: [DZ]", "countries: [DZ]\n    notify: [desk]")
+            rules.write_text(edited, encoding="utf-8")
+            await read_until(proc.stderr, "rules reloaded: 1 rule(s)", 5)
+
+            rules.write_text(BROKEN, encoding="utf-8")
+            await read_until(proc.stderr, "rule reload rejected", 5)
+            await slack_api.wait_for_calls(1, timeout=10)
+            posted = slack_api.calls_to("chat.postMessage")
+            assert len(posted) == 1
+            assert "Rule reload rejected" in str(posted[0].payload)
+
+            status = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "monitor.cli", "status", "--config", str(config),
+                stdout=asyncio.subprocess.PIPE)
+            out, _ = await status.communicate()
+            assert "REJECTED" in out.decode() and "rules.yaml:4" in out.decode()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), timeout=30)
+        assert code == 0
