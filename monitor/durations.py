@@ -6,24 +6,14 @@ from __future__ import annotations
 import math
 import re
 
+from monitor.yamlfile import describe
+
 # ASCII digits only, at most 12 of them: no Unicode digits, no giant numbers.
 _DURATION = re.compile(
     r"(?:([0-9]{1,12})d)?(?:([0-9]{1,12})h)?(?:([0-9]{1,12})m)?(?:([0-9]{1,12})s)?\Z"
 )
 _SECONDS = re.compile(r"[0-9]{1,12}\Z")
 _MAX_DURATION = 10 * 366 * 86400  # far beyond any sane window; keeps float() from overflowing
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return "nothing" if value is None else type(value).__name__
 
 
 def parse_duration(value: object) -> float:
@@ -39,7 +29,7 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str):
         seconds = _duration_text_seconds(value.strip())
     else:
-        raise ValueError(f"expected a duration such as 30s, 5m, 24h or 1d, got {_describe(value)}")
+        raise ValueError(f"expected a duration such as 30s, 5m, 24h or 1d, got {describe(value)}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value}")
     if seconds > _MAX_DURATION:

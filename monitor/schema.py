@@ -13,29 +13,12 @@ from typing import Any
 
 from monitor.durations import parse_duration
 from monitor.errors import Issue
-from monitor.yamlfile import YamlList, YamlMap
-
-_TYPE_NAMES = {
-    bool: "true or false",
-    int: "a whole number",
-    float: "a number",
-    str: "text",
-    list: "a list",
-    dict: "a mapping",
-    type(None): "nothing",
-}
-
-
-def describe(value: object) -> str:
-    """How a YAML value reads to a user: 'a number', 'a list', ..."""
-    for kind, name in _TYPE_NAMES.items():
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
+from monitor.yamlfile import YamlList, YamlMap, describe
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    """' (did you mean 'x'?)' when one of ``choices`` is close to ``word``, else ''."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

@@ -16,17 +16,17 @@ Contract (see the rule-format contract, sections "A rule file" and "Errors"):
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from monitor.article import FIELDS, Field
 from monitor.durations import parse_duration
 from monitor.errors import Issue, RuleError
-from monitor.yamlfile import YamlError, YamlList, YamlMap, load_yaml
+from monitor.schema import did_you_mean
+from monitor.yamlfile import YamlError, YamlList, YamlMap, describe, load_yaml
 from rules.model import (
     DEFAULT_MIN_SCORE,
     DEFAULT_NEAR,
@@ -106,27 +106,10 @@ Validator = Callable[[_Context, Any, int, str], T]
 # --------------------------------------------------------------------------- messages
 
 
-def _kind(value: object) -> str:
-    """How a YAML value's type is named in messages ("got a number")."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
 def _wrong_type(
     ctx: _Context, line: int, what: str, expected: str, value: object, hint: str = ""
 ) -> None:
-    ctx.error(line, f"{what}: expected {expected}, got {_kind(value)}{hint}")
+    ctx.error(line, f"{what}: expected {expected}, got {describe(value)}{hint}")
 
 
 def _quote_hint(value: object) -> str:
@@ -138,17 +121,12 @@ def _quote_hint(value: object) -> str:
     return ""
 
 
-def _suggestion(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _check_keys(ctx: _Context, mapping: YamlMap, allowed: Sequence[str], where: str) -> None:
     """Report keys not in ``allowed``, with a did-you-mean when one is close."""
     for key in mapping:
         if key in allowed:
             continue
-        hint = _suggestion(key, allowed) or f" (expected one of: {', '.join(allowed)})"
+        hint = did_you_mean(key, allowed) or f" (expected one of: {', '.join(allowed)})"
         prefix = f"{where}: " if where else ""
         ctx.error(mapping.line_of(key), f"{prefix}unknown key '{key}'{hint}")
 
@@ -196,13 +174,14 @@ def _boolean(ctx: _Context, value: Any, line: int, what: str) -> bool:
         # The strict YAML loader keeps yes/no/on/off as text; say how to write a boolean.
         ctx.error(line, f"{what}: expected true or false, got '{value}' (write true or false)")
     else:
-        ctx.error(line, f"{what}: expected true or false, got {_kind(value)}")
+        ctx.error(line, f"{what}: expected true or false, got {describe(value)}")
     return False
 
 
 def _near(ctx: _Context, value: Any, line: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        ctx.error(line, f"{what}: expected a whole number of words (0 or more), got {_kind(value)}")
+        got = describe(value)
+        ctx.error(line, f"{what}: expected a whole number of words (0 or more), got {got}")
         return DEFAULT_NEAR
     if value < 0:
         ctx.error(line, f"{what}: must be 0 or more, got {value}")
@@ -216,10 +195,10 @@ def _severity(ctx: _Context, value: Any, line: int, what: str) -> Severity:
             return severity
     choices = ", ".join(SEVERITIES)
     if isinstance(value, str):
-        hint = _suggestion(value.lower(), SEVERITIES)
+        hint = did_you_mean(value.lower(), SEVERITIES)
         ctx.error(line, f"{what}: unknown severity '{value}'{hint}; expected one of {choices}")
     else:
-        ctx.error(line, f"{what}: expected one of {choices}, got {_kind(value)}")
+        ctx.error(line, f"{what}: expected one of {choices}, got {describe(value)}")
     return "medium"
 
 
@@ -317,7 +296,7 @@ def _person(ctx: _Context, value: Any, line: int, what: str) -> Person | None:
 
 def _score(ctx: _Context, value: Any, line: int, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        ctx.error(line, f"{what}: expected a number from 0 to 100, got {_kind(value)}")
+        ctx.error(line, f"{what}: expected a number from 0 to 100, got {describe(value)}")
         return DEFAULT_MIN_SCORE
     if not 0 <= value <= 100:
         ctx.error(line, f"{what}: must be from 0 to 100, got {value}")
@@ -343,7 +322,7 @@ def _field_name(ctx: _Context, value: Any, line: int, what: str) -> Field | None
             return name
     choices = ", ".join(FIELDS)
     if isinstance(value, str):
-        ctx.error(line, f"{what}: unknown field '{value}'{_suggestion(value, FIELDS)}; "
+        ctx.error(line, f"{what}: unknown field '{value}'{did_you_mean(value, FIELDS)}; "
                         f"expected some of {choices}")
     else:
         _wrong_type(ctx, line, what, f"one of {choices}", value)
@@ -354,7 +333,7 @@ def _receiver(ctx: _Context, value: Any, line: int, what: str) -> str | None:
     name = _text(ctx, value, line, what)
     if name is None or ctx.receivers is None or name in ctx.receivers:
         return name
-    ctx.error(line, f"{what}: unknown receiver '{name}'{_suggestion(name, ctx.receivers)}")
+    ctx.error(line, f"{what}: unknown receiver '{name}'{did_you_mean(name, ctx.receivers)}")
     return None
 
 
@@ -398,7 +377,7 @@ def _notify(ctx: _Context, value: Any, line: int, what: str) -> tuple[str, ...]:
 
 def _dedup(ctx: _Context, value: Any, line: int, what: str) -> DedupPolicy:
     if not isinstance(value, YamlMap):
-        message = f"{what}: expected a mapping such as {{window: 24h}}, got {_kind(value)}"
+        message = f"{what}: expected a mapping such as {{window: 24h}}, got {describe(value)}"
         if isinstance(value, str | int) and not isinstance(value, bool):
             message += f" (write {{window: {value}}})"
         ctx.error(line, message)
