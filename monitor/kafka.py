@@ -1,0 +1,226 @@
+"""Kafka plumbing shared by the poller and the worker: topics, client settings, the
+article producer, and the compacted feed-state topic.
+
+Topics (names prefixed by ``KafkaSettings.prefix``):
+
+- ``articles``     key = article id, value = Article JSON (pollers → match agent)
+- ``matches``      key = rule id, value = Match JSON (match agent → deliver agent, so a
+                   rule's dedup state lives in one partition)
+- ``alerts-dlq``   key = rule id, value = a dead letter (match, receiver, reason)
+- ``feed-health``  compacted, key = feed name, value = FeedHealth JSON
+- ``feed-state``   compacted, key = feed name, value = the feed's poll cursor and seen ids
+- ``feeds``        empty registry: its partitions are what pollers own, via their
+                   consumer group; a feed belongs to partition crc32(name) % partitions
+
+Producers that must not lose articles use ``acks="all"`` and ``enable_idempotence=True``
+(aiokafka's defaults are weaker; reliability.md item 2).
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from monitor.article import Article
+
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """How to reach the cluster and shape the topics. ``sasl_password`` comes from the
+    environment (KAFKA_SASL_PASSWORD), never from the config file."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    prefix: str = "newswatch."
+    partitions: int = 6
+    replication: int = 1
+    client_id: str = "newswatch"
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments common to every aiokafka client."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.sasl_mechanism:
+            options.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        return options
+
+
+def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
+    p, r = settings.partitions, settings.replication
+    return [
+        NewTopic(settings.topic("articles"), p, r),
+        NewTopic(settings.topic("matches"), p, r),
+        NewTopic(settings.topic("alerts-dlq"), p, r),
+        NewTopic(settings.topic("feeds"), p, r),
+        NewTopic(settings.topic("feed-health"), p, r, topic_configs=COMPACTED),
+        NewTopic(settings.topic("feed-state"), p, r, topic_configs=COMPACTED),
+    ]
+
+
+async def ensure_topics(settings: KafkaSettings) -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    admin = AIOKafkaAdminClient(**settings.client_options())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topic_specs(settings) if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created them first
+    finally:
+        await admin.close()
+
+
+def feed_partition(feed: str, partitions: int) -> int:
+    """The registry partition owning a feed: stable across processes and restarts."""
+    return zlib.crc32(feed.encode("utf-8")) % partitions
+
+
+def reliable_producer(settings: KafkaSettings) -> AIOKafkaProducer:
+    """A producer that loses nothing it acknowledged: acks from all in-sync replicas, and
+    idempotence so a retried batch is not written twice."""
+    return AIOKafkaProducer(
+        **settings.client_options(),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+
+
+class ArticleProducer:
+    """The poller's sink in the Kafka runtime: returns once Kafka acknowledged every
+    article, so the poller marks them seen only then."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+
+    async def __call__(self, articles: Sequence[Article]) -> None:
+        futures = [
+            await self._producer.send(
+                self._topic,
+                key=a.id.encode(),
+                value=json.dumps(a.to_json(), ensure_ascii=False).encode(),
+            )
+            for a in articles
+        ]
+        for future in futures:
+            await future  # raises if the broker did not take it
+
+
+async def read_compacted(settings: KafkaSettings, name: str) -> dict[str, Any]:
+    """The latest value per key of a compacted topic (a tombstone removes the key)."""
+    consumer = AIOKafkaConsumer(
+        **settings.client_options(), enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        topic = settings.topic(name)
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not assigned:
+            return {}
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends: Mapping[TopicPartition, int] = await consumer.end_offsets(assigned)
+        latest: dict[str, Any] = {}
+        remaining = {tp for tp in assigned if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.key is None:
+                        continue
+                    key = record.key.decode()
+                    if record.value is None:
+                        latest.pop(key, None)
+                    else:
+                        latest[key] = json.loads(record.value)
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return latest
+    finally:
+        await consumer.stop()
+
+
+class FeedOwnership:
+    """Which feeds this poller owns, decided by Kafka's group coordinator.
+
+    Every poller joins the consumer group ``<prefix>pollers`` on the ``feeds`` registry
+    topic. The partitions it is assigned are the feeds it polls (``feed_partition``); when
+    a poller dies or joins, the group rebalances and its feeds move. ``run()`` keeps the
+    membership alive (aiokafka heartbeats, plus a poll loop within max.poll.interval).
+    """
+
+    def __init__(self, settings: KafkaSettings, *, session_timeout_ms: int = 10000) -> None:
+        self._settings = settings
+        self._owned: frozenset[int] = frozenset()
+        self._consumer = AIOKafkaConsumer(
+            **settings.client_options(),
+            group_id=f"{settings.prefix}pollers",
+            enable_auto_commit=False,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(session_timeout_ms // 5, 100),
+        )
+        self.generation = 0
+
+    def owns(self, feed: str) -> bool:
+        return feed_partition(feed, self._settings.partitions) in self._owned
+
+    @property
+    def partitions(self) -> frozenset[int]:
+        return self._owned
+
+    async def start(self) -> None:
+        from aiokafka.abc import ConsumerRebalanceListener
+
+        ownership = self
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                ownership._owned = frozenset()
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                ownership._owned = frozenset(tp.partition for tp in assigned)
+                ownership.generation += 1
+
+        await self._consumer.start()
+        self._consumer.subscribe([self._settings.topic("feeds")], listener=Listener())
+
+    async def tick(self) -> None:
+        """Keep the group membership alive; call at least every few seconds."""
+        await self._consumer.getmany(timeout_ms=200)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()  # leaves the group: its feeds move at once
