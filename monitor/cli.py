@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--articles", type=Path, help="JSON lines, one article each")
     test.add_argument("--json", action="store_true")
     test.add_argument("--config", type=Path, help="also check receiver names against it")
+
+    from monitor.cli_delivery import add_commands
+
+    add_commands(sub)  # silence add|list|expire, dlq list|replay
     return parser
 
 
@@ -79,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args.config, as_json=args.json, feed=args.feed)
         if args.command == "alerts":
             return _alerts(args.config, as_json=args.json, limit=args.limit)
+        if args.command in ("silence", "dlq"):
+            from monitor.cli_delivery import dispatch
+
+            return dispatch(args) or EXIT_OK
         if args.rules_command == "check":
             return _rules_check(args.paths, args.config)
         return _rules_test(args.paths, args.article, args.articles, args.json, args.config)
@@ -242,7 +250,8 @@ def build_notifiers(config: Config) -> dict[str, Notifier]:
                 raise ConfigError([Issue(str(config.path), 0, f"receivers.{name}: the Slack "
                                          "token must be in the SLACK_BOT_TOKEN environment "
                                          "variable")])
-            out[name] = SlackNotifier(name, receiver.channel, token, base_url=receiver.base_url)
+            out[name] = SlackNotifier(name, receiver.channel, token, base_url=receiver.base_url,
+                                      reconcile=receiver.reconcile)
         elif isinstance(receiver, EmailReceiver):
             out[name] = EmailNotifier(
                 name, receiver.sender, receiver.to, receiver.host, receiver.port,
@@ -266,24 +275,44 @@ def _run(config_path: Path, *, once: bool) -> int:
 async def _run_async(
     config: Config, matcher: Matcher, notifiers: dict[str, Notifier], *, once: bool
 ) -> int:
+    from monitor.cli_delivery import make_pipeline, require_lock
     from monitor.fetch import Fetcher, FetchLimits
+    from monitor.metrics import MeteredAudit, Metrics, MetricsServer, serve
     from monitor.poller import ArticleSink, Poller
     from monitor.state import Database
     from streams.embedded import EmbeddedRuntime
-    from streams.notices import ops_notice
+    from streams.notices import ops_notice, transition_notifier
     from streams.pipeline import Pipeline
     from streams.reload import RuleReloader
 
+    metrics: Metrics | None = None
+    metrics_server: MetricsServer | None = None
+    if config.metrics is not None:
+        from prometheus_client import CollectorRegistry
+
+        metrics = Metrics(CollectorRegistry())
+        try:
+            metrics_server = serve(metrics, port=config.metrics.port, host=config.metrics.host)
+        except OSError as error:
+            raise ConfigError([Issue(str(config.path), 0, f"metrics: cannot listen on "
+                                     f"{config.metrics.host}:{config.metrics.port}: "
+                                     f"{error.strerror or error}")]) from None
+        logging.getLogger("newswatch").info(
+            "metrics on http://%s:%d/metrics", config.metrics.host, metrics_server.port)
+    lock = require_lock(config)  # one writer of the delivery state
     db = Database.open(config.state)
     limits = FetchLimits(total=config.fetch.timeout, max_bytes=config.fetch.max_bytes)
     fetcher = Fetcher(limits=limits, allow=config.fetch.allow)
-    pipeline = Pipeline(
-        notifiers=notifiers, state=db.mapping("rules"), dlq=db.mapping("dlq"), audit=db
-    )
+    pipeline: Pipeline = make_pipeline(
+        config, db, notifiers, audit=MeteredAudit(db, metrics) if metrics is not None else None)
 
     def make_poller(sink: ArticleSink) -> Poller:
         return Poller(config.feeds, fetcher, health=db.mapping("health"),
-                      seen=db.mapping("seen"), fetch_log=db, sink=sink)
+                      seen=db.mapping("seen"), entries=db.mapping("entries"), fetch_log=db,
+                      sink=sink, metrics=metrics,
+                      on_transition=transition_notifier(
+                          pipeline.deliver, config.ops,
+                          metrics.observe_notice if metrics is not None else None))
 
     async def notify_rejected(text: str) -> None:
         if config.ops is not None:
@@ -296,7 +325,7 @@ async def _run_async(
         build=lambda: compile_rules(config.rules, frozenset(config.receivers)),
     )
     runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
-                              pipeline=pipeline)
+                              pipeline=pipeline, metrics=metrics)
     try:
         if once:
             await runtime.run_once()
@@ -319,6 +348,9 @@ async def _run_async(
         for notifier in notifiers.values():
             await notifier.aclose()
         db.close()
+        lock.release()
+        if metrics_server is not None:
+            metrics_server.close()
     c = runtime.counters
     print(f"articles: {c.articles}, matches: {c.matches}, "
           + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)
@@ -338,7 +370,13 @@ def _status(config_path: Path, *, as_json: bool, feed: str | None) -> int:
     import time
 
     from monitor.config import load_config
-    from monitor.health import STATUS_ORDER, FeedHealth, current_status
+    from monitor.health import (
+        STATUS_ORDER,
+        FeedHealth,
+        articles_last_24h,
+        current_status,
+        rebase,
+    )
     from monitor.state import Database
 
     config = load_config(config_path)
@@ -356,7 +394,8 @@ def _status(config_path: Path, *, as_json: bool, feed: str | None) -> int:
         rules_state = dict(db.mapping("meta").get("rules", {})) if db else {}
         for f in feeds:
             data = health.get(f.name)
-            h = FeedHealth.from_json(data) if data else FeedHealth(feed=f.name)
+            h = rebase(FeedHealth.from_json(data) if data else FeedHealth(feed=f.name), f.url)
+            share = h.share_not_modified
             rows.append({
                 "feed": f.name,
                 "status": current_status(h, now),
@@ -367,22 +406,30 @@ def _status(config_path: Path, *, as_json: bool, feed: str | None) -> int:
                 "last_attempt": _iso(h.last_attempt),
                 "last_status": h.last_status,
                 "articles_seen": h.articles_seen,
+                "articles_24h": articles_last_24h(h, now),
+                "last_new_article": _iso(h.last_new_article),
+                "usual_gap_s": round(h.usual_gap, 1) if h.usual_gap is not None else None,
+                "share_304": round(share, 3) if share is not None else None,
+                "latency_s": round(h.latency, 3) if h.latency is not None else None,
+                "polls": h.polls,
+                "since": _iso(h.since),
                 "next_poll": _iso(h.next_poll) if h.last_attempt else None,
                 "url": h.url or f.url,
             })
             if feed is not None and db is not None:
                 rows[-1]["fetches"] = [
                     {"at": _iso(e.at), "status": e.status, "latency": e.latency,
-                     "new": e.new, "error": e.error} for e in db.fetches(f.name)
+                     "new": e.new, "error": e.error} for e in db.fetches(f.name, limit=20)
                 ]
     finally:
         if db is not None:
             db.close()
-    rows.sort(key=lambda r: (STATUS_ORDER.get(r["status"], 9), r["feed"]))
+    rows.sort(key=lambda r: (STATUS_ORDER.get(r["status"], 9), -r["consecutive_failures"],
+                             r["feed"]))
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
-        _print_status(rows)
+        _print_status(rows, now)
         if rules_state:
             print(f"rules: {rules_state.get('rules')} loaded at "
                   f"{_iso(rules_state.get('loaded_at'))}")
@@ -393,25 +440,78 @@ def _status(config_path: Path, *, as_json: bool, feed: str | None) -> int:
     return EXIT_OK if rows and all(r["status"] == "ok" for r in rows) else EXIT_PROBLEMS
 
 
-def _print_status(rows: list[dict[str, Any]]) -> None:
-    header = ("FEED", "STATUS", "LAST SUCCESS", "FAILS", "SEEN", "NEXT POLL", "LAST ERROR")
-    table = [header] + [
-        (r["feed"], r["status"], r["last_success"] or "-", str(r["consecutive_failures"]),
-         str(r["articles_seen"]), r["next_poll"] or "-",
-         (f"{r['error_kind']}: {r['error']}" if r["error_kind"] else "-")[:80])
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
-    for row in table:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
-    counts: dict[str, int] = {}
+def _ago(iso: str | None, now: float) -> str:
+    """ "4m ago" / "in 2h" from an ISO time; "-" for None."""
+    if iso is None:
+        return "-"
+    delta = datetime.fromisoformat(iso).timestamp() - now
+    return f"in {_span(delta)}" if delta > 0 else f"{_span(-delta)} ago"
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}" if seconds < 10 * size else \
+                f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+_STATUS_STYLE = {"ok": "green", "stale": "yellow", "failing": "bold red",
+                 "disabled": "magenta", "never_polled": "dim"}
+
+
+def _print_status(rows: list[dict[str, Any]], now: float) -> None:
+    """A rich table, worst first, a summary line, and with --feed the recent fetches.
+    Every cell is a ``Text`` (never parsed as markup: error messages come from servers)."""
+    from rich.console import Console, JustifyMethod
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("FEED", "left"), ("STATUS", "left"), ("LAST POLL", "left"),
+        ("LAST SUCCESS", "left"), ("HTTP", "right"),
+        ("FAILS", "right"), ("NEW 24H", "right"), ("SEEN", "right"), ("USUAL GAP", "right"),
+        ("304", "right"), ("LATENCY", "right"), ("NEXT POLL", "left"), ("LAST ERROR", "left"))
+    for name, justify in columns:
+        table.add_column(name, justify=justify, overflow="fold")
     for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        share = f"{r['share_304'] * 100:.0f}%" if r["share_304"] is not None else "-"
+        latency = f"{r['latency_s'] * 1000:.0f} ms" if r["latency_s"] is not None else "-"
+        error = f"{r['error_kind']}: {r['error']}" if r["error_kind"] else "-"
+        table.add_row(
+            Text(r["feed"]), Text(r["status"], style=_STATUS_STYLE.get(r["status"], "")),
+            Text(_ago(r["last_attempt"], now)), Text(_ago(r["last_success"], now)),
+            Text(str(r["last_status"] or "-")),
+            Text(str(r["consecutive_failures"])), Text(str(r["articles_24h"])),
+            Text(str(r["articles_seen"])), Text(_span(r["usual_gap_s"])), Text(share),
+            Text(latency), Text("never" if r["status"] == "disabled" else
+                                _ago(r["next_poll"], now).replace(" ago", " overdue")),
+            Text(error[:120]),
+        )
+    console.print(table)
+    counts = {s: sum(1 for r in rows if r["status"] == s)
+              for s in ("ok", "stale", "failing", "disabled", "never_polled")}
+    summary = (f"{counts['ok']} ok / {counts['stale']} stale / {counts['failing']} failing"
+               f" / {counts['disabled']} disabled")
+    if counts["never_polled"]:
+        summary += f" / {counts['never_polled']} never polled"
+    console.print(Text(summary))
     for r in rows:
-        for e in r.get("fetches", []):
-            print(f"  {e['at']}  status={e['status']}  latency={e['latency']}  "
-                  f"new={e['new']}  {e['error'] or ''}")
+        if "fetches" not in r:
+            continue
+        fetches = Table(title=Text(f"last {len(r['fetches'])} fetches of {r['feed']}"),
+                        show_edge=False, pad_edge=False, box=None, header_style="bold")
+        for name in ("TIME", "HTTP", "LATENCY", "NEW", "ERROR"):
+            fetches.add_column(name, overflow="fold")
+        for e in r["fetches"]:
+            latency = f"{e['latency'] * 1000:.0f} ms" if e["latency"] is not None else "-"
+            fetches.add_row(Text(e["at"] or "-"), Text(str(e["status"] or "-")), Text(latency),
+                            Text(str(e["new"])), Text((e["error"] or "")[:160]))
+        console.print(fetches)
 
 
 def _alerts(config_path: Path, *, as_json: bool, limit: int) -> int:

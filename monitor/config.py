@@ -17,25 +17,33 @@ from monitor.schema import MapReader
 from monitor.yamlfile import YamlError, YamlList, YamlMap, load_yaml
 
 DEFAULT_INTERVAL = 300.0
+MAX_POLL_INTERVAL = 7 * 86400.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True, slots=True)
 class FeedConfig:
-    """One feed; ``interval`` in seconds."""
+    """One feed; ``interval`` in seconds. ``min_interval`` / ``max_interval`` bound the
+    adaptive interval (None: the defaults of ``monitor.health.Pace.of``)."""
 
     name: str
     url: str
     interval: float = DEFAULT_INTERVAL
     language: str | None = None
     line: int = 0
+    min_interval: float | None = None
+    max_interval: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SlackReceiver:
+    """``reconcile``: after a crash or an ambiguous failure, look the alert up in the
+    channel (``conversations.history``, scope ``channels:history``) before sending again."""
+
     name: str
     channel: str
     base_url: str | None = None
+    reconcile: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +76,32 @@ class FetchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Prometheus exposition on ``host``:``port`` (``newswatch run`` serves ``/metrics``)."""
+
+    port: int = 9108
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
 class KafkaConfig:
     bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = "newswatch."
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceConfig:
+    """A silence written in the config file: matchers (at least one), ``until`` (Unix
+    time) and ``reason``; ``line`` is where it is written."""
+
+    reason: str
+    until: float
+    line: int
+    rule: str | None = None
+    country: str | None = None
+    person: str | None = None
+    story: str | None = None
+    feed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +114,8 @@ class Config:
     ops: str | None = None
     fetch: FetchConfig = field(default_factory=FetchConfig)
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    metrics: MetricsConfig | None = None
+    silences: tuple[SilenceConfig, ...] = ()
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -91,7 +124,8 @@ class Config:
         raise KeyError(name)
 
 
-_TOP_KEYS = ("state", "rules", "feeds", "receivers", "ops", "fetch", "kafka")
+_TOP_KEYS = ("state", "rules", "feeds", "receivers", "ops", "fetch", "kafka", "metrics",
+             "silences")
 
 
 def load_config(path: str | Path) -> Config:
@@ -140,6 +174,8 @@ def parse_config(text: str, shown: str, *, base: Path) -> Config:
         issues.append(Issue(shown, data.line_of("ops"), f"ops: unknown receiver '{ops}'"))
     fetch = _fetch(top, shown, issues)
     kafka = _kafka(top, shown, issues)
+    metrics = _metrics(top, shown, issues)
+    silences = _silences(top, shown, issues, {f.name for f in feeds})
     if issues:
         raise ConfigError(issues)
     return Config(
@@ -151,6 +187,8 @@ def parse_config(text: str, shown: str, *, base: Path) -> Config:
         ops=ops,
         fetch=fetch,
         kafka=kafka,
+        metrics=metrics,
+        silences=tuple(silences),
     )
 
 
@@ -165,12 +203,17 @@ def _feeds(top: MapReader, shown: str, issues: list[Issue]) -> list[FeedConfig]:
         if not isinstance(item, YamlMap):
             issues.append(Issue(shown, line, f"feeds[{i}] must be a mapping with name and url"))
             continue
-        r = MapReader(item, shown, issues, allowed=("name", "url", "interval", "language"),
-                      where=f"feeds[{i}]")
+        r = MapReader(item, shown, issues, where=f"feeds[{i}]",
+                      allowed=("name", "url", "interval", "min_interval", "max_interval",
+                               "language"))
         r.finish()
         name = r.text("name", required=True)
         url = r.text("url", required=True)
         interval = r.duration("interval", default=DEFAULT_INTERVAL)
+        min_interval = r.duration("min_interval", default=interval) if r.has(
+            "min_interval") else None
+        max_interval = r.duration("max_interval", default=interval) if r.has(
+            "max_interval") else None
         language = r.text("language")
         if name is not None:
             if not _NAME.match(name):
@@ -183,10 +226,21 @@ def _feeds(top: MapReader, shown: str, issues: list[Issue]) -> list[FeedConfig]:
             r.error(f"url must start with http:// or https://, got '{url}'", r.line("url"))
         if interval < 10:
             r.error("interval must be at least 10s", r.line("interval"))
+        if min_interval is not None and min_interval < 10:
+            r.error("min_interval must be at least 10s", r.line("min_interval"))
+        elif min_interval is not None and min_interval > interval:
+            r.error(f"min_interval must not exceed interval ({interval:g}s)",
+                    r.line("min_interval"))
+        if max_interval is not None and max_interval < interval:
+            r.error(f"max_interval must be at least interval ({interval:g}s)",
+                    r.line("max_interval"))
+        elif max_interval is not None and max_interval > MAX_POLL_INTERVAL:
+            r.error("max_interval must be at most 7d", r.line("max_interval"))
         if language is not None and not re.fullmatch(r"[a-z]{2}", language):
             r.error("language must be a two-letter code such as fr", r.line("language"))
         if name and url:
-            feeds.append(FeedConfig(name, url, interval, language, item.line))
+            feeds.append(FeedConfig(name, url, interval, language, item.line,
+                                    min_interval, max_interval))
     return feeds
 
 
@@ -210,12 +264,14 @@ def _receivers(top: MapReader, shown: str, issues: list[Issue]) -> dict[str, Rec
             issues.append(Issue(shown, spec.line_of(kind), f"{where} must be a mapping"))
             continue
         if kind == "slack":
-            r = MapReader(body, shown, issues, allowed=("channel", "base_url"), where=where)
+            r = MapReader(body, shown, issues, allowed=("channel", "base_url", "reconcile"),
+                          where=where)
             channel = r.text("channel", required=True)
             base_url = r.text("base_url")
+            reconcile = r.flag("reconcile", default=True)
             r.finish()
             if channel:
-                out[name] = SlackReceiver(name, channel, base_url)
+                out[name] = SlackReceiver(name, channel, base_url, reconcile)
         elif kind == "email":
             r = MapReader(body, shown, issues, where=where,
                           allowed=("to", "from", "host", "port", "starttls", "tls", "user"))
@@ -269,3 +325,70 @@ def _kafka(top: MapReader, shown: str, issues: list[Issue]) -> KafkaConfig:
         bootstrap=r.text("bootstrap", default="127.0.0.1:9092") or "127.0.0.1:9092",
         topic_prefix=r.text("topic_prefix", default="newswatch.") or "newswatch.",
     )
+
+
+def _metrics(top: MapReader, shown: str, issues: list[Issue]) -> MetricsConfig | None:
+    data = top.mapping("metrics")
+    if data is None:
+        return None
+    r = MapReader(data, shown, issues, allowed=("port", "host"), where="metrics")
+    r.finish()
+    port = r.integer("port", default=9108, minimum=1)
+    if port > 65535:
+        r.error("port must be at most 65535", r.line("port"))
+    host = r.text("host", default="127.0.0.1") or "127.0.0.1"
+    return MetricsConfig(port=port, host=host)
+
+
+_SILENCE_MATCHERS = ("rule", "country", "person", "story", "feed")
+
+
+def parse_until(text: str) -> float:
+    """Unix time of an ISO 8601 date or date-time (UTC unless a zone is given)."""
+    from datetime import UTC, datetime
+
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _silences(
+    top: MapReader, shown: str, issues: list[Issue], feeds: set[str]
+) -> list[SilenceConfig]:
+    items = top.sequence("silences")
+    if items is None:
+        return []
+    out: list[SilenceConfig] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, YamlMap):
+            issues.append(Issue(shown, items.line_of(i), f"silences[{i}] must be a mapping "
+                                "with matchers, until and reason"))
+            continue
+        r = MapReader(item, shown, issues, where=f"silences[{i}]",
+                      allowed=(*_SILENCE_MATCHERS, "until", "reason"))
+        r.finish()
+        matchers = {k: r.text(k) for k in _SILENCE_MATCHERS}
+        reason = r.text("reason", required=True)
+        until_text = r.text("until", required=True)
+        until = 0.0
+        if until_text is not None:
+            try:
+                until = parse_until(until_text)
+            except ValueError:
+                r.error(f"until must be an ISO date or date-time such as 2025-06-30 or "
+                        f"2025-06-30T18:00:00Z, got '{until_text}'", r.line("until"))
+                until_text = None
+        if not any(matchers.values()):
+            r.error("a silence needs at least one of rule, country, person, story, feed",
+                    r.line())
+        country = matchers["country"]
+        if country is not None and not re.fullmatch(r"[A-Z]{2}", country):
+            r.error(f"country must be an ISO code such as MA, got '{country}'",
+                    r.line("country"))
+        feed = matchers["feed"]
+        if feed is not None and feed not in feeds:
+            r.error(f"unknown feed '{feed}'", r.line("feed"))
+        if reason and until_text and any(matchers.values()):
+            out.append(SilenceConfig(reason=reason, until=until, line=item.line, **matchers))
+    return out

@@ -29,10 +29,11 @@ wins, so duplicate GUIDs yield one article.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import xml.parsers.expat
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -74,6 +75,7 @@ _HTML_MARKERS = (b"<!doctype html", b"<html")
 _SNIFF_BYTES = 2_048
 # Closing tags of RSS/RDF items and Atom entries, and the root element (prefix, name).
 _ENTRY_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
+_ENTRY_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]")
 _ROOT = re.compile(rb"<([A-Za-z_][\w.-]*:)?(rss|feed|RDF)[\s>/]")
 # Entries parsed beyond max_entries, so skipped (empty or duplicate) entries do not leave
 # the article list short.
@@ -89,6 +91,9 @@ class ParsedFeed:
     minutes to seconds. ``update_period_s``: ``sy:updatePeriod`` / ``sy:updateFrequency`` as
     seconds between updates. ``warning``: why feedparser flagged the document, when it did
     and entries were still found. ``entries_total``: entries in the document before the cap.
+    ``entry_keys``: digests of the raw entries that were processed (or skipped as known),
+    to pass as ``known`` next time; empty when the document's entries could not be told
+    apart safely. ``skipped``: entries left out because their bytes were known.
     """
 
     articles: tuple[Article, ...]
@@ -97,6 +102,8 @@ class ParsedFeed:
     update_period_s: int | None
     warning: str | None
     entries_total: int
+    entry_keys: tuple[str, ...] = ()
+    skipped: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -293,6 +300,62 @@ def _cut_after_entries(data: bytes, keep: int) -> tuple[bytes, int]:
     return data[:cut_at] + closing, count
 
 
+def _entry_spans(data: bytes) -> list[tuple[int, int]] | None:
+    """Byte spans of the document's items/entries, or None when they cannot be delimited
+    safely (an entry inside an entry, or an end tag inside CDATA or a comment)."""
+    spans: list[tuple[int, int]] = []
+    position = 0
+    while (start := _ENTRY_START.search(data, position)) is not None:
+        end = _ENTRY_END.search(data, start.end())
+        if end is None:
+            return None
+        chunk = data[start.start():end.end()]
+        if (_ENTRY_START.search(chunk, 1) is not None
+                or chunk.count(b"<![CDATA[") != chunk.count(b"]]>")
+                or chunk.count(b"<!--") != chunk.count(b"-->")):
+            return None
+        spans.append((start.start(), end.end()))
+        position = end.end()
+    return spans
+
+
+def _entry_key(chunk: bytes) -> str:
+    return hashlib.blake2b(chunk, digest_size=10).hexdigest()
+
+
+def _drop_known_entries(
+    data: bytes, known: Collection[str], limit: int
+) -> tuple[bytes, list[str], list[str], int] | None:
+    """Remove the entries whose raw bytes are in ``known`` and, when some are known, every
+    entry after the first ``limit`` (as the article cap would have ignored them: without
+    this, each poll would reach further down a long feed into items never taken).
+
+    Returns (reduced document, keys of the known entries present, keys of the entries
+    kept, in order, and the number of entries in the document), or None when the entries
+    cannot be delimited safely (then nothing is skipped). Removing whole elements keeps the
+    document well-formed; what is left is parsed as usual.
+    """
+    spans = _entry_spans(data)
+    if spans is None:
+        return None
+    parts: list[bytes] = []
+    kept_keys: list[str] = []
+    known_keys: list[str] = []
+    position = 0
+    for index, (start, end) in enumerate(spans):
+        key = _entry_key(data[start:end])
+        beyond = bool(known) and index >= limit
+        if beyond or key in known:
+            parts.append(data[position:start])
+            position = end
+            if not beyond:
+                known_keys.append(key)
+        else:
+            kept_keys.append(key)
+    parts.append(data[position:])
+    return b"".join(parts), known_keys, kept_keys, len(spans)
+
+
 def _describe(exc: Any) -> str:
     return clean_text(f"{type(exc).__name__}: {exc}", _WARNING_LIMIT)
 
@@ -304,6 +367,7 @@ def parse_feed(
     headers: Mapping[str, str],
     language: str | None,
     max_entries: int = 200,
+    known: Collection[str] = (),
 ) -> ParsedFeed:
     """Parse a fetched feed body into Articles.
 
@@ -316,6 +380,10 @@ def parse_feed(
     ``xml:lang``/``<language>`` is used (its first two letters), else None.
     ``max_entries``: articles kept, in document order; a longer document is cut after
     ``max_entries`` + 50 entries before parsing, which bounds the CPU spent on it.
+    ``known``: ``entry_keys`` of the previous parse whose articles were all handed on:
+    entries with exactly the same bytes are left out before feedparser runs (their articles
+    are the same, already seen), so a changed feed costs about its new entries (one new item
+    in a typical feed: 2.2 ms of CPU instead of 17 ms, measured by bench/poll_bench.py).
     Raises ParseError (kind NOT_A_FEED or PARSE) as described in the module docstring.
     """
     if not isinstance(body, bytes | bytearray | memoryview):
@@ -329,6 +397,11 @@ def parse_feed(
     data, feed_headers, encoding_problem = _to_utf8(data, header_map)
     _refuse_expanding_entities(data)
     keep = max(0, max_entries) + _ENTRY_SLACK
+    reduced = _drop_known_entries(data, frozenset(known), max(0, max_entries))
+    skipped = 0
+    if reduced is not None:
+        data, known_present, new_keys, in_document = reduced
+        skipped = len(known_present)
     data, entry_tags = _cut_after_entries(data, keep)
     try:
         # BytesIO, never bytes or str: feedparser opens those as paths or URLs.
@@ -350,7 +423,9 @@ def parse_feed(
         feed_data = {}
     problems = [encoding_problem, parsed.get("bozo_exception") if parsed.get("bozo") else None]
     warning = "; ".join(dict.fromkeys(_describe(p) for p in problems if p is not None)) or None
-    if not entries:
+    if not entries and skipped:
+        pass  # every entry was known: nothing new, whatever feedparser thinks of the rest
+    elif not entries:
         if _looks_like_html(data, header_map):
             raise ParseError("got an HTML page, not a feed", kind=FetchErrorKind.NOT_A_FEED)
         if not parsed.get("version"):
@@ -362,9 +437,11 @@ def parse_feed(
     configured_language = _language_code(language)
     articles: list[Article] = []
     seen_ids: set[str] = set()
+    consumed = 0
     for entry in entries:
         if len(articles) >= max_entries:
             break
+        consumed += 1
         article = _article(
             entry,
             feed=feed,
@@ -376,6 +453,11 @@ def parse_feed(
         seen_ids.add(article.id)
         articles.append(article)
 
+    entry_keys: tuple[str, ...] = ()
+    if reduced is not None and len(entries) == min(len(new_keys), keep):
+        # feedparser saw exactly the entries delimited here, so entry i is chunk i: the
+        # first `consumed` were turned into articles (or found empty / duplicate)
+        entry_keys = (*known_present, *new_keys[:consumed])
     ttl_minutes = _small_int(feed_data.get("ttl"))
     return ParsedFeed(
         articles=tuple(articles),
@@ -383,7 +465,10 @@ def parse_feed(
         ttl_s=ttl_minutes * 60 if ttl_minutes else None,
         update_period_s=_update_period_s(feed_data),
         warning=warning,
-        entries_total=entry_tags if entry_tags > keep else len(entries),
+        entries_total=in_document if reduced is not None and skipped else (
+            entry_tags if entry_tags > keep else len(entries)),
+        entry_keys=entry_keys,
+        skipped=skipped,
     )
 
 

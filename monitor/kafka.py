@@ -18,8 +18,10 @@ Producers that must not lose articles use ``acks="all"`` and ``enable_idempotenc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
 from monitor.article import Article
 
@@ -83,20 +85,51 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     ]
 
 
-async def ensure_topics(settings: KafkaSettings) -> None:
-    """Create the topics that do not exist yet (idempotent)."""
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> None:
+    """Create the topics that do not exist yet (idempotent), then wait until the broker's
+    metadata shows every partition with a leader: CreateTopics returns when the controller
+    committed the topic, a moment before produce and metadata requests see it."""
     admin = AIOKafkaAdminClient(**settings.client_options())
     await admin.start()
     try:
+        specs = topic_specs(settings)
         existing = set(await admin.list_topics())
-        missing = [t for t in topic_specs(settings) if t.name not in existing]
+        missing = [t for t in specs if t.name not in existing]
         if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them first
+            response = await admin.create_topics(missing)
+            errors = [
+                e for e in response.to_object()["topic_errors"]
+                if e["error_code"] not in (0, _TOPIC_ALREADY_EXISTS)
+            ]
+            if errors:
+                raise KafkaError(f"cannot create topics: {errors}")
+        await _wait_until_led(admin, {t.name: t.num_partitions for t in specs}, timeout)
     finally:
         await admin.close()
+
+
+async def _wait_until_led(
+    admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        described = await admin.describe_topics(list(partitions))
+        ready = {
+            t["topic"]
+            for t in described
+            if t["error_code"] == 0
+            and len(t["partitions"]) >= partitions[t["topic"]]
+            and all(p["error_code"] == 0 and p["leader"] >= 0 for p in t["partitions"])
+        }
+        if ready == set(partitions):
+            return
+        if time.monotonic() > deadline:
+            late = sorted(set(partitions) - ready)
+            raise KafkaError(f"topics not ready after {timeout:.0f}s: {late}")
+        await asyncio.sleep(0.05)  # metadata propagation has no event to wait on
 
 
 def feed_partition(feed: str, partitions: int) -> int:

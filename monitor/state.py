@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     verdict  TEXT NOT NULL,
     reason   TEXT NOT NULL,
     result   TEXT NOT NULL,
-    ref      TEXT
+    ref      TEXT,
+    story    TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_at ON decisions (at);
 CREATE TABLE IF NOT EXISTS fetches (
@@ -68,6 +69,7 @@ class Decision:
     reason: str
     result: str
     ref: str | None = None
+    story: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,9 @@ class Database:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
                 conn.executescript(_SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+                if "story" not in columns:  # state files written before story ids
+                    conn.execute("ALTER TABLE decisions ADD COLUMN story TEXT")
         except sqlite3.Error as error:
             raise StateError(f"{location}: cannot open state database: {error}") from error
         return cls(conn, location)
@@ -214,16 +219,18 @@ class Database:
         with _writing(self._conn):
             self._conn.execute(
                 "INSERT INTO decisions (at, rule_id, article, title, receiver, verdict, reason,"
-                " result, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " result, ref, story) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (d.at, d.rule_id, d.article, d.title, d.receiver, d.verdict, d.reason,
-                 d.result, d.ref),
+                 d.result, d.ref, d.story),
             )
 
     def decisions(self, limit: int = 50) -> list[Decision]:
         """The most recent decisions, newest first."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(decisions)")}
+        story = "story" if "story" in columns else "NULL"  # a read-only, older file
         rows = self._conn.execute(
-            "SELECT at, rule_id, article, title, receiver, verdict, reason, result, ref "
-            "FROM decisions ORDER BY id DESC LIMIT ?",
+            "SELECT at, rule_id, article, title, receiver, verdict, reason, result, ref, "
+            f"{story} FROM decisions ORDER BY id DESC LIMIT ?",
             (limit,),
         ).fetchall()
         return [Decision(*row) for row in rows]
@@ -249,6 +256,47 @@ class Database:
             (feed, limit),
         ).fetchall()
         return [FetchEvent(*row) for row in rows]
+
+
+class RuntimeLock:
+    """An exclusive lock on ``<state>.lock`` held by the one process that writes the
+    delivery state (``newswatch run``, or ``dlq replay`` when nothing runs). The kernel
+    releases it when the process dies, even by ``kill -9``."""
+
+    def __init__(self, state_path: str | Path) -> None:
+        self.path = Path(f"{state_path}.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False when another process holds it."""
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def holder(self) -> str:
+        """The pid written by the holder (for messages), or '?'."""
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self) -> None:
+        import os
+
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def now() -> float:

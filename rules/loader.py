@@ -62,7 +62,8 @@ RULE_KEYS = (
 GROUP_KEYS = ("countries", "phrases", "people")  # flat-form order, kept in the model
 GROUP_PART_KEYS = ("all", "any")
 PERSON_KEYS = ("name", "aliases", "min_score")
-DEDUP_KEYS = ("window",)
+DEDUP_KEYS = ("window", "max_per_hour", "digest_interval")
+MIN_DIGEST_INTERVAL = 60.0  # a digest more often than every minute is just more alerts
 EXAMPLE_KEYS = ("match", "no_match")
 NODE_KEYS = ("all", "any", "not", *GROUP_KEYS)
 
@@ -383,13 +384,41 @@ def _dedup(ctx: _Context, value: Any, line: int, what: str) -> DedupPolicy:
         ctx.error(line, message)
         return DedupPolicy()
     _check_keys(ctx, value, DEDUP_KEYS, what)
-    if "window" not in value:
-        return DedupPolicy()
+    defaults = DedupPolicy()
+    return DedupPolicy(
+        window=_dedup_duration(ctx, value, "window", what, defaults.window, 0.0),
+        max_per_hour=_optional(ctx, value, "max_per_hour", _max_per_hour,
+                               defaults.max_per_hour, f"{what}.max_per_hour"),
+        digest_interval=_dedup_duration(ctx, value, "digest_interval", what,
+                                        defaults.digest_interval, MIN_DIGEST_INTERVAL),
+    )
+
+
+def _dedup_duration(
+    ctx: _Context, value: YamlMap, key: str, what: str, default: float, minimum: float
+) -> float:
+    if key not in value:
+        return default
     try:
-        return DedupPolicy(window=parse_duration(value["window"]))
+        seconds = parse_duration(value[key])
     except ValueError as exc:
-        ctx.error(value.line_of("window"), f"{what}.window: {exc}")
-        return DedupPolicy()
+        ctx.error(value.line_of(key), f"{what}.{key}: {exc}")
+        return default
+    if seconds < minimum:
+        ctx.error(value.line_of(key), f"{what}.{key}: must be at least {minimum:.0f}s")
+        return default
+    return seconds
+
+
+def _max_per_hour(ctx: _Context, value: Any, line: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        ctx.error(line, f"{what}: expected a whole number of alerts (0 or more), "
+                        f"got {describe(value)}")
+        return DedupPolicy().max_per_hour
+    if value < 0:
+        ctx.error(line, f"{what}: must be 0 or more, got {value}")
+        return DedupPolicy().max_per_hour
+    return value
 
 
 def _examples(ctx: _Context, value: Any, line: int, what: str) -> Examples:

@@ -19,6 +19,8 @@ SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 DEFAULT_NEAR = 3
 DEFAULT_MIN_SCORE = 90.0
 DEFAULT_DEDUP_WINDOW = 24 * 3600.0
+DEFAULT_MAX_PER_HOUR = 20
+DEFAULT_DIGEST_INTERVAL = 3600.0
 
 T = TypeVar("T")
 
@@ -96,9 +98,16 @@ class Examples:
 
 @dataclass(frozen=True, slots=True)
 class DedupPolicy:
-    """``window`` in seconds: later copies of the same story inside it do not alert again."""
+    """Dedup and noise control of one rule.
+
+    ``window`` in seconds: later copies of the same story inside it do not alert again.
+    ``max_per_hour``: alerts per receiver in any hour; beyond it matches are queued for a
+    digest sent every ``digest_interval`` seconds (0 sends every match to the digest).
+    """
 
     window: float = DEFAULT_DEDUP_WINDOW
+    max_per_hour: int = DEFAULT_MAX_PER_HOUR
+    digest_interval: float = DEFAULT_DIGEST_INTERVAL
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from monitor.article import Article
 from monitor.poller import ArticleSink, Poller
@@ -21,7 +23,15 @@ from streams.pipeline import Pipeline
 
 log = logging.getLogger("newswatch.embedded")
 
-RESUME_EVERY = 60.0  # seconds between retries of deliveries left pending
+RESUME_EVERY = 60.0  # seconds between re-queueing what is left in the outbox
+TICK = 2.0  # seconds between checks for due digests and requested DLQ replays
+GRACE = 10.0  # seconds sends in flight may take to finish at shutdown
+
+
+class MatchMetrics(Protocol):
+    """Where the match stage reports (``monitor.metrics.Metrics`` implements it)."""
+
+    def observe_match(self, *, seconds: float, matches: int) -> None: ...
 
 
 def to_match(found: RuleMatch, article: Article) -> Match:
@@ -35,6 +45,8 @@ def to_match(found: RuleMatch, article: Article) -> Match:
         article=article,
         evidence=found.evidence,
         dedup_window=rule.dedup.window,
+        max_per_hour=rule.dedup.max_per_hour,
+        digest_interval=rule.dedup.digest_interval,
     )
 
 
@@ -57,9 +69,12 @@ class EmbeddedRuntime:
     def __init__(
         self, *, poller_factory: Callable[[ArticleSink], Poller],
         matcher: Callable[[], Matcher], pipeline: Pipeline,
+        metrics: MatchMetrics | None = None,
     ) -> None:
         self._matcher = matcher
+        self._metrics = metrics
         self.pipeline = pipeline
+        self.grace = GRACE
         self.counters = Counters()
         self.poller = poller_factory(self.take)
 
@@ -68,7 +83,12 @@ class EmbeddedRuntime:
         matcher = self._matcher()
         for article in articles:
             self.counters.articles += 1
-            for found in matcher.match(article):
+            started = time.perf_counter()
+            matched = matcher.match(article)
+            if self._metrics is not None:
+                self._metrics.observe_match(seconds=time.perf_counter() - started,
+                                            matches=len(matched))
+            for found in matched:
                 self.counters.matches += 1
                 verdict: Verdict = await self.pipeline.deliver(to_match(found, article))
                 self.counters.verdicts[verdict.kind] = self.counters.verdicts.get(
@@ -81,23 +101,42 @@ class EmbeddedRuntime:
                 )
 
     async def run_once(self) -> None:
-        """Deliver what a crash left pending, poll every feed once, deliver, return."""
+        """Queue what a crash left pending, poll every feed once, send due digests, wait
+        until every lane has delivered (or dead-lettered) what was queued, return."""
         await self.pipeline.resume()
+        await self.pipeline.replay_requested()
         await self.poller.poll_all()
+        await self.pipeline.flush_digests()
+        await self.pipeline.drain()
+        await self.pipeline.aclose(self.grace)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll on schedule until ``stop`` is set; in-flight polls and deliveries finish."""
+        """Poll on schedule until ``stop`` is set; then sends in flight finish (up to
+        ``grace`` seconds) and whatever is still queued stays in the outbox for the next
+        start."""
         await self.pipeline.resume()
-        resumer = asyncio.create_task(self._resume_periodically(stop))
+        ticker = asyncio.create_task(self._tick(stop))
         try:
             await self.poller.run(stop)
         finally:
-            resumer.cancel()
-            await asyncio.gather(resumer, return_exceptions=True)
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            await self.pipeline.aclose(self.grace)
 
-    async def _resume_periodically(self, stop: asyncio.Event) -> None:
+    async def _tick(self, stop: asyncio.Event) -> None:
+        """Send due digests and requested replays every ``TICK`` seconds; re-queue what is
+        left in the outbox every ``RESUME_EVERY`` seconds."""
+        since_resume = 0.0
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), timeout=RESUME_EVERY)
+                await asyncio.wait_for(stop.wait(), timeout=TICK)
             except TimeoutError:
-                await self.pipeline.resume()
+                try:
+                    await self.pipeline.flush_digests()
+                    await self.pipeline.replay_requested()
+                    since_resume += TICK
+                    if since_resume >= RESUME_EVERY:
+                        since_resume = 0.0
+                        await self.pipeline.resume()
+                except Exception:  # state trouble: log, keep ticking
+                    log.exception("delivery tick failed")

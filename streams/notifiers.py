@@ -16,10 +16,12 @@ job, not the notifier's.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TextIO, runtime_checkable
 
@@ -29,16 +31,21 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from monitor.errors import DeliveryError
-from streams.alerts import Match
+from streams.alerts import Digest, Match
 from streams.render import (
     clean_text,
     render_console,
+    render_console_digest,
     render_email,
+    render_email_digest,
     render_slack,
+    render_slack_digest,
     render_slack_reply,
 )
 
 __all__ = [
+    "METADATA_EVENT",
+    "Addressable",
     "ConsoleNotifier",
     "EmailNotifier",
     "Notifier",
@@ -98,19 +105,47 @@ class Notifier(Protocol):
 
     ``send`` delivers a new alert; ``reply`` attaches a later report of the same story to
     the first delivery (``parent``); ``update_sources`` rewrites the first delivery with a
-    new "reported by N sources" count where the receiver supports editing. All three raise
-    :class:`~monitor.errors.DeliveryError` on failure and make one attempt only.
+    new "reported by N sources" count where the receiver supports editing; ``digest`` sends
+    one message listing queued matches. All raise :class:`~monitor.errors.DeliveryError` on
+    failure and make one attempt only. ``ident`` is the dispatcher's id of the delivery;
+    a receiver that can store it with the message (Slack metadata) lets :meth:`find` look
+    for it later (``find`` returns None when it cannot look, or did not find it).
+
+    ``lane`` names the conversation the receiver posts to (the Slack channel): the
+    dispatcher sends one lane's messages in order, at most one per ``min_interval``
+    seconds, and a rate limit pauses that lane only. ``threads`` says whether ``reply``
+    shows in a thread (otherwise later reports go to the digest).
     """
 
     name: str
+    lane: str
+    min_interval: float
+    threads: bool
 
-    async def send(self, match: Match) -> Receipt: ...
+    async def send(self, match: Match, ident: str | None = None) -> Receipt: ...
 
-    async def reply(self, match: Match, parent: Receipt) -> Receipt: ...
+    async def reply(self, match: Match, parent: Receipt, ident: str | None = None
+                    ) -> Receipt: ...
 
     async def update_sources(self, parent: Receipt, match: Match, sources: int) -> None: ...
 
+    async def digest(self, digest: Digest, ident: str | None = None) -> Receipt: ...
+
+    async def find(self, ident: str, *, since: float, where: Receipt | None,
+                   in_thread: bool = False) -> Receipt | None: ...
+
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Addressable(Protocol):
+    """A receiver with several addresses that can resend to some of them (e-mail)."""
+
+    async def send_to(self, match: Match, recipients: Sequence[str]) -> Receipt: ...
+
+
+#: Slack message metadata event type carrying the dispatcher's delivery id.
+METADATA_EVENT = "newswatch_delivery"
 
 
 # --------------------------------------------------------------------------- Slack
@@ -164,6 +199,10 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
+def _is_channel_id(channel: str) -> bool:
+    return bool(re.fullmatch(r"[CGD][A-Z0-9]{6,}", channel))
+
+
 def _slack_error(method: str, error: SlackApiError) -> DeliveryError:
     """Map a failed Slack call to a DeliveryError (rules in :class:`SlackNotifier`)."""
     response = error.response
@@ -211,6 +250,8 @@ class SlackNotifier:
     The HTTP session is created on first use in the running loop; call :meth:`aclose`.
     """
 
+    threads = True
+
     def __init__(
         self,
         name: str,
@@ -218,12 +259,17 @@ class SlackNotifier:
         token: str,
         base_url: str | None = None,
         timeout: float = 10,
+        min_interval: float = 1.0,
+        reconcile: bool = True,
     ) -> None:
         self.name = name
         self.channel = channel
         self._token = token
         self._base_url = base_url or AsyncWebClient.BASE_URL
         self._timeout = timeout
+        self.min_interval = min_interval
+        self.reconcile = reconcile
+        self.lane = f"slack:{self._base_url}#{channel.lstrip('#')}"
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
 
@@ -250,6 +296,10 @@ class SlackNotifier:
         try:
             if method == "chat.update":
                 response = await client.chat_update(**kwargs)
+            elif method == "conversations.history":
+                response = await client.conversations_history(**kwargs)
+            elif method == "conversations.replies":
+                response = await client.conversations_replies(**kwargs)
             else:
                 response = await client.chat_postMessage(**kwargs)
         except SlackApiError as exc:
@@ -273,8 +323,15 @@ class SlackNotifier:
             raise DeliveryError("bad_response", f"{method}: no ts/channel", retryable=False)
         return Receipt(receiver=self.name, ref=ts, channel=channel)
 
-    async def send(self, match: Match) -> Receipt:
-        """Post a new alert; the receipt carries the message ts and the channel id."""
+    @staticmethod
+    def _metadata(ident: str | None) -> dict[str, Any]:
+        if ident is None:
+            return {}
+        return {"metadata": {"event_type": METADATA_EVENT, "event_payload": {"id": ident}}}
+
+    async def send(self, match: Match, ident: str | None = None) -> Receipt:
+        """Post a new alert; the receipt carries the message ts and the channel id.
+        ``ident`` travels as message metadata so :meth:`find` can recognise the message."""
         message = render_slack(match)
         data = await self._call(
             "chat.postMessage",
@@ -283,10 +340,11 @@ class SlackNotifier:
             blocks=message.blocks,
             unfurl_links=False,
             unfurl_media=False,
+            **self._metadata(ident),
         )
         return self._receipt("chat.postMessage", data)
 
-    async def reply(self, match: Match, parent: Receipt) -> Receipt:
+    async def reply(self, match: Match, parent: Receipt, ident: str | None = None) -> Receipt:
         """Post "also reported by …" in the thread of ``parent``."""
         message = render_slack_reply(match)
         data = await self._call(
@@ -297,8 +355,59 @@ class SlackNotifier:
             blocks=message.blocks,
             unfurl_links=False,
             unfurl_media=False,
+            **self._metadata(ident),
         )
         return self._receipt("chat.postMessage", data)
+
+    async def digest(self, digest: Digest, ident: str | None = None) -> Receipt:
+        """Post one message listing the digest's matches."""
+        message = render_slack_digest(digest)
+        data = await self._call(
+            "chat.postMessage",
+            channel=self.channel,
+            text=message.text,
+            blocks=message.blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+            **self._metadata(ident),
+        )
+        return self._receipt("chat.postMessage", data)
+
+    async def find(self, ident: str, *, since: float, where: Receipt | None,
+                   in_thread: bool = False) -> Receipt | None:
+        """The message posted with metadata id ``ident`` at or after ``since`` (Unix time),
+        or None. ``where`` locates the conversation: for a thread reply (``in_thread``) the
+        parent's receipt, searched with ``conversations.replies``; otherwise any earlier
+        receipt of this receiver, whose channel *id* ``conversations.history`` needs (a
+        configured channel id works too). Needs the ``channels:history`` scope; failures raise
+        DeliveryError and the dispatcher then sends (at-least-once)."""
+        if not self.reconcile:
+            return None
+        channel = where.channel if where is not None and where.channel else None
+        if channel is None and _is_channel_id(self.channel):
+            channel = self.channel
+        if channel is None:
+            return None
+        params: dict[str, Any] = {"channel": channel, "oldest": f"{max(since - 5, 0):.6f}",
+                                  "include_all_metadata": True, "limit": 200}
+        if in_thread and where is not None and where.channel:
+            method = "conversations.replies"
+            params["ts"] = where.ref
+        else:
+            method = "conversations.history"
+        for _page in range(5):  # at most 1,000 messages: the lane's head is recent
+            data = await self._call(method, **params)
+            for message in data.get("messages", []) or []:
+                meta = message.get("metadata") if isinstance(message, dict) else None
+                if (isinstance(meta, dict) and meta.get("event_type") == METADATA_EVENT
+                        and (meta.get("event_payload") or {}).get("id") == ident
+                        and isinstance(message.get("ts"), str)):
+                    return Receipt(receiver=self.name, ref=message["ts"], channel=channel)
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not data.get("has_more") or not cursor:
+                return None
+            params["cursor"] = cursor
+        return None
 
     async def update_sources(self, parent: Receipt, match: Match, sources: int) -> None:
         """Rewrite the first message (``chat.update``) with "reported by ``sources``".
@@ -359,6 +468,9 @@ class EmailNotifier:
     the mail for the accepted recipients.
     """
 
+    threads = False
+    min_interval = 0.0
+
     def __init__(
         self,
         name: str,
@@ -386,19 +498,38 @@ class EmailNotifier:
         self._username = username
         self._password = password
         self.timeout = timeout
+        self.lane = f"email:{name}"
 
     def __repr__(self) -> str:  # never show the password
         return f"EmailNotifier(name={self.name!r}, host={self.host!r}, port={self.port})"
 
-    async def send(self, match: Match) -> Receipt:
+    async def send(self, match: Match, ident: str | None = None) -> Receipt:
         """Send the alert; the receipt's ``ref`` is the Message-ID (see partial delivery)."""
-        message = render_email(match, sender=self.sender, recipients=self.recipients)
+        return await self.send_to(match, self.recipients)
+
+    async def send_to(self, match: Match, recipients: Sequence[str]) -> Receipt:
+        """Send the alert to ``recipients`` only (a replay of refused recipients)."""
+        return await self._transmit(
+            render_email(match, sender=self.sender, recipients=recipients), recipients)
+
+    async def digest(self, digest: Digest, ident: str | None = None) -> Receipt:
+        """Send one e-mail listing the digest's matches."""
+        return await self._transmit(
+            render_email_digest(digest, sender=self.sender, recipients=self.recipients),
+            self.recipients)
+
+    async def find(self, ident: str, *, since: float, where: Receipt | None,
+                   in_thread: bool = False) -> Receipt | None:
+        """None: an SMTP server cannot be asked what it already accepted."""
+        return None
+
+    async def _transmit(self, message: EmailMessage, recipients: Sequence[str]) -> Receipt:
         message_id = str(message["Message-ID"])
         try:
             errors, _reply = await aiosmtplib.send(
                 message,
                 sender=self.sender,
-                recipients=list(self.recipients),
+                recipients=list(recipients),
                 hostname=self.host,
                 port=self.port,
                 username=self._username,
@@ -437,9 +568,10 @@ class EmailNotifier:
         )
         return Receipt(receiver=self.name, ref=message_id, refused=refused)
 
-    async def reply(self, match: Match, parent: Receipt) -> Receipt:
+    async def reply(self, match: Match, parent: Receipt, ident: str | None = None) -> Receipt:
         """Sends nothing and returns ``parent``: later reports of the same story are not
-        mailed one by one (a digest is a later feature), so mailboxes are not flooded."""
+        mailed one by one; the dispatcher puts them in the next digest (``threads`` is
+        False)."""
         return parent
 
     async def update_sources(self, parent: Receipt, match: Match, sources: int) -> None:
@@ -458,9 +590,13 @@ class ConsoleNotifier:
     Useful for dry runs and the embedded mode. Never fails except on a broken stream, which
     is reported as a retryable ``console_io`` error."""
 
+    threads = True
+    min_interval = 0.0
+
     def __init__(self, name: str, stream: TextIO = sys.stdout) -> None:
         self.name = name
         self.stream = stream
+        self.lane = f"console:{name}"
 
     def _write(self, text: str) -> None:
         try:
@@ -470,12 +606,22 @@ class ConsoleNotifier:
         except (OSError, ValueError) as exc:
             raise DeliveryError("console_io", str(exc), retryable=True) from exc
 
-    async def send(self, match: Match) -> Receipt:
+    async def send(self, match: Match, ident: str | None = None) -> Receipt:
         """Print the alert; ``ref`` is ``rule_id:article_id``."""
         self._write(render_console(match))
         return Receipt(receiver=self.name, ref=f"{match.rule_id}:{match.article.id}")
 
-    async def reply(self, match: Match, parent: Receipt) -> Receipt:
+    async def digest(self, digest: Digest, ident: str | None = None) -> Receipt:
+        """Print the digest; ``ref`` is ``rule_id:digest:opened``."""
+        self._write(render_console_digest(digest))
+        return Receipt(receiver=self.name, ref=f"{digest.rule_id}:digest:{digest.opened:.0f}")
+
+    async def find(self, ident: str, *, since: float, where: Receipt | None,
+                   in_thread: bool = False) -> Receipt | None:
+        """None: printed lines cannot be looked up."""
+        return None
+
+    async def reply(self, match: Match, parent: Receipt, ident: str | None = None) -> Receipt:
         """Print one indented "also reported by" line under the original alert."""
         article = match.article
         feed = clean_text(article.feed) or "(unknown source)"

@@ -42,7 +42,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from monitor.article import FIELDS, Field
 from rules.evidence import Evidence
-from streams.alerts import Match
+from streams.alerts import Digest, DigestEntry, Match
 
 __all__ = [
     "EMAIL_SUBJECT_LIMIT",
@@ -54,8 +54,11 @@ __all__ = [
     "SlackMessage",
     "clean_text",
     "render_console",
+    "render_console_digest",
     "render_email",
+    "render_email_digest",
     "render_slack",
+    "render_slack_digest",
     "render_slack_reply",
     "safe_link_url",
     "slack_escape",
@@ -476,6 +479,78 @@ def render_slack_reply(match: Match) -> SlackMessage:
     return SlackMessage(text=fallback, blocks=[{"type": "section", "text": _mrkdwn(text)}])
 
 
+# --------------------------------------------------------------------------- digests
+
+_DIGEST_KIND = {"throttled": "over the hourly limit", "same_story": "also reported"}
+
+
+def _entry_published(entry: DigestEntry) -> str:
+    published = entry.published
+    if published is None:
+        return ""
+    if published.tzinfo is not None:
+        published = published.astimezone(UTC)
+    return published.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _digest_period(digest: Digest) -> str:
+    def fmt(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    return f"{fmt(digest.opened)} – {fmt(digest.closed)}"
+
+
+def _digest_headline(digest: Digest) -> str:
+    rule = clean_text(digest.rule_title) or clean_text(digest.rule_id)
+    return f"{rule}: digest of {digest.count} match{'es' if digest.count != 1 else ''}"
+
+
+def render_slack_digest(digest: Digest) -> SlackMessage:
+    """One Block Kit message listing a digest's entries, one line each: linked title (only
+    for a URL :func:`safe_link_url` accepts), source, published time, why it waited. Same
+    escaping as :func:`render_slack`; lines are packed into sections under Slack's limits,
+    and what does not fit in 50 blocks is counted in an "… and N more" line."""
+    badge = _SEVERITY_BADGE.get(digest.severity, digest.severity.upper())
+    header = _cut_escaped(slack_escape(f"{badge} · {clean_text(_digest_headline(digest))}"),
+                          SLACK_HEADER_LIMIT)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header}},
+        _context(slack_escape(f"Queued {_digest_period(digest)}")),
+    ]
+    lines: list[str] = []
+    for entry in digest.entries:
+        title_md = _md(_cut(clean_text(entry.title), _TITLE_CHARS) or "(untitled)")
+        link = _slack_link(entry.url, title_md, 1200)
+        meta = _md(_cut(clean_text(entry.feed), _FEED_CHARS) or "(unknown source)")
+        if published := _entry_published(entry):
+            meta = f"{meta} · {published}"
+        kind = _DIGEST_KIND.get(entry.kind, clean_text(entry.kind))
+        lines.append(_no_quote(f"• {link} — {meta} ({slack_escape(kind)})"))
+    room = SLACK_MAX_BLOCKS - len(blocks) - 1  # one block kept for "and N more"
+    section: list[str] = []
+    shown = 0
+    for line in lines:
+        candidate = "\n".join([*section, line])
+        if section and _utf16_len(candidate) > SLACK_SECTION_LIMIT:
+            if room <= 1:
+                break
+            blocks.append({"type": "section", "text": _mrkdwn("\n".join(section))})
+            room -= 1
+            section = [line]
+        else:
+            section.append(line)
+        shown += 1
+    if section:
+        blocks.append({"type": "section", "text": _mrkdwn(
+            _cut_escaped("\n".join(section), SLACK_SECTION_LIMIT))})
+    hidden = digest.count - shown
+    if hidden > 0:
+        blocks.append(_context(f"… and {hidden} more"))
+    fallback = _cut_escaped(
+        f"{slack_escape(badge)} {_md(_digest_headline(digest))}", SLACK_FALLBACK_LIMIT)
+    return SlackMessage(text=fallback, blocks=blocks[:SLACK_MAX_BLOCKS])
+
+
 # --------------------------------------------------------------------------- e-mail
 
 
@@ -630,6 +705,59 @@ def render_email(match: Match, *, sender: str, recipients: Sequence[str]) -> Ema
     return msg
 
 
+def _digest_subject(digest: Digest) -> str:
+    return _cut(clean_text(f"[newswatch] {digest.severity} {_digest_headline(digest)}"),
+                EMAIL_SUBJECT_LIMIT)
+
+
+def render_email_digest(
+    digest: Digest, *, sender: str, recipients: Sequence[str]
+) -> EmailMessage:
+    """A digest as one ``multipart/alternative`` e-mail: same headers and escaping as
+    :func:`render_email`, one entry per line (text) or list item (HTML)."""
+    if not recipients:
+        raise ValueError("render_email_digest needs at least one recipient")
+    e = html.escape
+    subject = _digest_subject(digest)
+    text_lines = [_digest_headline(digest), f"Queued {_digest_period(digest)}", ""]
+    items: list[str] = []
+    for entry in digest.entries:
+        title = _cut(clean_text(entry.title), _EMAIL_TITLE_CHARS) or "(untitled)"
+        feed = _cut(clean_text(entry.feed), _FEED_CHARS) or "(unknown source)"
+        meta = f"{feed} · {p}" if (p := _entry_published(entry)) else feed
+        kind = _DIGEST_KIND.get(entry.kind, clean_text(entry.kind))
+        url = clean_text(entry.url)
+        safe = safe_link_url(url) if url else None
+        text_lines.append(f"- {title} ({meta}; {kind})")
+        if url:
+            text_lines.append(f"  {url}" if safe else f"  (link not shown as clickable) {url}")
+        heading = (f'<a href="{e(safe)}" rel="noopener noreferrer">{e(title)}</a>'
+                   if safe is not None else e(title))
+        items.append(f"<li>{heading} — {e(meta)} ({e(kind)})</li>")
+    if digest.more:
+        text_lines.append(f"- … and {digest.more} more")
+        items.append(f"<li>… and {digest.more} more</li>")
+    html_body = "\n".join([
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{e(subject)}</title></head><body>",
+        f"<p><b>{e(digest.severity.upper())}</b> · {e(_digest_headline(digest))}</p>",
+        f"<p>Queued {e(_digest_period(digest))}</p>",
+        f"<ul>{''.join(items)}</ul>",
+        "</body></html>",
+    ]) + "\n"
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = _Subject(subject)
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = make_msgid(domain=_mail_domain(sender))
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content("\n".join(text_lines) + "\n")
+    msg.add_alternative(html_body, subtype="html")
+    return msg
+
+
 # --------------------------------------------------------------------------- console
 
 
@@ -652,4 +780,21 @@ def render_console(match: Match) -> str:
         lines.append(f"  {text}")
     for item in _why_items(match):
         lines.append(f"  why: {item}")
+    return "\n".join(lines)
+
+
+def render_console_digest(digest: Digest) -> str:
+    """A digest as terminal lines; every feed-derived line cleaned like
+    :func:`render_console`."""
+    lines = [f"[{digest.severity.upper()}] {clean_text(_digest_headline(digest))} "
+             f"({clean_text(digest.rule_id)})", f"  queued {_digest_period(digest)}"]
+    for entry in digest.entries:
+        title = _cut(clean_text(entry.title), _EMAIL_TITLE_CHARS) or "(untitled)"
+        feed = _cut(clean_text(entry.feed), _FEED_CHARS) or "(unknown source)"
+        kind = _DIGEST_KIND.get(entry.kind, clean_text(entry.kind))
+        lines.append(f"  - {title} ({feed}; {kind})")
+        if url := clean_text(entry.url):
+            lines.append(f"    {url}")
+    if digest.more:
+        lines.append(f"  - … and {digest.more} more")
     return "\n".join(lines)

@@ -688,6 +688,39 @@ def test_bad_dedup_is_rejected(value: str, message: str) -> None:
     assert errors(rule("phrases: [x]", f"dedup: {value}")) == [f"w.yaml:5: error: {message} [r1]"]
 
 
+def test_noise_control_defaults_to_20_per_hour_and_an_hourly_digest() -> None:
+    policy = only_rule("phrases: [x]").dedup
+    assert (policy.max_per_hour, policy.digest_interval) == (20, 3600.0)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("{max_per_hour: 5}", DedupPolicy(max_per_hour=5)),
+    ("{max_per_hour: 0, digest_interval: 15m}",
+     DedupPolicy(max_per_hour=0, digest_interval=900.0)),
+    ("{window: 2h, digest_interval: 1d}",
+     DedupPolicy(window=7200.0, digest_interval=86400.0)),
+])
+def test_noise_control_keys_live_in_dedup(value: str, expected: DedupPolicy) -> None:
+    assert only_rule("phrases: [x]", f"dedup: {value}").dedup == expected
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("{max_per_hour: -1}", "dedup.max_per_hour: must be 0 or more, got -1"),
+    ("{max_per_hour: '20'}",
+     "dedup.max_per_hour: expected a whole number of alerts (0 or more), got text"),
+    ("{max_per_hour: 2.5}",
+     "dedup.max_per_hour: expected a whole number of alerts (0 or more), got a number"),
+    ("{digest_interval: 30s}", "dedup.digest_interval: must be at least 60s"),
+    ("{digest_interval: often}",
+     "dedup.digest_interval: expected a duration such as 30s, 5m, 24h, 1d or 1h30m, "
+     "got 'often'"),
+    ("{max_per_hour: 5, digest_intervall: 1h}",
+     "dedup: unknown key 'digest_intervall' (did you mean 'digest_interval'?)"),
+])
+def test_bad_noise_control_is_rejected(value: str, message: str) -> None:
+    assert errors(rule("phrases: [x]", f"dedup: {value}")) == [f"w.yaml:5: error: {message} [r1]"]
+
+
 def test_examples_are_stored_not_evaluated() -> None:
     loaded = only_rule("phrases: [x]", "examples: {match: [a, b], no_match: [c]}")
     assert loaded.examples == Examples(match=("a", "b"), no_match=("c",))

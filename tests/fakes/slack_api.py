@@ -12,6 +12,12 @@ Failures are scripted per method and consumed in order (FIFO)::
     fake.script("chat.postMessage", status=500)
     fake.script("chat.postMessage", ok=False, error="channel_not_found")
     fake.ambiguous("chat.postMessage")   # store the message, then answer 500 (H4)
+    fake.storm(60, channel="#desk")      # 429 (Retry-After 1..5) for 60 s, then normal
+
+``GET``/``POST /api/conversations.history`` and ``conversations.replies`` list stored
+messages newest first (``oldest``/``latest``/``limit``/``cursor``), with their ``metadata``
+when ``include_all_metadata`` is set, as Slack does; message ``ts`` values follow the wall
+clock (strictly increasing), so ``oldest`` works with Unix times.
 
 Use it as ``async with FakeSlackAPI() as fake:`` or through the ``slack_api`` fixture in
 :mod:`tests.fakes.fixtures`; point a client at :attr:`FakeSlackAPI.base_url`.
@@ -23,10 +29,11 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import random
 import re
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -106,7 +113,11 @@ class FakeSlackAPI:
         self.calls: list[Call] = []
         self.messages: list[StoredMessage] = []
         self._scripts: dict[str, deque[Scripted]] = {}
-        self._ts = 0
+        self._ts = 0.0
+        self._storms: list[tuple[float, str | None, tuple[int, int]]] = []
+        #: (monotonic time, channel id, Retry-After seconds) of every storm 429 answered.
+        self.rate_limited: list[tuple[float, str, int]] = []
+        self._rng = random.Random(7)
         self._changed = asyncio.Condition()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -122,6 +133,7 @@ class FakeSlackAPI:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
+        app.router.add_get("/api/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -179,6 +191,28 @@ class FakeSlackAPI:
                 )
             )
 
+    def storm(
+        self, seconds: float, *, channel: str | None = None, retry_after: tuple[int, int] = (1, 5)
+    ) -> None:
+        """For ``seconds`` from now, answer every ``chat.postMessage`` (to ``channel``, or
+        to any channel) with HTTP 429 and a ``Retry-After`` drawn from ``retry_after``
+        (inclusive, seconds); nothing is stored. Afterwards calls succeed again."""
+        target = None if channel is None else self._channel_id(channel)
+        self._storms.append((time.monotonic() + seconds, target, retry_after))
+
+    def _stormy(self, method: str, payload: dict[str, Any]) -> web.Response | None:
+        if method != "chat.postMessage":
+            return None
+        now = time.monotonic()
+        channel = self._channel_id(str(payload.get("channel", "")))
+        for until, target, (low, high) in self._storms:
+            if now < until and target in (None, channel):
+                wait = self._rng.randint(low, high)
+                self.rate_limited.append((now, channel, wait))
+                return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                         headers={"Retry-After": str(wait)})
+        return None
+
     def ambiguous(self, method: str = "chat.postMessage", *, status: int = 500) -> None:
         """Next ``method`` call stores the message, then answers ``status`` (H4)."""
         self.script(method, status=status, store=True)
@@ -192,6 +226,11 @@ class FakeSlackAPI:
         """Unescaped mention/link control sequences in every stored message."""
         return [seq for m in self.messages for t in m.texts() for seq in fired_control_sequences(t)]
 
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait (on the server's change events, not a sleep) until ``predicate()`` holds."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
     async def wait_for_calls(self, n: int, timeout: float = 5.0) -> None:
         """Wait (on an event, not a sleep) until at least ``n`` calls were received."""
         async with asyncio.timeout(timeout), self._changed:
@@ -200,8 +239,8 @@ class FakeSlackAPI:
     # -- server -------------------------------------------------------------------------
 
     def _next_ts(self) -> str:
-        self._ts += 1
-        return f"{1_700_000_000 + self._ts}.{self._ts:06d}"
+        self._ts = max(round(time.time(), 6), round(self._ts + 0.000001, 6))
+        return f"{self._ts:.6f}"
 
     @staticmethod
     def _channel_id(channel: str) -> str:
@@ -215,7 +254,7 @@ class FakeSlackAPI:
         if request.content_type == "application/json":
             data = await request.json()
             return dict(data) if isinstance(data, dict) else {}
-        form = await request.post()
+        form = await request.post() if request.method == "POST" else request.query
         payload: dict[str, Any] = {k: str(v) for k, v in form.items()}
         for key in ("blocks", "attachments", "metadata"):
             if key in payload:
@@ -260,7 +299,41 @@ class FakeSlackAPI:
                 "text": payload.get("text", ""),
                 "message": message,
             }
+        if method in ("conversations.history", "conversations.replies"):
+            return self._history(method, channel, payload)
         return {"ok": False, "error": "unknown_method"}
+
+    def _history(self, method: str, channel: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if not _ID_RE.fullmatch(str(payload.get("channel", ""))):
+            return {"ok": False, "error": "channel_not_found"}  # Slack wants the id here
+        oldest = float(payload.get("oldest") or 0)
+        latest = float(payload.get("latest") or "inf")
+        limit = int(payload.get("limit") or 100)
+        offset = int(payload.get("cursor") or 0)
+        with_meta = str(payload.get("include_all_metadata", "")).lower() in ("1", "true")
+        if method == "conversations.history":
+            # Top-level messages only: thread replies are not in the channel history.
+            found = [m for m in self.messages if m.channel == channel and m.thread_ts is None]
+        else:
+            parent = str(payload.get("ts", ""))
+            found = [m for m in self.messages if m.channel == channel
+                     and (m.ts == parent or m.thread_ts == parent)]
+        found = [m for m in found if oldest <= float(m.ts) <= latest]
+        found.sort(key=lambda m: float(m.ts), reverse=method == "conversations.history")
+        page = found[offset: offset + limit]
+        out = []
+        for m in page:
+            item: dict[str, Any] = {"type": "message", "ts": m.ts,
+                                    "text": m.payload.get("text", "")}
+            if m.thread_ts is not None:
+                item["thread_ts"] = m.thread_ts
+            metadata = m.payload.get("metadata")
+            if with_meta and isinstance(metadata, dict):
+                item["metadata"] = metadata
+            out.append(item)
+        more = offset + limit < len(found)
+        return {"ok": True, "messages": out, "has_more": more,
+                "response_metadata": {"next_cursor": str(offset + limit) if more else ""}}
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
@@ -273,6 +346,8 @@ class FakeSlackAPI:
             answer = web.json_response({"ok": False, "error": "not_authed"})
         elif not authorized:
             answer = web.json_response({"ok": False, "error": "invalid_auth"})
+        elif (stormy := self._stormy(method, payload)) is not None:
+            answer = stormy
         elif scripted:
             step = scripted.popleft()
             if step.hang:

@@ -1,0 +1,132 @@
+"""Poller state in the Kafka runtime: feed health and seen ids in compacted topics.
+
+A poller that takes over a feed after a rebalance reads the feed's last health and seen
+ids from the compacted ``feed-health`` and ``feed-state`` topics, so it neither loses the
+cursor nor re-publishes what the previous owner already published (and if it does, after a
+crash between the produce and the state write, delivery dedup absorbs the repeat).
+
+The mappings are in memory, loaded with ``load()``; every write is also produced to the
+topic (in order per key: one partition per key, idempotent producer). ``flush()`` waits for
+the writes in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from monitor.kafka import KafkaSettings, read_compacted
+
+SEEN_PER_FEED = 2000  # ids remembered per feed; feeds list far fewer items at a time
+
+
+class _TopicBacked(MutableMapping[str, Any]):
+    def __init__(self, owner: KafkaFeedState, topic: str) -> None:
+        self._owner = owner
+        self._topic = topic
+        self.data: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self._owner.publish(self._topic, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+        self._owner.publish(self._topic, key, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class _SeenView(MutableMapping[str, Any]):
+    """The poller's flat "feed\\x1fid" → time view over per-feed records of seen ids."""
+
+    def __init__(self, store: _TopicBacked) -> None:
+        self._store = store
+
+    @staticmethod
+    def _split(key: str) -> tuple[str, str]:
+        feed, _, ident = key.partition("\x1f")
+        return feed, ident
+
+    def __getitem__(self, key: str) -> Any:
+        feed, ident = self._split(key)
+        return self._store.data.get(feed, {}).get("seen", {})[ident]
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        feed, ident = self._split(key)
+        return ident in self._store.data.get(feed, {}).get("seen", {})
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set_many({key: value})
+
+    def set_many(self, items: dict[str, Any]) -> None:
+        by_feed: dict[str, dict[str, Any]] = {}
+        for key, value in items.items():
+            feed, ident = self._split(key)
+            by_feed.setdefault(feed, {})[ident] = value
+        for feed, marks in by_feed.items():
+            record = dict(self._store.data.get(feed, {}))
+            seen = {**record.get("seen", {}), **marks}
+            if len(seen) > SEEN_PER_FEED:  # keep the newest ids
+                seen = dict(sorted(seen.items(), key=lambda kv: kv[1])[-SEEN_PER_FEED:])
+            record["seen"] = seen
+            self._store[feed] = record  # one write per feed per poll
+
+    def __delitem__(self, key: str) -> None:
+        feed, ident = self._split(key)
+        record = dict(self._store.data.get(feed, {}))
+        seen = dict(record.get("seen", {}))
+        del seen[ident]
+        record["seen"] = seen
+        self._store[feed] = record
+
+    def __iter__(self) -> Iterator[str]:
+        for feed, record in self._store.data.items():
+            for ident in record.get("seen", {}):
+                yield f"{feed}\x1f{ident}"
+
+    def __len__(self) -> int:
+        return sum(len(r.get("seen", {})) for r in self._store.data.values())
+
+
+class KafkaFeedState:
+    """``health`` and ``seen`` mappings for the Poller, persisted in compacted topics."""
+
+    def __init__(self, settings: KafkaSettings, producer: AIOKafkaProducer) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._pending: set[asyncio.Future[Any]] = set()
+        self.health = _TopicBacked(self, settings.topic("feed-health"))
+        self._state = _TopicBacked(self, settings.topic("feed-state"))
+        self.seen = _SeenView(self._state)
+
+    def publish(self, topic: str, key: str, value: Any) -> None:
+        payload = None if value is None else json.dumps(value, ensure_ascii=False).encode()
+        task = asyncio.ensure_future(
+            self._producer.send_and_wait(topic, key=key.encode(), value=payload)
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def load(self) -> None:
+        """Read the latest health and state of every feed (after start or a rebalance)."""
+        await self.flush()
+        self.health.data = await read_compacted(self._settings, "feed-health")
+        self._state.data = await read_compacted(self._settings, "feed-state")
+
+    async def flush(self) -> None:
+        if self._pending:
+            await asyncio.gather(*list(self._pending))

@@ -1,0 +1,309 @@
+"""Pure dedup and noise decisions (streams.decide): one story, one alert, with a reason."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.article import Article
+from rules.evidence import Evidence
+from streams.alerts import Match
+from streams.decide import (
+    LEAD_SIMILARITY,
+    Route,
+    Verdict,
+    apply,
+    decide,
+    identify,
+    item_id,
+    lead_similarity,
+    lead_words,
+    prune,
+    route,
+    seal_digests,
+    simhash,
+    story_id,
+    upgrade,
+)
+from streams.silences import new_silence
+
+T0 = 1_700_000_000.0
+TITLE = "Le Maroc et les États-Unis signent un accord de coopération militaire"
+LEAD = (
+    "Le Maroc et les Etats-Unis ont signé vendredi un accord de coopération militaire "
+    "pour dix ans. Cet accord contre le djihadisme vise à renforcer la lutte et à "
+    "promouvoir la sécurité dans la région, a indiqué le ministère marocain de la Défense "
+    "à Rabat après la visite du secrétaire américain Mark Esper."
+)
+
+
+def match(
+    *, title: str = TITLE, url: str = "https://a.example/1", feed: str = "a",
+    summary: str = "", ident: str | None = None, receivers: tuple[str, ...] = ("slack",),
+    max_per_hour: int = 20, rule_id: str = "r1", evidence: tuple[Evidence, ...] = (),
+) -> Match:
+    article = Article(id=ident or url, feed=feed, title=title, url=url, summary=summary)
+    return Match(rule_id=rule_id, title="Rule", severity="high", receivers=receivers,
+                 article=article, evidence=evidence, dedup_window=24 * 3600.0,
+                 max_per_hour=max_per_hour, digest_interval=3600.0)
+
+
+SUBJECTS = ["Alger", "Nouakchott", "Tripoli", "Bamako", "Niamey", "Tunis", "Dakar", "Rabat"]
+TOPICS = ["budget agricole", "grève des enseignants", "festival de cinéma",
+          "inondations meurtrières", "match de football", "prix du pétrole",
+          "élection municipale", "vaccination des enfants"]
+
+
+def distinct(n: int) -> str:
+    """Titles that no similarity measure calls one story."""
+    return f"{SUBJECTS[n]} : {TOPICS[n]} au cœur des débats numéro {n * 7919}"
+
+
+def seq() -> Callable[[], int]:
+    return itertools.count(1).__next__
+
+
+def record(
+    state: dict[str, Any], m: Match, now: float, threads: dict[str, bool] | None = None
+) -> tuple[dict[str, Any], Verdict, list[Route], list[str]]:
+    """One delivery decision as the pipeline makes it."""
+    state = prune(state, now=now, window=m.dedup_window)
+    verdict = decide(state, m, now=now)
+    routes = [route(state, verdict, m, r, now=now, threads=(threads or {}).get(r, True))
+              for r in m.receivers]
+    state, queued = apply(state, m, routes, verdict, now=now, next_seq=seq())
+    return state, verdict, routes, queued
+
+
+def sent(state: dict[str, Any]) -> dict[str, Any]:
+    """The state after every queued alert was accepted by its receiver."""
+    stories = []
+    for story in state["stories"]:
+        parents = {r: ({"state": "sent", "receipt": {"receiver": r, "ref": "1.0"}, "shown": 1}
+                       if p.get("state") == "pending" else p)
+                   for r, p in story["parents"].items()}
+        stories.append({**story, "parents": parents})
+    outbox = {k: v for k, v in state["outbox"].items() if v["kind"] != "alert"}
+    return {**state, "stories": stories, "outbox": outbox}
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def test_a_new_story_is_sent_and_queued_for_each_receiver() -> None:
+    m = match(receivers=("slack", "mail"))
+    state, verdict, routes, queued = record({}, m, T0)
+    assert verdict == Verdict("send", "new story", story_id(m))
+    assert [r.action for r in routes] == ["alert", "alert"]
+    assert queued == [item_id("alert", "r1", "slack", story_id(m)),
+                      item_id("alert", "r1", "mail", story_id(m))]
+    item = state["outbox"][queued[0]]
+    assert (item["kind"], item["receiver"], item["verdict"]) == ("alert", "slack", "send")
+    assert Match.from_json(item["match"]) == m
+    assert state["stories"][0]["parents"] == {"slack": {"state": "pending", "shown": 1},
+                                              "mail": {"state": "pending", "shown": 1}}
+
+
+def test_the_same_article_from_another_feed_is_same_article() -> None:
+    state, *_ = record({}, match(), T0)
+    # Same canonical URL from another feed, another GUID.
+    again = match(feed="b", ident="guid-b")
+    verdict = decide(state, again, now=T0 + 60)
+    assert verdict.kind == "same_article"
+    assert verdict.story == state["stories"][0]["id"]
+    # Same GUID-based id without a URL.
+    by_id = Match.from_json({**match().to_json(), "article": {
+        **match().article.to_json(), "url": "", "id": "https://a.example/1"}})
+    assert decide(state, by_id, now=T0 + 60).kind == "same_article"
+
+
+def test_a_rewritten_title_of_the_same_story_is_same_story_with_the_score() -> None:
+    state, *_ = record({}, match(), T0)
+    copy = match(title="Le Maroc et les USA signent un accord de coopération militaire de "
+                       "dix ans", url="https://b.example/2", feed="b")
+    verdict = decide(state, copy, now=T0 + 60)
+    assert verdict.kind == "same_story"
+    assert verdict.reason == f"title 92% similar to a story first seen at {T0:.0f}"
+    assert verdict.story == state["stories"][0]["id"]
+
+
+def test_a_near_duplicate_lead_joins_the_story_even_with_another_title() -> None:
+    state, *_ = record({}, match(summary=LEAD), T0)
+    rewritten = LEAD.replace("vendredi", "ce vendredi").replace("dix ans", "10 ans")
+    copy = match(title="Rabat et Washington scellent leur alliance", summary=rewritten,
+                 url="https://c.example/3", feed="c")
+    verdict = decide(state, copy, now=T0 + 60)
+    assert verdict.kind == "same_story", verdict
+    assert "lead text" in verdict.reason and "(SimHash)" in verdict.reason
+
+
+def test_unrelated_stories_and_short_titles_are_new() -> None:
+    state, *_ = record({}, match(summary=LEAD), T0)
+    other = match(title="L'Algérie annonce des élections législatives anticipées",
+                  summary="Le président a dissous l'assemblée nationale " * 4,
+                  url="https://d.example/4")
+    assert decide(state, other, now=T0).kind == "send"
+    short = match(title="Maroc États-Unis", url="https://d.example/5")  # < 4 words
+    state2, *_ = record({}, match(title="Maroc États-Unis accord"), T0)
+    assert decide(state2, short, now=T0).kind == "send"
+
+
+def test_a_story_outside_the_window_alerts_again() -> None:
+    state, *_ = record({}, match(), T0)
+    copy = match(url="https://b.example/2", feed="b")
+    assert decide(prune(state, now=T0 + 23 * 3600, window=24 * 3600), copy,
+                  now=T0).kind == "same_story"
+    later = prune(state, now=T0 + 25 * 3600, window=24 * 3600)
+    assert later["stories"] == [] or later["outbox"]  # kept only while something is pending
+    assert decide(prune(sent(state), now=T0 + 25 * 3600, window=24 * 3600), copy,
+                  now=T0).kind == "send"
+
+
+def test_simhash_similarity_is_one_for_equal_leads_and_low_for_unrelated() -> None:
+    words = lead_words(match(summary=LEAD))
+    h = simhash(words)
+    assert h is not None and lead_similarity(h, h) == 1.0
+    assert simhash(words[:10]) is None  # too short to say
+    other_lead = ("le conseil municipal de la ville a voté le budget annuel des écoles "
+                  "et des routes après un long débat sur les impôts locaux")
+    other = simhash(other_lead.split())
+    assert other is not None and lead_similarity(h, other) < LEAD_SIMILARITY
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def test_same_story_replies_in_slack_and_waits_for_the_digest_in_email() -> None:
+    state, *_ = record({}, match(receivers=("slack", "mail")), T0,
+                       threads={"slack": True, "mail": False})
+    copy = match(url="https://b.example/2", feed="b", receivers=("slack", "mail"))
+    state, verdict, routes, queued = record(state, copy, T0 + 60,
+                                            threads={"slack": True, "mail": False})
+    assert verdict.kind == "same_story"
+    assert [(r.receiver, r.action) for r in routes] == [("slack", "reply"), ("mail", "digest")]
+    assert "reply in the thread of the first alert" in routes[0].verdict.reason
+    assert "in the next digest" in routes[1].verdict.reason
+    story = state["stories"][0]
+    assert story["sources"] == 2 and story["feeds"] == ["a", "b"]
+    kinds = sorted(state["outbox"][i]["kind"] for i in queued)
+    assert kinds == ["reply", "update"]
+    entries = state["digests"]["mail"]["entries"]
+    assert [(e["kind"], e["feed"]) for e in entries] == [("same_story", "b")]
+    # A third report queues one more reply but no second pending source-count update.
+    third = match(url="https://c.example/3", feed="c", receivers=("slack", "mail"))
+    state, _, _, queued = record(state, third, T0 + 90, threads={"slack": True, "mail": False})
+    assert sorted(state["outbox"][i]["kind"] for i in queued) == ["reply"]
+    assert state["stories"][0]["sources"] == 3
+
+
+def test_beyond_max_per_hour_matches_are_throttled_into_the_digest() -> None:
+    state: dict[str, Any] = {}
+    verdicts = []
+    for n in range(5):
+        m = match(title=distinct(n), url=f"https://x.example/{n}", max_per_hour=3)
+        state, _, routes, _ = record(state, m, T0 + n)
+        verdicts.append(routes[0].verdict)
+    assert [v.kind for v in verdicts] == ["send", "send", "send", "throttled", "throttled"]
+    assert verdicts[3].reason == ("3 alert(s) in the last hour (max_per_hour 3); "
+                                  "in the next digest")
+    digest = state["digests"]["slack"]
+    assert len(digest["entries"]) == 2 and digest["due"] == T0 + 3 + 3600.0
+    # An hour after the first alerts the budget is back.
+    m = match(title=distinct(7), url="https://x.example/9", max_per_hour=3)
+    state, _, routes, _ = record(state, m, T0 + 3601)
+    assert routes[0].verdict.kind == "send"
+
+
+def test_max_per_hour_zero_sends_everything_to_the_digest() -> None:
+    _, _, routes, queued = record({}, match(max_per_hour=0), T0)
+    assert routes[0].verdict.kind == "throttled" and queued == []
+
+
+def test_a_due_digest_moves_to_the_outbox_once() -> None:
+    state: dict[str, Any] = {}
+    for n in range(3):
+        m = match(title=distinct(n), url=f"https://x.example/{n}", max_per_hour=1)
+        state, *_ = record(state, m, T0 + n)
+    assert seal_digests(state, "r1", now=T0 + 100, next_seq=seq())[1] == []
+    sealed, queued = seal_digests(state, "r1", now=T0 + 1 + 3600, next_seq=seq())
+    assert len(queued) == 1 and "slack" not in sealed["digests"]
+    item = sealed["outbox"][queued[0]]
+    assert item["kind"] == "digest" and len(item["digest"]["entries"]) == 2
+    assert seal_digests(sealed, "r1", now=T0 + 7200, next_seq=seq())[1] == []
+
+
+# --------------------------------------------------------------------------- silences
+
+
+def test_an_active_silence_gives_a_silenced_verdict_with_its_reason() -> None:
+    country = Evidence("country", "MA", "title", 3, 8, "Maroc", "maroc")
+    m = match(evidence=(country,))
+    silence = new_silence(reason="covered by the Rabat desk", now=T0, duration=3600,
+                          country="ma")
+    verdict = decide({}, m, now=T0 + 10, silences=[silence])
+    assert verdict.kind == "silenced"
+    assert verdict.reason == (f"silenced by {silence.id} (country=MA) until {T0 + 3600:.0f}: "
+                              "covered by the Rabat desk")
+    assert decide({}, m, now=T0 + 3601, silences=[silence]).kind == "send"  # expired
+    other = new_silence(reason="x", now=T0, duration=3600, country="DZ")
+    assert decide({}, m, now=T0 + 10, silences=[other]).kind == "send"
+
+
+def test_a_story_silence_stops_the_copies_but_a_repeat_stays_same_article() -> None:
+    state, *_ = record({}, match(), T0)
+    sid = state["stories"][0]["id"]
+    silence = new_silence(reason="enough", now=T0, duration=600, story=sid)
+    copy = match(url="https://b.example/2", feed="b")
+    assert decide(state, copy, now=T0 + 1, silences=[silence]).kind == "silenced"
+    assert decide(state, match(), now=T0 + 1, silences=[silence]).kind == "same_article"
+
+
+def test_silenced_and_same_article_change_nothing() -> None:
+    state, *_ = record({}, match(), T0)
+    for verdict in (Verdict("silenced", "x", "s"), Verdict("same_article", "y", "s")):
+        assert apply(state, match(), [], verdict, now=T0, next_seq=seq()) == (state, [])
+
+
+# --------------------------------------------------------------------------- upgrade
+
+
+def test_state_written_before_the_outbox_keeps_its_pending_deliveries() -> None:
+    m = match()
+    old = {"stories": [{
+        "id": "s1", "keys": [m.article.key], "ids": [m.article.id], "title": "t",
+        "first": T0, "last": T0, "sources": 2, "feeds": ["a"],
+        "deliveries": {"slack": {"state": "sent", "receipt": {"receiver": "slack", "ref": "9"}},
+                       "mail": {"state": "pending", "kind": "alert"}},
+        "replies": {"slack\x1fk": {"state": "pending", "receiver": "slack",
+                                   "match": m.to_json()}},
+        "match": m.to_json()}]}
+    new = upgrade(old)
+    assert new["v"] == 2
+    kinds = sorted((i["kind"], i["receiver"]) for i in new["outbox"].values())
+    assert kinds == [("alert", "mail"), ("reply", "slack")]
+    assert new["stories"][0]["parents"]["slack"]["state"] == "sent"
+    assert identify(new, m).kind == "same_article"
+
+
+# --------------------------------------------------------------------------- properties
+
+
+words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")),
+                max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=words, second=words, summary=words)
+def test_decisions_are_deterministic_and_never_raise(first: str, second: str,
+                                                     summary: str) -> None:
+    state, *_ = record({}, match(title=first, summary=summary), T0)
+    m = match(title=second, summary=summary, url="https://other.example/")
+    a = decide(state, m, now=T0 + 1)
+    b = decide(state, m, now=T0 + 1)
+    assert a == b and a.kind in ("send", "same_story")
+    if a.kind == "same_story":
+        assert a.story == state["stories"][0]["id"] and a.reason
