@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--config", required=True, type=Path)
     status.add_argument("--json", action="store_true")
     status.add_argument("--feed", help="one feed with its recent fetches")
+    status.add_argument("--kafka", action="store_true",
+                        help="read the Kafka runtime's feed-health topic, not the SQLite state")
 
     alerts = sub.add_parser("alerts", help="recent delivery decisions")
     alerts.add_argument("--config", required=True, type=Path)
@@ -63,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--json", action="store_true")
     test.add_argument("--config", type=Path, help="also check receiver names against it")
 
+    poll = sub.add_parser("poll", help="Kafka runtime: poll this process's share of the feeds")
+    poll.add_argument("--config", required=True, type=Path)
+    worker = sub.add_parser("worker", help="Kafka runtime: match and deliver (faust worker)")
+    worker.add_argument("--config", required=True, type=Path)
+
     from monitor.cli_delivery import add_commands
 
     add_commands(sub)  # silence add|list|expire, dlq list|replay
@@ -80,9 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args.config, once=args.once)
         if args.command == "status":
-            return _status(args.config, as_json=args.json, feed=args.feed)
+            return _status(args.config, as_json=args.json, feed=args.feed, kafka=args.kafka)
         if args.command == "alerts":
             return _alerts(args.config, as_json=args.json, limit=args.limit)
+        if args.command in ("poll", "worker"):
+            return _kafka_command(args.command, args.config)
         if args.command in ("silence", "dlq"):
             from monitor.cli_delivery import dispatch
 
@@ -95,6 +104,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+# ---------------------------------------------------------------------------- kafka
+
+
+def _kafka_command(command: str, config_path: Path) -> int:
+    from monitor import cli_kafka
+    from monitor.config import load_config
+
+    config = load_config(config_path)
+    if command == "poll":
+        return cli_kafka.run_poll(config)
+    receivers = frozenset(config.receivers)
+    compile_rules(config.rules, receivers)  # fail fast, exit 2, before starting faust
+    return cli_kafka.run_worker(
+        config,
+        build_matcher=lambda: compile_rules(config.rules, receivers),
+        notifiers=build_notifiers(config),
+    )
 
 
 # ---------------------------------------------------------------------------- rules
@@ -366,7 +394,9 @@ def _iso(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
-def _status(config_path: Path, *, as_json: bool, feed: str | None) -> int:
+def _status(
+    config_path: Path, *, as_json: bool, feed: str | None, kafka: bool = False
+) -> int:
     import time
 
     from monitor.config import load_config
@@ -388,9 +418,15 @@ def _status(config_path: Path, *, as_json: bool, feed: str | None) -> int:
     now = time.time()
     rows: list[dict[str, Any]] = []
     rules_state: dict[str, Any] = {}
-    db = Database.open(config.state, readonly=True) if config.state.exists() else None
+    db = None
+    if not kafka and config.state.exists():
+        db = Database.open(config.state, readonly=True)
     try:
-        health = db.mapping("health") if db else {}
+        health: Mapping[str, Any] = db.mapping("health") if db else {}
+        if kafka:  # the Kafka runtime's pollers publish health to a compacted topic
+            from monitor.cli_kafka import kafka_health
+
+            health = asyncio.run(kafka_health(config))
         rules_state = dict(db.mapping("meta").get("rules", {})) if db else {}
         for f in feeds:
             data = health.get(f.name)

@@ -27,14 +27,14 @@ def kafka_settings(config: Config) -> KafkaSettings:
     return KafkaSettings(
         bootstrap=k.bootstrap,
         prefix=k.topic_prefix,
-        partitions=getattr(k, "partitions", 6),
-        replication=getattr(k, "replication", 1),
-        client_id=getattr(k, "client_id", "newswatch"),
-        security_protocol=getattr(k, "security_protocol", "PLAINTEXT"),
-        sasl_mechanism=getattr(k, "sasl_mechanism", None),
-        sasl_username=getattr(k, "sasl_username", None),
+        partitions=k.partitions,
+        replication=k.replication,
+        client_id=k.client_id,
+        security_protocol=k.security_protocol,
+        sasl_mechanism=k.sasl_mechanism,
+        sasl_username=k.sasl_username,
         sasl_password=os.environ.get("KAFKA_SASL_PASSWORD") or None,
-        ssl_cafile=getattr(k, "ssl_cafile", None),
+        ssl_cafile=k.ssl_cafile,
     )
 
 
@@ -78,6 +78,7 @@ async def poll_forever(config: Config, *, stop: asyncio.Event) -> None:
             if ownership.generation != generation:
                 generation = ownership.generation
                 await state.load()  # another poller may have polled these feeds
+                poller.reload_schedule()
                 owned = [f.name for f in config.feeds if ownership.owns(f.name)]
                 log.info("feeds assigned to this poller: %s", ", ".join(owned) or "none")
             with contextlib.suppress(TimeoutError):

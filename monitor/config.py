@@ -85,8 +85,17 @@ class MetricsConfig:
 
 @dataclass(frozen=True, slots=True)
 class KafkaConfig:
+    """Kafka runtime settings. The SASL password comes from KAFKA_SASL_PASSWORD only."""
+
     bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = "newswatch."
+    partitions: int = 6
+    replication: int = 1
+    client_id: str = "newswatch"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    ssl_cafile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,15 +324,38 @@ def _fetch(top: MapReader, shown: str, issues: list[Issue]) -> FetchConfig:
     )
 
 
+_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 def _kafka(top: MapReader, shown: str, issues: list[Issue]) -> KafkaConfig:
     data = top.mapping("kafka")
     if data is None:
         return KafkaConfig()
-    r = MapReader(data, shown, issues, allowed=("bootstrap", "topic_prefix"), where="kafka")
+    r = MapReader(data, shown, issues, where="kafka", allowed=(
+        "bootstrap", "topic_prefix", "partitions", "replication", "client_id",
+        "security_protocol", "sasl_mechanism", "sasl_username", "ssl_cafile"))
     r.finish()
+    protocol = r.text("security_protocol", default="PLAINTEXT") or "PLAINTEXT"
+    if protocol not in _SECURITY_PROTOCOLS:
+        r.error(f"security_protocol must be one of {', '.join(_SECURITY_PROTOCOLS)}",
+                r.line("security_protocol"))
+    mechanism = r.text("sasl_mechanism")
+    if mechanism is not None and mechanism not in _SASL_MECHANISMS:
+        r.error(f"sasl_mechanism must be one of {', '.join(_SASL_MECHANISMS)}",
+                r.line("sasl_mechanism"))
+    if protocol.startswith("SASL") and mechanism is None:
+        r.error("a SASL security_protocol needs sasl_mechanism", r.line("security_protocol"))
     return KafkaConfig(
         bootstrap=r.text("bootstrap", default="127.0.0.1:9092") or "127.0.0.1:9092",
         topic_prefix=r.text("topic_prefix", default="newswatch.") or "newswatch.",
+        partitions=r.integer("partitions", default=6, minimum=1),
+        replication=r.integer("replication", default=1, minimum=1),
+        client_id=r.text("client_id", default="newswatch") or "newswatch",
+        security_protocol=protocol,
+        sasl_mechanism=mechanism,
+        sasl_username=r.text("sasl_username"),
+        ssl_cafile=r.text("ssl_cafile"),
     )
 
 

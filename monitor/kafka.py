@@ -169,18 +169,40 @@ class ArticleProducer:
             await future  # raises if the broker did not take it
 
 
+async def _topic_partitions(settings: KafkaSettings, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(**settings.client_options())
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for t in described if t["error_code"] == 0
+                  for p in t["partitions"])
+
+
+async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer. aiokafka 0.14 lets the CancelledError of its own internal task
+    escape from stop() when the consumer is stopped soon after it started; only a
+    cancellation of *our* task may propagate."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+
+
 async def read_compacted(settings: KafkaSettings, name: str) -> dict[str, Any]:
     """The latest value per key of a compacted topic (a tombstone removes the key)."""
+    topic = settings.topic(name)
+    assigned = [TopicPartition(topic, p) for p in await _topic_partitions(settings, topic)]
+    if not assigned:
+        return {}
     consumer = AIOKafkaConsumer(
         **settings.client_options(), enable_auto_commit=False, group_id=None
     )
     await consumer.start()
     try:
-        topic = settings.topic(name)
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not assigned:
-            return {}
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends: Mapping[TopicPartition, int] = await consumer.end_offsets(assigned)
@@ -188,7 +210,7 @@ async def read_compacted(settings: KafkaSettings, name: str) -> dict[str, Any]:
         remaining = {tp for tp in assigned if ends[tp] > 0}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batches.items():
+            for records in batches.values():
                 for record in records:
                     if record.key is None:
                         continue
@@ -197,14 +219,12 @@ async def read_compacted(settings: KafkaSettings, name: str) -> dict[str, Any]:
                         latest.pop(key, None)
                     else:
                         latest[key] = json.loads(record.value)
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         return latest
     finally:
-        await consumer.stop()
+        await stop_quietly(consumer)
 
 
 class FeedOwnership:
@@ -256,4 +276,4 @@ class FeedOwnership:
         await self._consumer.getmany(timeout_ms=200)
 
     async def stop(self) -> None:
-        await self._consumer.stop()  # leaves the group: its feeds move at once
+        await stop_quietly(self._consumer)  # leaves the group: its feeds move at once

@@ -80,7 +80,7 @@ def build_app(
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
-        topic_allow_declare=False,
+        topic_allow_declare=True,  # faust declares its changelog and assignor topics
         producer_acks=-1,
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
@@ -90,10 +90,12 @@ def build_app(
     articles = app.topic(settings.topic("articles"), partitions=settings.partitions)
     matches = app.topic(settings.topic("matches"), partitions=settings.partitions)
     dlq = app.topic(settings.topic("alerts-dlq"), partitions=settings.partitions)
+    # JSON keys and values: rule ids come back as str after a changelog recovery.
+    json_schema: Any = faust.Schema(key_serializer="json", value_serializer="json")
     dedup = app.Table("dedup", default=None, partitions=settings.partitions,
-                      key_serializer="json", value_serializer="json")
+                      schema=json_schema)
     dead = app.Table("dead-letters", default=None, partitions=settings.partitions,
-                     key_serializer="json", value_serializer="json")
+                     schema=json_schema)
     # inline: faust tables may only be written inside the event being processed, so
     # deliveries finish before the agent takes the next event.
     pipeline = Pipeline(notifiers=notifiers, state=dedup, dlq=dead, audit=_LogDecisions(),
