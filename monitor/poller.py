@@ -48,6 +48,7 @@ from monitor.state import FetchEvent
 log = logging.getLogger("newswatch.poller")
 
 SEEN_TTL = 90 * 86400.0  # forget seen ids after 90 days (feeds rarely re-publish older items)
+PRUNE_EVERY = 6 * 3600.0
 INTERNAL_RETRY = 60.0  # seconds before retrying a poll that failed for a reason not the feed's
 MAX_IN_FLIGHT = 100  # polls (fetch + parse + sink) at once: bounds bodies held in memory
 
@@ -302,12 +303,28 @@ class Poller:
                  if math.isfinite(index.get(f.name, 0.0)) and self._mine(f)]
         return list(await asyncio.gather(*(self.poll(f) for f in feeds)))
 
+    def forget_old(self, now: float) -> int:
+        """Drop seen ids first seen more than SEEN_TTL ago, when the store can do it
+        cheaply (SQLite: one DELETE); returns how many were dropped."""
+        prune = getattr(self._seen, "prune_older", None)
+        if prune is None:
+            return 0
+        dropped: int = prune(now - SEEN_TTL)
+        if dropped:
+            log.info("forgot %d seen article id(s) older than %.0f days", dropped,
+                     SEEN_TTL / 86400)
+        return dropped
+
     async def run(self, stop: asyncio.Event, *, tick: float = 1.0) -> None:
         """Poll feeds as they fall due until ``stop`` is set; in-flight polls finish."""
         running: dict[str, asyncio.Task[FeedHealth]] = {}
+        next_prune = 0.0
         try:
             while not stop.is_set():
                 now = self._clock()
+                if now >= next_prune:
+                    self.forget_old(now)
+                    next_prune = now + PRUNE_EVERY
                 for feed in self.due(now):
                     if feed.name not in running:
                         running[feed.name] = asyncio.create_task(self.poll(feed))

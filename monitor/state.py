@@ -136,6 +136,16 @@ class SqliteMapping(MutableMapping[str, Any]):
         ).fetchone()
         return row is not None
 
+    def prune_older(self, before: float) -> int:
+        """Delete the keys whose value is a number (a time) below ``before``."""
+        with _writing(self._conn):
+            cur = self._conn.execute(
+                "DELETE FROM kv WHERE space = ? AND typeof(json(value)) IS NOT NULL "
+                "AND json_type(value) IN ('integer', 'real') AND CAST(value AS REAL) < ?",
+                (self._space, before),
+            )
+        return int(cur.rowcount)
+
     def set_many(self, items: dict[str, Any]) -> None:
         """Write several keys in one transaction (one fsync instead of many)."""
         rows = [
