@@ -410,7 +410,9 @@ def _snippet_plain(snippet: _Snippet, mark: tuple[str, str] = ("", "")) -> str:
 
 
 def _why_items(match: Match) -> list[str]:
-    return [clean_text(ev.explain()) for ev in match.evidence]
+    """One line per distinct explanation: the same phrase in the title and the body says
+    the same thing twice."""
+    return list(dict.fromkeys(clean_text(ev.explain()) for ev in match.evidence))
 
 
 # --------------------------------------------------------------------------- Slack
