@@ -73,16 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     from monitor.cli_delivery import add_commands
 
     add_commands(sub)  # silence add|list|expire, dlq list|replay
+    from monitor import cli_config
+
+    cli_config.add_commands(sub)  # config check, backup
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from monitor.logs import setup_logging
+
+    setup_logging(sys.stderr, verbose=args.verbose)  # JSON lines unless on a terminal
     try:
         if args.command == "run":
             return _run(args.config, once=args.once)
@@ -96,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from monitor.cli_delivery import dispatch
 
             return dispatch(args) or EXIT_OK
+        if args.command in ("config", "backup"):
+            from monitor import cli_config
+
+            return cli_config.dispatch(args)
         if args.rules_command == "check":
             return _rules_check(args.paths, args.config)
         return _rules_test(args.paths, args.article, args.articles, args.json, args.config)
@@ -303,9 +308,10 @@ def _run(config_path: Path, *, once: bool) -> int:
 async def _run_async(
     config: Config, matcher: Matcher, notifiers: dict[str, Notifier], *, once: bool
 ) -> int:
+    from monitor import health_http
     from monitor.cli_delivery import make_pipeline, require_lock
     from monitor.fetch import Fetcher, FetchLimits
-    from monitor.metrics import MeteredAudit, Metrics, MetricsServer, serve
+    from monitor.metrics import MeteredAudit, Metrics
     from monitor.poller import ArticleSink, Poller
     from monitor.state import Database
     from streams.embedded import EmbeddedRuntime
@@ -314,19 +320,26 @@ async def _run_async(
     from streams.reload import RuleReloader
 
     metrics: Metrics | None = None
-    metrics_server: MetricsServer | None = None
+    metrics_server: health_http.HealthServer | None = None
+    watchdog: health_http.LoopWatchdog | None = None
     if config.metrics is not None:
         from prometheus_client import CollectorRegistry
 
         metrics = Metrics(CollectorRegistry())
+        watchdog = health_http.LoopWatchdog(asyncio.get_running_loop()).start()
         try:
-            metrics_server = serve(metrics, port=config.metrics.port, host=config.metrics.host)
+            metrics_server = health_http.serve(
+                port=config.metrics.port, host=config.metrics.host, registry=metrics.registry,
+                live={"loop": watchdog.check},
+                ready={"state": health_http.state_writable(config.state)})
         except OSError as error:
+            watchdog.stop()
             raise ConfigError([Issue(str(config.path), 0, f"metrics: cannot listen on "
                                      f"{config.metrics.host}:{config.metrics.port}: "
                                      f"{error.strerror or error}")]) from None
         logging.getLogger("newswatch").info(
-            "metrics on http://%s:%d/metrics", config.metrics.host, metrics_server.port)
+            "metrics on http://%s:%d/metrics (health: /healthz, /readyz)",
+            config.metrics.host, metrics_server.port)
     lock = require_lock(config)  # one writer of the delivery state
     db = Database.open(config.state)
     limits = FetchLimits(total=config.fetch.timeout, max_bytes=config.fetch.max_bytes)
@@ -379,6 +392,8 @@ async def _run_async(
         lock.release()
         if metrics_server is not None:
             metrics_server.close()
+        if watchdog is not None:
+            watchdog.stop()
     c = runtime.counters
     print(f"articles: {c.articles}, matches: {c.matches}, "
           + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)

@@ -45,7 +45,7 @@ class _NoFetchLog:
         return None
 
 
-async def poll_forever(config: Config, *, stop: asyncio.Event) -> None:
+async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Any = None) -> None:
     """Poll the feeds this process owns and publish new articles to Kafka until ``stop``."""
     from monitor.fetch import Fetcher, FetchLimits
     from monitor.kafka import ArticleProducer, FeedOwnership, ensure_topics, reliable_producer
@@ -67,7 +67,7 @@ async def poll_forever(config: Config, *, stop: asyncio.Event) -> None:
         poller = Poller(
             config.feeds, fetcher, health=state.health, seen=state.seen,
             fetch_log=_NoFetchLog(), sink=ArticleProducer(producer, settings.topic("articles")),
-            owns=ownership.owns,
+            owns=ownership.owns, metrics=metrics,
         )
         polling = asyncio.create_task(poller.run(stop))
         generation = ownership.generation
@@ -91,16 +91,78 @@ async def poll_forever(config: Config, *, stop: asyncio.Event) -> None:
         await producer.stop()
 
 
+def _health(config: Config, loop: asyncio.AbstractEventLoop | None,
+            registry: Any = None) -> Any:
+    """With ``metrics:`` in the config, serve /healthz (event loop, when given), /readyz
+    (Kafka reachable) and /metrics (``registry``, else process metrics) on the metrics port;
+    returns a closer."""
+    from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+    from monitor import health_http
+
+    if config.metrics is None:
+        return lambda: None
+    if registry is None:
+        registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+    watchdog = health_http.LoopWatchdog(loop).start() if loop is not None else None
+    live: dict[str, health_http.Check] = (
+        {"loop": watchdog.check} if watchdog is not None
+        else {"process": lambda: (True, "health thread answering")})
+    server = health_http.serve(port=config.metrics.port, host=config.metrics.host, live=live,
+                               registry=registry,
+                               ready={"kafka": health_http.kafka_reachable(
+                                   config.kafka.bootstrap)})
+    log.info("health on http://%s:%d/healthz and /readyz", config.metrics.host, server.port)
+
+    def close() -> None:
+        server.close()
+        if watchdog is not None:
+            watchdog.stop()
+
+    return close
+
+
 def run_poll(config: Config) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await poll_forever(config, stop=stop)
+        metrics = None
+        if config.metrics is not None:
+            from prometheus_client import CollectorRegistry
+
+            from monitor.metrics import Metrics
+
+            metrics = Metrics(CollectorRegistry())
+        close_health = _health(config, loop, metrics.registry if metrics else None)
+        try:
+            await poll_forever(config, stop=stop, metrics=metrics)
+        finally:
+            close_health()
 
     asyncio.run(main())
     return 0
+
+
+def watch_rules_in_thread(config: Config, build_matcher: Any) -> Any:
+    """Hot reload for the worker: a ``RuleReloader`` (same rules as ``newswatch run``: quiet
+    for 1 s, then load; a rejected edit keeps the previous rules and is logged) on its own
+    event loop in a daemon thread, so faust's loop is never blocked by a rule compile. The
+    worker reads ``reloader.current`` for every article."""
+    import threading
+
+    from streams.reload import RuleReloader
+
+    reloader = RuleReloader(config.rules, build_matcher(), build=build_matcher, status={})
+
+    def watch() -> None:
+        asyncio.run(reloader.run(asyncio.Event()))
+
+    threading.Thread(target=watch, name="newswatch-rule-reload", daemon=True).start()
+    return reloader
 
 
 def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
@@ -110,9 +172,13 @@ def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
 
     settings = kafka_settings(config)
     asyncio.run(ensure_topics(settings))
-    matcher = build_matcher()
-    app = kafka_app.build_app(settings, matcher=lambda: matcher, notifiers=notifiers)
-    kafka_app.run_worker(app)
+    reloader = watch_rules_in_thread(config, build_matcher)
+    app = kafka_app.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers)
+    close_health = _health(config, None)  # faust owns its loop: no loop-stall check here
+    try:
+        kafka_app.run_worker(app)
+    finally:
+        close_health()
     return 0
 
 

@@ -37,6 +37,11 @@ from streams.pipeline import Pipeline
 log = logging.getLogger("newswatch.worker")
 
 RESUME_EVERY = 10.0  # seconds between scans for deliveries left pending
+# faust's defaults (60 s session, 3 s heartbeat) leave a crashed worker's partitions
+# unprocessed for a minute, and a worker restarted within that minute waits for the whole
+# group to time the dead member out: 10 s bounds the stall after a kill -9.
+SESSION_TIMEOUT = 10.0
+HEARTBEAT_INTERVAL = 1.0
 _RESUME = b'{"resume": true}'
 
 
@@ -82,6 +87,8 @@ def build_app(
         topic_replication_factor=settings.replication,
         topic_allow_declare=True,  # faust declares its changelog and assignor topics
         producer_acks=-1,
+        broker_session_timeout=SESSION_TIMEOUT,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL,
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",

@@ -680,11 +680,16 @@ class Pipeline:
         if recipients:
             entry["recipients"] = list(recipients)
         self._dlq[ident] = entry
-        log.warning("dead letter %s for %s: %s", ident, item["receiver"], error)
+        log.warning("dead letter %s for %s: %s", ident, item["receiver"], error,
+                    extra={"receiver": item["receiver"], "rule_id": rule_id})
 
     def _record(
         self, match: Match, receiver: str, verdict: Verdict, result: str, ref: str | None = None
     ) -> None:
+        log.info("%s: %s -> %s (%s)", match.rule_id, verdict.kind, receiver, result,
+                 extra={"feed": match.article.feed, "rule_id": match.rule_id,
+                        "article_id": match.article.id, "verdict": verdict.kind,
+                        "receiver": receiver})
         self._audit.log_decision(
             Decision(
                 at=self._clock(),

@@ -571,8 +571,9 @@ class _Subject(str):
     CPython's folder (3.11, before the gh-144156 fix) can split an encoded word across lines
     (``=?utf-8?q?…?`` / ``=?utf-8?b?PSA…?=``), garbling the subject for every reader.
 
-    Pure-ASCII subjects are folded at spaces. Anything else — or ASCII containing ``=?``,
-    which a reader would otherwise decode as an encoded word — is sent as RFC 2047 base64
+    Pure-ASCII subjects are folded at spaces. Anything else — non-ASCII text, ASCII holding
+    a word too long for one line, or ASCII containing ``=?`` (which a reader would otherwise
+    decode as an encoded word) — is sent as RFC 2047 base64
     encoded words of at most 42 UTF-8 bytes each, split on character boundaries; readers
     ignore the folding whitespace between adjacent encoded words, so the text round-trips
     exactly. Every line stays ≤ 78 characters.
@@ -586,7 +587,9 @@ class _Subject(str):
         linesep = policy.linesep
         first = "Subject:"
         text = str(self)
-        if text.isascii() and "=?" not in text:
+        # ASCII folds at spaces unless one word alone would overflow a line ("Subject: "
+        # plus the word must fit in 78); such a subject is encoded like non-ASCII text.
+        if text.isascii() and "=?" not in text and all(len(w) <= 69 for w in text.split(" ")):
             lines = [first]
             for word in text.split(" "):
                 if len(lines[-1]) + 1 + len(word) > 78 and lines[-1] != first:

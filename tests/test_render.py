@@ -720,3 +720,15 @@ def test_property_email_is_safe(match: Match) -> None:
 def test_property_console_has_no_control_characters(match: Match) -> None:
     out = render_console(match)
     assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\ud800-\udfff]", out)
+
+
+def test_subject_with_one_long_ascii_word_still_folds_under_78() -> None:
+    # Found by hypothesis: a rule title that is one 80-character "word" cannot be folded at
+    # spaces; it must be sent as encoded words instead of one overlong header line.
+    match = sample_match(title="<https://evil.example|Official>" * 3)
+    msg = render_email(match, sender="nw@example.org", recipients=["desk@example.org"])
+    head = msg.as_bytes(policy=email.policy.SMTP).split(b"\r\n\r\n")[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    reparsed = email.message_from_bytes(msg.as_bytes(policy=email.policy.SMTP),
+                                        policy=email.policy.default)
+    assert str(reparsed["Subject"]) == str(msg["Subject"])

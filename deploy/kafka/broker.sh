@@ -6,6 +6,8 @@
 #   broker.sh wait   [NAME]    wait until the broker answers metadata; prints bootstrap
 #   broker.sh status [NAME]    exit 0 and print pid/bootstrap/RSS when running, 3 when not
 #   broker.sh stop   [NAME]    SIGTERM its own pid (pid file), SIGKILL after a timeout
+#   broker.sh restart [NAME]   start the stopped broker of run/NAME/ again, keeping its data,
+#                              cluster id and ports (no reformat); prints bootstrap
 #   broker.sh clean  [NAME]    remove run/NAME/ (refuses while running)
 #
 # NAME defaults to $KAFKA_NAME or "dev".  Only the bootstrap address (127.0.0.1:PORT) is
@@ -194,7 +196,12 @@ launch() {
         --cluster-id "$cluster_id" --config "$dir/server.properties" \
         >"$dir/logs/format.out" 2>&1 || { cat "$dir/logs/format.out" >&2; die "format failed"; }
     log "formatted $dir/data (cluster $cluster_id) in $(elapsed "$t0")s"
+    run_jvm "$dir" "$name" "$port"
+}
 
+# Starts the JVM of an already formatted run dir; sets STARTED_PID.  0 ready, 2 exited.
+run_jvm() {
+    local dir="$1" name="$2" port="$3" t0 rc
     t0="$(now)"
     # setsid: the broker does not share the caller's process group (a Ctrl-C in the
     # terminal does not kill it behind the pid file's back); stop it with `broker.sh stop`.
@@ -266,6 +273,30 @@ cmd_start() {
         stop_dir "$dir"
         die "broker not ready after ${WAIT_TIMEOUT}s; see $dir/logs/"
     done
+}
+
+cmd_restart() {
+    local name="$1" dir="$RUN_ROOT/$1" port pid rc=0
+    if pid="$(running_pid "$dir")"; then
+        die "broker '$name' already running (pid $pid); run: $0 stop $name"
+    fi
+    [[ -f "$dir/server.properties" && -f "$dir/data/meta.properties" ]] \
+        || die "no formatted run dir $dir; use: $0 start $name"
+    port="$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$dir/server.properties")"
+    [[ -n "$port" ]] || die "no client port in $dir/server.properties"
+    if port_in_use "$port"; then die "port $port is in use"; fi
+    log "restarting run dir $dir (data kept), client port $port"
+    run_jvm "$dir" "$name" "$port" || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        tail -n 40 "$dir/logs/broker.out" "$dir/logs/server.log" >&2 2>/dev/null || true
+        stop_dir "$dir" || rm -f "$dir/broker.pid"
+        die "broker did not come back; see $dir/logs/"
+    fi
+    if [[ -n "${KAFKA_OWNER_PID:-}" ]]; then
+        setsid bash "$HERE/broker.sh" _watch "$name" "$STARTED_PID" "$KAFKA_OWNER_PID" \
+            </dev/null >>"$dir/logs/watch.log" 2>&1 &
+    fi
+    cat "$dir/bootstrap"
 }
 
 # ------------------------------------------------------------------------- stop / status
@@ -345,6 +376,7 @@ main() {
         resolve) resolve_jars; log "jars in $LIB" ;;
         start) valid_name "$name"; cmd_start "$name" ;;
         stop) valid_name "$name"; cmd_stop "$name" ;;
+        restart) valid_name "$name"; cmd_restart "$name" ;;
         status) valid_name "$name"; cmd_status "$name" ;;
         wait) valid_name "$name"; cmd_wait "$name" ;;
         clean) valid_name "$name"; cmd_clean "$name" ;;

@@ -1,0 +1,36 @@
+"""The Kafka worker hot-reloads its rules (a watcher thread), like `newswatch run`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from monitor.cli import compile_rules
+from monitor.cli_kafka import watch_rules_in_thread
+from monitor.config import load_config
+
+RULE = "rules:\n  - id: {id}\n    title: T\n    countries: [ML]\n"
+
+
+def wait_for(predicate: object, timeout: float = 8.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_worker_rules_reload_and_a_broken_edit_keeps_the_last_good_rules(tmp_path: Path) -> None:
+    (tmp_path / "watchlists").mkdir()
+    rules = tmp_path / "watchlists" / "r.yaml"
+    rules.write_text(RULE.format(id="first"), encoding="utf-8")
+    (tmp_path / "config.yaml").write_text("rules: [watchlists/]\n", encoding="utf-8")
+    config = load_config(tmp_path / "config.yaml")
+    reloader = watch_rules_in_thread(config, lambda: compile_rules(config.rules, None))
+    assert [r.id for r in reloader.current.rules] == ["first"]
+    rules.write_text(RULE.format(id="second"), encoding="utf-8")
+    assert wait_for(lambda: [r.id for r in reloader.current.rules] == ["second"])
+    rules.write_text("rules:\n  - id: third\n    titel: T\n", encoding="utf-8")
+    time.sleep(2.5)  # quiet period passed: the broken edit was looked at and rejected
+    assert [r.id for r in reloader.current.rules] == ["second"]
