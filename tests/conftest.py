@@ -1,10 +1,16 @@
-"""Suite-wide policy: in CI (CI=true) a skipped test is a failed run, never a silent pass."""
+"""Suite-wide policy: in CI (CI=true) a skipped test is a failed run, never a silent pass;
+and the session-wide Kafka broker fixture."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+# The real Kafka broker is one per test session: registered here, once, so that every test
+# module shares it (a fixture imported into several modules would start one per module).
+# It is only started when a test asks for it.
+from tests.kafka_fixtures import kafka_bootstrap  # noqa: F401
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

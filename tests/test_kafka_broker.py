@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.kafka_fixtures import (  # noqa: F401
+from tests.kafka_fixtures import (
     kafka_admin,
-    kafka_bootstrap,
     kafka_topics,
     unique_name,
 )
@@ -38,7 +37,7 @@ async def behind(consumer: AIOKafkaConsumer, end_offsets: dict[TopicPartition, i
     return any([await consumer.position(tp) < end for tp, end in end_offsets.items()])
 
 
-async def test_metadata_answers(kafka_bootstrap: str) -> None:  # noqa: F811
+async def test_metadata_answers(kafka_bootstrap: str) -> None:
     async with asyncio.timeout(TEST_TIMEOUT_S), kafka_admin(kafka_bootstrap) as admin:
         cluster = await admin.describe_cluster()
         await admin.list_topics()
@@ -49,7 +48,7 @@ async def test_metadata_answers(kafka_bootstrap: str) -> None:  # noqa: F811
     assert any(b["host"] == host and b["port"] == int(port) for b in brokers), brokers
 
 
-async def test_idempotent_produce_group_consume_round_trip(kafka_bootstrap: str) -> None:  # noqa: F811
+async def test_idempotent_produce_group_consume_round_trip(kafka_bootstrap: str) -> None:
     topic, group = unique_name("roundtrip"), unique_name("roundtrip-group")
     sent = {f"key-{i:03d}".encode(): f"article {i}".encode() for i in range(100)}
     async with (
@@ -100,7 +99,7 @@ async def test_idempotent_produce_group_consume_round_trip(kafka_bootstrap: str)
     assert sum(committed.values()) == len(sent)
 
 
-async def test_compacted_topic_can_be_created(kafka_bootstrap: str) -> None:  # noqa: F811
+async def test_compacted_topic_can_be_created(kafka_bootstrap: str) -> None:
     topic = unique_name("compacted")
     compacted = NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "compact"})
     async with asyncio.timeout(TEST_TIMEOUT_S), kafka_topics(kafka_bootstrap, compacted) as admin:
@@ -123,7 +122,7 @@ async def test_compacted_topic_can_be_created(kafka_bootstrap: str) -> None:  # 
             await producer.stop()
 
 
-async def test_transactional_producer_commit_and_abort(kafka_bootstrap: str) -> None:  # noqa: F811
+async def test_transactional_producer_commit_and_abort(kafka_bootstrap: str) -> None:
     topic = unique_name("txn")
     async with (
         asyncio.timeout(TEST_TIMEOUT_S),

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
-from tests.kafka_fixtures import kafka_bootstrap, unique_name  # noqa: F401
+from tests.kafka_fixtures import unique_name
 
 SEED = Path(__file__).parent / "data" / "seed_fr.txt"
 TITLE = "Le Maroc et les États-Unis signent un accord de coopération militaire"
