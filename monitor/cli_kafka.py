@@ -174,9 +174,14 @@ def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
     asyncio.run(ensure_topics(settings))
     reloader = watch_rules_in_thread(config, build_matcher)
     app = kafka_app.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers)
-    close_health = _health(config, None)  # faust owns its loop: no loop-stall check here
+    # faust runs on the loop we give it, so the same loop-stall watchdog as `run` and `poll`
+    # backs /healthz (a stall appears only once the loop runs: probes need an initial delay
+    # covering table recovery).
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    close_health = _health(config, loop)
     try:
-        kafka_app.run_worker(app)
+        kafka_app.run_worker(app, loop=loop)
     finally:
         close_health()
     return 0

@@ -17,6 +17,7 @@ table writes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -148,7 +149,9 @@ def build_app(
     return app
 
 
-def run_worker(app: faust.App, *, loglevel: str = "info") -> None:
-    """Run the worker until SIGINT/SIGTERM (blocks)."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+def run_worker(
+    app: faust.App, *, loglevel: str = "info", loop: asyncio.AbstractEventLoop | None = None
+) -> None:
+    """Run the worker until SIGINT/SIGTERM (blocks), on ``loop`` when given."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, loop=loop)
     worker.execute_from_commandline()

@@ -7,10 +7,12 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
+import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -89,6 +91,12 @@ async def drained(bootstrap: str, group: str, topics: list[str], timeout: float 
         await admin.close()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 async def kafka_status(config: Path, timeout: float = 30) -> list[dict[str, object]]:
     """`newswatch status --kafka --json`, once the poller's health record has landed."""
     deadline = time.monotonic() + timeout
@@ -112,7 +120,11 @@ async def test_seed_article_goes_poller_kafka_worker_to_one_slack_alert(
                 "description": SEED.read_text(encoding="utf-8")}
         feeds.serve("/a.xml", rss([item]))
         config = write_config(tmp_path, kafka_bootstrap, prefix, feeds, slack_api)
-        worker = await start("worker", "--config", str(config))
+        port = free_port()
+        worker_config = tmp_path / "worker.yaml"  # its own health port
+        worker_config.write_text(config.read_text(encoding="utf-8")
+                                 + f"metrics:\n  port: {port}\n", encoding="utf-8")
+        worker = await start("worker", "--config", str(worker_config))
         poller = await start("poll", "--config", str(config))
         try:
             await slack_api.wait_for_calls(1, timeout=120)
@@ -121,6 +133,11 @@ async def test_seed_article_goes_poller_kafka_worker_to_one_slack_alert(
             posted = slack_api.calls_to("chat.postMessage")
             assert len(posted) == 1
             assert "Mark Esper" in json.dumps(posted[0].payload, ensure_ascii=False)
+            async with aiohttp.ClientSession() as http, http.get(
+                f"http://127.0.0.1:{port}/healthz"
+            ) as live:
+                assert live.status == 200, await live.text()
+                assert "event loop lag" in await live.text()
             rows = await kafka_status(config)
             assert [(r["feed"], r["status"], r["articles_seen"]) for r in rows] == [
                 ("seed", "ok", 1)]
