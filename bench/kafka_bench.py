@@ -1,0 +1,154 @@
+"""Kafka runtime benchmark: end-to-end latency from producing an article to the articles
+topic until the Slack-API server (tests/fakes/slack_api.py, in this process) receives the
+alert, with real `newswatch worker` processes against a real broker.
+
+    python bench/kafka_bench.py --bootstrap 127.0.0.1:PORT [--workers 1] [--rate 50]
+                                [--seconds 30]
+
+Start a broker first: `bash deploy/kafka/broker.sh start bench` (prints the bootstrap).
+Each article matches exactly one of ``--channels`` rules, each rule alerting its own Slack
+channel, so the pipeline's 1 msg/s per-channel pacing is not what is measured as long as
+rate < channels. Prints p50/p99/max latency and the delivered rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiokafka import AIOKafkaProducer
+
+from monitor.article import Article
+from monitor.kafka import KafkaSettings, ensure_topics
+from tests.fakes.slack_api import FakeSlackAPI
+
+TOKEN = "xoxb-test-token"
+LETTERS = "bcdfghjklmnpqrstvwxz"
+
+
+def word(n: int) -> str:
+    """A distinct made-up word per rule (no country or common-word collisions)."""
+    return "zu" + LETTERS[n // 20 % 20] + "a" + LETTERS[n % 20] + "o"
+
+
+def write_config(tmp: Path, bootstrap: str, prefix: str, slack: FakeSlackAPI,
+                 channels: int, partitions: int) -> Path:
+    rules = ["rules:"]
+    for n in range(channels):
+        rules += [f"  - id: r{n}", f"    title: rule {n}", f"    phrases: [{word(n)}]",
+                  f"    notify: [c{n}]", "    dedup: {max_per_hour: 1000000}"]
+    (tmp / "rules.yaml").write_text("\n".join(rules) + "\n", encoding="utf-8")
+    lines = ["rules: [rules.yaml]", "feeds: []", "receivers:"]
+    for n in range(channels):
+        lines += [f"  c{n}:", "    slack:", f"      channel: '#c{n}'",
+                  f"      base_url: {slack.base_url}", "      reconcile: false"]
+    lines += ["kafka:", f"  bootstrap: {bootstrap}", f"  topic_prefix: {prefix}",
+              f"  partitions: {partitions}"]
+    config = tmp / "config.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=50.0, help="articles per second")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--channels", type=int, default=200)
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    async with FakeSlackAPI(token=TOKEN) as slack:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            tmp = Path(tmpdir)
+            config = write_config(tmp, args.bootstrap, prefix, slack, args.channels,
+                                  args.partitions)
+            await ensure_topics(KafkaSettings(bootstrap=args.bootstrap, prefix=prefix,
+                                              partitions=args.partitions))
+            workers = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "monitor.cli", "worker", "--config", str(config)],
+                    cwd=tmp, env={**os.environ, "SLACK_BOT_TOKEN": TOKEN},
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for _ in range(args.workers)
+            ]
+            producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all",
+                                        enable_idempotence=True, linger_ms=0)
+            await producer.start()
+            try:
+                sent: dict[str, float] = {}
+
+                async def publish(i: int) -> None:
+                    ident = f"b{i:06d}"
+                    article = Article(id=ident, feed="bench",
+                                      title=f"{word(i % args.channels)} dispatch {ident}",
+                                      url=f"https://bench.example/{ident}")
+                    sent[ident] = time.monotonic()
+                    await producer.send_and_wait(
+                        f"{prefix}articles", key=ident.encode(),
+                        value=json.dumps(article.to_json()).encode())
+
+                # warm-up: one article, wait until the workers deliver it
+                await publish(0)
+                await slack.wait_for_calls(1, timeout=120)
+                sent.clear()
+                first = len(slack.calls)
+                total = int(args.rate * args.seconds)
+                t0 = time.monotonic()
+                for i in range(1, total + 1):
+                    delay = t0 + (i - 1) / args.rate - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)  # the offered rate is the experiment
+                    await publish(i)
+                offered = total / (time.monotonic() - t0)
+                try:
+                    await slack.wait_until(
+                        lambda: len(slack.calls_to("chat.postMessage")) >= total + 1,
+                        timeout=args.seconds * 2 + 30)
+                except TimeoutError:
+                    print("not sustained: not every alert arrived within "
+                          f"{args.seconds * 2 + 30:.0f}s of the start")
+                latencies = []
+                arrivals = []
+                for call in slack.calls[first:]:
+                    if call.method != "chat.postMessage":
+                        continue
+                    text = json.dumps(call.payload)
+                    for ident, at in sent.items():
+                        if ident in text:
+                            latencies.append((call.at - at) * 1000)
+                            arrivals.append(call.at)
+                            break
+                latencies.sort()
+                span = max(arrivals) - t0
+                q = statistics.quantiles(latencies, n=100)
+                print(f"workers={args.workers} offered={offered:.1f}/s n={len(latencies)} "
+                      f"delivered={len(latencies) / span:.1f}/s p50={q[49]:.0f}ms "
+                      f"p99={q[98]:.0f}ms max={latencies[-1]:.0f}ms")
+            finally:
+                await producer.stop()
+                for w in workers:
+                    w.terminate()
+                for w in workers:
+                    try:
+                        w.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        w.kill()
+                        w.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
