@@ -33,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from monitor.errors import DeliveryError
 from streams.alerts import Digest, Match
 from streams.render import (
+    SlackMessage,
     clean_text,
     render_console,
     render_console_digest,
@@ -329,49 +330,38 @@ class SlackNotifier:
             return {}
         return {"metadata": {"event_type": METADATA_EVENT, "event_payload": {"id": ident}}}
 
+    async def _post(
+        self, message: SlackMessage, ident: str | None, *, channel: str | None = None,
+        thread_ts: str | None = None,
+    ) -> Receipt:
+        """The one place that calls chat.postMessage: unfurling is always off and
+        ``link_names``/``parse`` are never set, whatever the message."""
+        thread = {"thread_ts": thread_ts} if thread_ts is not None else {}
+        data = await self._call(
+            "chat.postMessage",
+            channel=channel or self.channel,
+            text=message.text,
+            blocks=message.blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+            **thread,
+            **self._metadata(ident),
+        )
+        return self._receipt("chat.postMessage", data)
+
     async def send(self, match: Match, ident: str | None = None) -> Receipt:
         """Post a new alert; the receipt carries the message ts and the channel id.
         ``ident`` travels as message metadata so :meth:`find` can recognise the message."""
-        message = render_slack(match)
-        data = await self._call(
-            "chat.postMessage",
-            channel=self.channel,
-            text=message.text,
-            blocks=message.blocks,
-            unfurl_links=False,
-            unfurl_media=False,
-            **self._metadata(ident),
-        )
-        return self._receipt("chat.postMessage", data)
+        return await self._post(render_slack(match), ident)
 
     async def reply(self, match: Match, parent: Receipt, ident: str | None = None) -> Receipt:
         """Post "also reported by …" in the thread of ``parent``."""
-        message = render_slack_reply(match)
-        data = await self._call(
-            "chat.postMessage",
-            channel=parent.channel or self.channel,
-            thread_ts=parent.ref,
-            text=message.text,
-            blocks=message.blocks,
-            unfurl_links=False,
-            unfurl_media=False,
-            **self._metadata(ident),
-        )
-        return self._receipt("chat.postMessage", data)
+        return await self._post(render_slack_reply(match), ident, channel=parent.channel,
+                                thread_ts=parent.ref)
 
     async def digest(self, digest: Digest, ident: str | None = None) -> Receipt:
         """Post one message listing the digest's matches."""
-        message = render_slack_digest(digest)
-        data = await self._call(
-            "chat.postMessage",
-            channel=self.channel,
-            text=message.text,
-            blocks=message.blocks,
-            unfurl_links=False,
-            unfurl_media=False,
-            **self._metadata(ident),
-        )
-        return self._receipt("chat.postMessage", data)
+        return await self._post(render_slack_digest(digest), ident)
 
     async def find(self, ident: str, *, since: float, where: Receipt | None,
                    in_thread: bool = False) -> Receipt | None:
