@@ -106,14 +106,16 @@ async def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> No
             ]
             if errors:
                 raise KafkaError(f"cannot create topics: {errors}")
-        await _wait_until_led(admin, {t.name: t.num_partitions for t in specs}, timeout)
+        await wait_for_topics(admin, {t.name: t.num_partitions for t in specs}, timeout)
     finally:
         await admin.close()
 
 
-async def _wait_until_led(
-    admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout: float
+async def wait_for_topics(
+    admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout: float = 30.0
 ) -> None:
+    """Wait until the broker's metadata shows each topic with (at least) the given number
+    of partitions, every one with a leader; KafkaError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         described = await admin.describe_topics(list(partitions))

@@ -21,12 +21,10 @@ skips; in CI (CI=true) the broker is always started and any failure is an error.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -142,23 +140,12 @@ async def wait_for_topics(
 
     CreateTopics returns once the controller has committed the topic; the broker's
     metadata cache (which DescribeConfigs, Metadata and Produce consult) follows a moment
-    later, so a request sent straight after it can get UNKNOWN_TOPIC_OR_PARTITION.
+    later, so a request sent straight after it can get UNKNOWN_TOPIC_OR_PARTITION. The
+    wait itself is the production one (monitor.kafka), so tests exercise it too.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        described = await admin.describe_topics(list(partitions))
-        ready = {
-            t["topic"]
-            for t in described
-            if t["error_code"] == 0
-            and len(t["partitions"]) == partitions[t["topic"]]
-            and all(p["error_code"] == 0 and p["leader"] >= 0 for p in t["partitions"])
-        }
-        if ready == set(partitions):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topics not ready after {timeout}s: {described}")
-        await asyncio.sleep(0.05)
+    from monitor.kafka import wait_for_topics as wait
+
+    await wait(admin, partitions, timeout)
 
 
 async def create_topics(admin: AIOKafkaAdminClient, *new: NewTopic) -> None:

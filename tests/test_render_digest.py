@@ -12,24 +12,17 @@ from hypothesis import strategies as st
 from streams.alerts import Digest, DigestEntry
 from streams.render import (
     EMAIL_SUBJECT_LIMIT,
-    SLACK_FALLBACK_LIMIT,
-    SLACK_HEADER_LIMIT,
-    SLACK_MAX_BLOCKS,
-    SLACK_SECTION_LIMIT,
     SlackMessage,
     render_console_digest,
     render_email_digest,
     render_slack_digest,
-    safe_link_url,
 )
-from tests.fakes.slack_api import fired_control_sequences
 from tests.test_render import (
-    ENTITY_RE,
     LINE_BREAKERS,
     MENTIONS,
     OUR_LINK_RE,
-    all_texts,
     assert_html_safe,
+    assert_payload_safe,
     html_part,
     mrkdwn_texts,
     parse_bytes,
@@ -52,24 +45,7 @@ def entry(title: str, url: str = "https://news.example/a", feed: str = "Agence",
 
 
 def assert_digest_safe(message: SlackMessage) -> None:
-    assert len(message.blocks) <= SLACK_MAX_BLOCKS
-    assert len(message.text) <= SLACK_FALLBACK_LIMIT
-    for block in message.blocks:
-        if block["type"] == "header":
-            assert block["text"]["type"] == "plain_text"
-            assert 0 < len(block["text"]["text"]) <= SLACK_HEADER_LIMIT
-        if block["type"] == "section":
-            assert 0 < len(block["text"]["text"]) <= SLACK_SECTION_LIMIT
-        if block["type"] == "context":
-            for element in block["elements"]:
-                assert 0 < len(element["text"]) <= SLACK_SECTION_LIMIT
-    for text in all_texts(message):
-        assert not fired_control_sequences(text), text
-        for link in OUR_LINK_RE.findall(text):
-            assert safe_link_url(link[1: link.index("|")].replace("&amp;", "&")) is not None
-        rest = OUR_LINK_RE.sub("", text)
-        assert "<" not in rest and ">" not in rest, text
-        assert not ENTITY_RE.search(text), text
+    assert_payload_safe(message)
     for text in mrkdwn_texts(message):
         assert not set("_~`*") & set(OUR_LINK_RE.sub("", text)), text
 
