@@ -7,6 +7,8 @@ Only one process writes the delivery state: ``newswatch run`` holds ``<state>.lo
 ``silence add``/``expire`` write the ``silences`` space only (read by ``run`` on every
 match); ``dlq replay`` replays in-process when no ``run`` holds the lock, and otherwise
 marks the entries ``requested`` for the running monitor (it replays them within seconds).
+With ``--kafka`` the ``dlq`` commands act on the Kafka runtime's dead letters instead
+(``monitor.kafka_dlq``): a replay is then a request the workers carry out.
 """
 
 from __future__ import annotations
@@ -16,21 +18,23 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.errors import ConfigError, Issue
 
 if TYPE_CHECKING:
     from monitor.config import Config
+    from monitor.kafka_dlq import Poison
     from monitor.state import Database
     from streams.notifiers import Notifier
     from streams.pipeline import DecisionLog, Pipeline
     from streams.silences import Silence, SilenceStore
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+T = TypeVar("T")
 
 
 def add_commands(sub: Any) -> None:
@@ -59,11 +63,17 @@ def add_commands(sub: Any) -> None:
     dlq_list = dlq_sub.add_parser("list", help="dead letters, oldest first")
     dlq_list.add_argument("--config", required=True, type=Path)
     dlq_list.add_argument("--json", action="store_true")
+    dlq_list.add_argument("--kafka", action="store_true",
+                          help="the Kafka runtime's dead letters and poison events, "
+                               "not the SQLite state")
     replay = dlq_sub.add_parser("replay", help="send dead letters again, through dedup")
     replay.add_argument("--config", required=True, type=Path)
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", action="append", dest="ids", metavar="ID")
     which.add_argument("--all", action="store_true")
+    replay.add_argument("--kafka", action="store_true",
+                        help="ask the Kafka runtime's workers to replay (poison events: "
+                             "re-publish them), not the SQLite state")
 
 
 def dispatch(args: argparse.Namespace) -> int | None:
@@ -75,9 +85,14 @@ def dispatch(args: argparse.Namespace) -> int | None:
             return _silence_list(args.config, as_json=args.json, everything=args.all)
         return _silence_expire(args.config, args.id)
     if args.command == "dlq":
+        ids = None if args.dlq_command == "list" or args.all else list(args.ids)
+        if args.kafka:
+            if args.dlq_command == "list":
+                return _dlq_list_kafka(args.config, as_json=args.json)
+            return _dlq_replay_kafka(args.config, ids)
         if args.dlq_command == "list":
             return _dlq_list(args.config, as_json=args.json)
-        return _dlq_replay(args.config, None if args.all else list(args.ids))
+        return _dlq_replay(args.config, ids)
     return None
 
 
@@ -223,9 +238,65 @@ def _dlq_list(config_path: Path, *, as_json: bool) -> int:
     if not entries:
         print("no dead letters")
     for e in entries:
-        who = e["receiver"] + (f" ({', '.join(e['recipients'])})" if e.get("recipients") else "")
-        print(f"{e['id']}  {_iso(float(e['at']))}  {e['rule_id']:<24} {who:<16} "
-              f"{e['kind']:<6} {e['state']:<9} {e['reason']:<18} {str(e.get('title'))[:50]}")
+        print(_dead_letter_line(e))
+    return EXIT_OK
+
+
+def _dead_letter_line(e: dict[str, Any]) -> str:
+    who = e["receiver"] + (f" ({', '.join(e['recipients'])})" if e.get("recipients") else "")
+    return (f"{e['id']}  {_iso(float(e['at']))}  {e['rule_id']:<24} {who:<16} "
+            f"{e['kind']:<6} {e['state']:<9} {e['reason']:<18} {str(e.get('title'))[:50]}")
+
+
+def _kafka_dead_letters(config_path: Path) -> tuple[list[dict[str, Any]], list[Poison]]:
+    """Delivery dead letters (oldest first) and poison events of the Kafka runtime."""
+    from monitor.cli_kafka import kafka_settings
+    from monitor.config import load_config
+    from monitor.kafka_dlq import delivery_dead_letters, poison_events
+
+    settings = kafka_settings(load_config(config_path))
+
+    async def read() -> tuple[dict[str, dict[str, Any]], list[Poison]]:
+        return await delivery_dead_letters(settings), await poison_events(settings)
+
+    entries, poison = _on_kafka(config_path, settings.bootstrap, read)
+    return sorted(entries.values(), key=lambda e: float(e["at"])), poison
+
+
+def _on_kafka(config_path: Path, bootstrap: str,
+              work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work``; an unreachable cluster is a configuration error (exit 2)."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        return asyncio.run(work())
+    except KafkaError as error:
+        raise ConfigError([Issue(str(config_path), 0, f"kafka: {bootstrap}: {error}")]
+                          ) from None
+
+
+def _dlq_list_kafka(config_path: Path, *, as_json: bool) -> int:
+    from monitor.kafka_dlq import printable
+
+    entries, poison = _kafka_dead_letters(config_path)
+    if as_json:
+        rows: list[dict[str, Any]] = [
+            {"kind": "delivery", "item_kind": e.get("kind"),
+             **{k: v for k, v in e.items() if k not in ("match", "digest", "kind")},
+             "at": _iso(float(e["at"]))} for e in entries]
+        rows += [{"kind": "poison", "id": p.id, "stage": p.stage, "reason": p.reason,
+                  "message": p.message, "at": _iso(p.at),
+                  "key": None if p.key is None else p.key.decode("utf-8", "replace"),
+                  "excerpt": p.excerpt()} for p in poison]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not entries and not poison:
+        print("no dead letters")
+    for e in entries:
+        print(_dead_letter_line(e))
+    for p in poison:
+        print(f"{p.id}  {_iso(p.at)}  {p.stage or '?':<8} {p.reason:<18} "
+              f"{printable(p.message[:60]):<60}  event: {p.excerpt()}")
     return EXIT_OK
 
 
@@ -259,6 +330,18 @@ def _dlq_replay(config_path: Path, ids: Sequence[str] | None) -> int:
         print(f"{ident}: {outcome}")
     return EXIT_PROBLEMS if missing or any(o.startswith("dead") for _, o in outcomes) \
         else EXIT_OK
+
+
+def _dlq_replay_kafka(config_path: Path, ids: Sequence[str] | None) -> int:
+    from monitor.cli_kafka import kafka_settings
+    from monitor.config import load_config
+    from monitor.kafka_dlq import replay
+
+    settings = kafka_settings(load_config(config_path))
+    results = _on_kafka(config_path, settings.bootstrap, lambda: replay(settings, ids))
+    for r in results:
+        print(f"{r.id}: {r.outcome}")
+    return EXIT_OK if all(r.found for r in results) else EXIT_PROBLEMS
 
 
 async def _replay_now(config: Config, db: Database, ids: list[str]) -> list[tuple[str, str]]:

@@ -173,13 +173,23 @@ def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
     settings = kafka_settings(config)
     asyncio.run(ensure_topics(settings))
     reloader = watch_rules_in_thread(config, build_matcher)
-    app = kafka_app.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers)
+    metrics = None
+    if config.metrics is not None:
+        from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+        from monitor.metrics import Metrics
+
+        metrics = Metrics(CollectorRegistry())
+        ProcessCollector(registry=metrics.registry)
+        PlatformCollector(registry=metrics.registry)
+    app = kafka_app.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers,
+                              metrics=metrics)
     # faust runs on the loop we give it, so the same loop-stall watchdog as `run` and `poll`
     # backs /healthz (a stall appears only once the loop runs: probes need an initial delay
     # covering table recovery).
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    close_health = _health(config, loop)
+    close_health = _health(config, loop, metrics.registry if metrics else None)
     try:
         kafka_app.run_worker(app, loop=loop)
     finally:

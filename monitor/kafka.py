@@ -6,7 +6,8 @@ Topics (names prefixed by ``KafkaSettings.prefix``):
 - ``articles``     key = article id, value = Article JSON (pollers → match agent)
 - ``matches``      key = rule id, value = Match JSON (match agent → deliver agent, so a
                    rule's dedup state lives in one partition)
-- ``alerts-dlq``   key = rule id, value = a dead letter (match, receiver, reason)
+- ``alerts-dlq``   poison events an agent could not process: key = the event's key,
+                   value = {stage, reason, message, at, event} (see ``monitor.kafka_dlq``)
 - ``feed-health``  compacted, key = feed name, value = FeedHealth JSON
 - ``feed-state``   compacted, key = feed name, value = the feed's poll cursor and seen ids
 - ``feeds``        empty registry: its partitions are what pollers own, via their
@@ -23,13 +24,14 @@ import json
 import ssl
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
 from monitor.article import Article
 
@@ -194,12 +196,13 @@ async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
             raise
 
 
-async def read_compacted(settings: KafkaSettings, name: str) -> dict[str, Any]:
-    """The latest value per key of a compacted topic (a tombstone removes the key)."""
-    topic = settings.topic(name)
+async def read_topic(settings: KafkaSettings, topic: str) -> AsyncIterator[ConsumerRecord]:
+    """Every record of ``topic`` (a full name) from its first offset to the end offsets
+    seen when reading starts, in offset order within each partition; nothing when the
+    topic does not exist. Reads without a consumer group (commits nothing)."""
     assigned = [TopicPartition(topic, p) for p in await _topic_partitions(settings, topic)]
     if not assigned:
-        return {}
+        return
     consumer = AIOKafkaConsumer(
         **settings.client_options(), enable_auto_commit=False, group_id=None
     )
@@ -208,25 +211,35 @@ async def read_compacted(settings: KafkaSettings, name: str) -> dict[str, Any]:
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends: Mapping[TopicPartition, int] = await consumer.end_offsets(assigned)
-        latest: dict[str, Any] = {}
         remaining = {tp for tp in assigned if ends[tp] > 0}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
-            for records in batches.values():
+            for tp, records in batches.items():
                 for record in records:
-                    if record.key is None:
-                        continue
-                    key = record.key.decode()
-                    if record.value is None:
-                        latest.pop(key, None)
-                    else:
-                        latest[key] = json.loads(record.value)
+                    if record.offset < ends[tp]:
+                        yield record
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
-        return latest
     finally:
         await stop_quietly(consumer)
+
+
+async def read_compacted(
+    settings: KafkaSettings, name: str, *, key: Callable[[bytes], str] = bytes.decode
+) -> dict[str, Any]:
+    """The latest value per key of a compacted topic (a tombstone removes the key); keys
+    decoded with ``key`` (UTF-8 text by default), values as JSON."""
+    latest: dict[str, Any] = {}
+    async for record in read_topic(settings, settings.topic(name)):
+        if record.key is None:
+            continue
+        ident = key(record.key)
+        if record.value is None:
+            latest.pop(ident, None)
+        else:
+            latest[ident] = json.loads(record.value)
+    return latest
 
 
 class FeedOwnership:

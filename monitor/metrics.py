@@ -28,6 +28,14 @@ newswatch_delivery_verdicts_total      delivery decisions (one per match and rec
 newswatch_deliveries_total             outcomes by ``receiver`` and ``result``: sent
                                        (accepted by the receiver, also in a digest), dead
                                        (dead-lettered)
+newswatch_consumer_lag                 worker: records after the group's committed offset, by
+                                       ``topic`` and ``partition``
+newswatch_commit_age_seconds           worker: how long the committed offset has not moved
+                                       while the partition lagged (alert when > 300 with lag)
+newswatch_partition_rewinds_total      worker: stalled partitions read again from their
+                                       committed offset, by ``topic``
+newswatch_dead_letters_total           worker: events sent to the dead-letter topic by
+                                       ``stage`` (match, deliver)
 =====================================  ========================================================
 
 Feed names and rule ids are deliberately not labels: with 10,000 feeds or rules they would
@@ -98,6 +106,23 @@ class Metrics:
             "newswatch_deliveries", "Delivery outcomes by receiver and result (sent, dead "
             "= dead-lettered)", ["receiver", "result"], registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "newswatch_consumer_lag", "Records after the worker group's committed offset",
+            ["topic", "partition"], registry=registry,
+        )
+        self.commit_age = Gauge(
+            "newswatch_commit_age_seconds", "Seconds the committed offset has not moved "
+            "while the partition lagged", ["topic", "partition"], registry=registry,
+        )
+        self.rewinds = Counter(
+            "newswatch_partition_rewinds", "Stalled partitions read again from their "
+            "committed offset", ["topic"], registry=registry,
+        )
+        self.dead_letters = Counter(
+            "newswatch_dead_letters", "Events sent to the dead-letter topic by stage",
+            ["stage"], registry=registry,
+        )
+        self._partitions: set[tuple[str, str]] = set()
         for status in STATUSES:
             self.feeds.labels(status).set(0)
 
@@ -131,6 +156,25 @@ class Metrics:
 
     def observe_delivery(self, receiver: str, result: str) -> None:
         self.deliveries.labels(receiver, result).inc()
+
+    # -------------------------------------------------------------- Kafka worker
+    def set_partitions(self, partitions: Mapping[tuple[str, int], tuple[int, float]]) -> None:
+        """(topic, partition) -> (lag, commit age in seconds) of the partitions this worker
+        owns now; partitions it no longer owns are dropped from the exposition."""
+        current = {(topic, str(n)) for topic, n in partitions}
+        for labels in self._partitions - current:
+            self.consumer_lag.remove(*labels)
+            self.commit_age.remove(*labels)
+        self._partitions = current
+        for (topic, n), (lag, age) in partitions.items():
+            self.consumer_lag.labels(topic, str(n)).set(lag)
+            self.commit_age.labels(topic, str(n)).set(age)
+
+    def observe_rewind(self, topic: str) -> None:
+        self.rewinds.labels(topic).inc()
+
+    def observe_dead_letter(self, stage: str) -> None:
+        self.dead_letters.labels(stage).inc()
 
 
 class DecisionLog(Protocol):

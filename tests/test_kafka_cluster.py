@@ -1,7 +1,7 @@
 """The Kafka runtime under failure, against the project's real Kafka broker: `newswatch
 poll` and `newswatch worker` processes, a feed server that adds items as the test goes,
 and the fake Slack API as the ledger (each article's token counted in the messages it
-stored). The helpers here are shared with tests/kafka_soak.py (several workers; not in CI).
+stored). The helpers here are shared with tests/test_kafka_scaling.py (several workers).
 
 - the broker stopped for 30 s and restarted on the same ports, data kept
   (`broker.sh restart`); the poller and the worker keep running and resume by themselves.
@@ -154,6 +154,11 @@ class Proc:
             if self._log is not None:
                 self._log.close()
         return code
+
+    def count_in_logs(self, text: str) -> int:
+        """Lines containing ``text`` in the logs of every run of this process."""
+        return sum(line.count(text) for log in self.dir.glob("run*.log")
+                   for line in log.read_text("utf-8", "replace").splitlines())
 
     def tail(self) -> str:
         text = (self.dir / f"run{self.starts}.log").read_bytes().decode("utf-8", "replace")

@@ -16,6 +16,8 @@ from monitor.cli import _parser, main
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = ROOT / "docs" / "runbook.md"
 
+KAFKA_DLQ_TEST = ("tests/test_kafka_dlq.py::"
+                  "test_kafka_dead_letters_are_listed_replayed_once_and_poison_republished")
 # (command words and options used) -> tests that run that command
 EXERCISED: dict[tuple[str, ...], list[str]] = {
     ("config", "check"): [
@@ -41,6 +43,9 @@ EXERCISED: dict[tuple[str, ...], list[str]] = {
         "tests/test_delivery_e2e.py::test_dead_letters_are_listed_and_replayed_once_however_often_replay_runs"],
     ("dlq", "replay", "--all", "--config"): [
         "tests/test_delivery_e2e.py::test_dead_letters_are_listed_and_replayed_once_however_often_replay_runs"],
+    ("dlq", "list", "--config", "--json", "--kafka"): [KAFKA_DLQ_TEST],
+    ("dlq", "replay", "--all", "--config", "--kafka"): [KAFKA_DLQ_TEST],
+    ("dlq", "replay", "--config", "--id", "--kafka"): [KAFKA_DLQ_TEST],
     ("silence", "add", "--config", "--country", "--for", "--reason", "--rule"): [
         "tests/test_delivery_e2e.py::test_a_silence_added_from_the_cli_holds_until_expired"],
     ("silence", "list", "--config"): [

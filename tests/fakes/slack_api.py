@@ -11,6 +11,7 @@ Failures are scripted per method and consumed in order (FIFO)::
     fake.script("chat.postMessage", status=429, headers={"Retry-After": "1"})
     fake.script("chat.postMessage", status=500)
     fake.script("chat.postMessage", ok=False, error="channel_not_found")
+    fake.unscript("chat.postMessage")    # drop what is still queued: calls succeed again
     fake.ambiguous("chat.postMessage")   # store the message, then answer 500 (H4)
     fake.storm(60, channel="#desk")      # 429 (Retry-After 1..5) for 60 s, then normal
 
@@ -190,6 +191,12 @@ class FakeSlackAPI:
                     hang=hang,
                 )
             )
+
+    def unscript(self, method: str) -> int:
+        """Drop the answers still queued for ``method`` (calls succeed again); returns how
+        many were dropped."""
+        queue = self._scripts.pop(method, deque())
+        return len(queue)
 
     def storm(
         self, seconds: float, *, channel: str | None = None, retry_after: tuple[int, int] = (1, 5)

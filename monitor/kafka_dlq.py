@@ -1,0 +1,157 @@
+"""Dead letters of the Kafka runtime, read and replayed from any machine
+(``newswatch dlq list|replay --kafka``).
+
+Two kinds:
+
+- *Delivery* dead letters: alerts a receiver refused for good (or kept failing for an
+  hour). The worker keeps them in its faust Table ``dead-letters`` (the same entries as the
+  embedded runtime's ``dlq``); the table is the latest value per key of its changelog topic
+  ``<prefix>worker-dead-letters-changelog`` (JSON keys and values; a tombstone removes the
+  key). Only the worker writes the table, so a replay is a *request*: a control event
+  ``{"replay": [ids]}`` on the matches topic, keyed by the entries' rule id. It lands on the
+  partition whose table partition holds the entries (faust writes a table's changelog to
+  the partition of the event being processed, and every event of a rule is keyed by its
+  id), and the worker replays them through the rule's dedup state: an alert the receiver
+  meanwhile got is not sent again, so requesting twice delivers once.
+- *Poison* events: events an agent could not process (invalid JSON, a bug), on the
+  ``alerts-dlq`` topic as ``{stage, reason, message, at, event}`` with the event's own key;
+  their id is ``poison:<partition>:<offset>``. Replaying one re-publishes the event with its
+  key to its source topic (stage ``match`` → articles, ``deliver`` → matches), where it
+  goes through matching and dedup again. The topic is a log: an entry stays (until the
+  topic's retention) after its replay, and an event that is still poison comes back as a
+  new entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.kafka import KafkaSettings, read_compacted, read_topic, reliable_producer
+
+DEAD_LETTERS_CHANGELOG = "worker-dead-letters-changelog"  # faust: <app id>-<table>-changelog
+POISON_TOPIC = "alerts-dlq"
+SOURCE_TOPICS = {"match": "articles", "deliver": "matches"}  # stage → topic it came from
+POISON_PREFIX = "poison:"
+EXCERPT = 80  # characters of a poison event shown by `dlq list`
+
+
+@dataclass(frozen=True, slots=True)
+class Poison:
+    """One record of the ``alerts-dlq`` topic. ``event`` is the event as the worker kept
+    it: decoded as UTF-8 (invalid bytes replaced) and cut at 100,000 characters."""
+
+    id: str
+    key: bytes | None
+    stage: str
+    reason: str
+    message: str
+    at: float
+    event: str
+
+    def excerpt(self) -> str:
+        """The event's first characters, control characters shown as escapes."""
+        return printable(self.event[:EXCERPT]) + ("…" if len(self.event) > EXCERPT else "")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What ``replay`` did with one id: ``found`` is False for an unknown id (or a poison
+    event whose stage names no source topic)."""
+
+    id: str
+    found: bool
+    outcome: str
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control and other unprintable characters escaped
+    (events come from feeds)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def poison_id(partition: int, offset: int) -> str:
+    return f"{POISON_PREFIX}{partition}:{offset}"
+
+
+def _json_key(raw: bytes) -> str:
+    return str(json.loads(raw))
+
+
+async def delivery_dead_letters(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
+    """The worker's delivery dead letters, id → entry (empty before any worker ran)."""
+    return await read_compacted(settings, DEAD_LETTERS_CHANGELOG, key=_json_key)
+
+
+def _poison(ident: str, key: bytes | None, value: bytes | None) -> Poison:
+    try:
+        data = json.loads(value or b"")
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return Poison(id=ident, key=key, stage=str(data.get("stage", "")),
+                      reason=str(data.get("reason", "")),
+                      message=str(data.get("message", "")),
+                      at=float(data.get("at") or 0.0), event=str(data.get("event", "")))
+    except (ValueError, TypeError) as error:  # not written by a worker: shown, not replayed
+        return Poison(id=ident, key=key, stage="", reason="unreadable dead-letter record",
+                      message=str(error), at=0.0,
+                      event=(value or b"").decode("utf-8", "replace"))
+
+
+async def poison_events(settings: KafkaSettings) -> list[Poison]:
+    """Every record of the ``alerts-dlq`` topic, oldest first."""
+    found = [_poison(poison_id(r.partition, r.offset), r.key, r.value)
+             async for r in read_topic(settings, settings.topic(POISON_TOPIC))]
+    return sorted(found, key=lambda p: p.at)
+
+
+async def replay(settings: KafkaSettings, ids: Sequence[str] | None) -> list[ReplayResult]:
+    """Request the replay of delivery dead letters and re-publish poison events; ``ids``
+    None means every delivery dead letter (poison events only by id: they stay on their
+    topic, so replaying all of them each time would multiply the ones still poison).
+    Returns one result per id, in order; everything is acknowledged by all in-sync
+    replicas when it returns."""
+    entries = await delivery_dead_letters(settings)
+    if ids is None:
+        wanted = [e for e, _ in sorted(entries.items(), key=lambda kv: float(kv[1]["at"]))]
+    else:
+        wanted = list(dict.fromkeys(ids))
+    poison: dict[str, Poison] = {}
+    if any(i.startswith(POISON_PREFIX) for i in wanted):
+        poison = {p.id: p for p in await poison_events(settings)}
+    results: dict[str, ReplayResult] = {}
+    sends: list[tuple[str, bytes | None, bytes]] = []  # topic, key, value
+    by_rule: dict[str, list[str]] = {}
+    for ident in wanted:
+        if ident in entries:
+            by_rule.setdefault(str(entries[ident]["rule_id"]), []).append(ident)
+            results[ident] = ReplayResult(ident, True, "requested; a worker replays it "
+                                          "through dedup")
+        elif (event := poison.get(ident)) is not None:
+            source = SOURCE_TOPICS.get(event.stage)
+            if source is None:
+                results[ident] = ReplayResult(ident, False, "not replayable: unknown stage "
+                                              f"{event.stage!r}")
+                continue
+            topic = settings.topic(source)
+            sends.append((topic, event.key, event.event.encode("utf-8")))
+            results[ident] = ReplayResult(ident, True, f"re-published to {topic}")
+        else:
+            results[ident] = ReplayResult(ident, False, "not found")
+    matches = settings.topic("matches")
+    sends += [(matches, rule_id.encode(), json.dumps({"replay": idents}).encode())
+              for rule_id, idents in by_rule.items()]
+    if sends:
+        producer = reliable_producer(settings)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, key=key, value=value)
+                       for topic, key, value in sends]
+            for future in futures:
+                await future  # raises if the broker did not take it
+        finally:
+            await producer.stop()
+    return [results[i] for i in wanted]
