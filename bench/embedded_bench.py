@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kafka_bench import TOKEN, word, write_config
+from kafka_bench import TOKEN, Arrivals, word, write_config
 
 from monitor.article import Article
 from monitor.cli import build_notifiers, compile_rules
@@ -80,20 +78,11 @@ async def main() -> None:
                     await asyncio.sleep(delay)  # the offered rate is the experiment
                 await publish(i)
             offered = total / (time.monotonic() - t0)
-            await slack.wait_until(
-                lambda: len(slack.calls_to("chat.postMessage")) >= total,
-                timeout=args.seconds * 2 + 30)
-            latencies = []
-            for call in slack.calls_to("chat.postMessage"):
-                text = json.dumps(call.payload)
-                for ident, at in sent.items():
-                    if ident in text:
-                        latencies.append((call.at - at) * 1000)
-                        break
-            latencies.sort()
-            q = statistics.quantiles(latencies, n=100)
-            print(f"embedded offered={offered:.1f}/s n={len(latencies)} p50={q[49]:.0f}ms "
-                  f"p99={q[98]:.0f}ms max={latencies[-1]:.0f}ms")
+            arrivals = Arrivals(slack, sent)
+            if not await arrivals.wait(total, timeout=args.seconds * 2 + 30):
+                print("not sustained: not every alert arrived within "
+                      f"{args.seconds * 2 + 30:.0f}s of the start")
+            print(f"embedded offered={offered:.1f}/s {arrivals.summary(total, t0)}")
             await pipeline.aclose(5.0)
             for notifier in notifiers.values():
                 await notifier.aclose()

@@ -14,11 +14,12 @@ resumed by a timer that sends a resume marker for each such rule through the mat
 so the resumed delivery runs inside an event of the right partition, as faust requires for
 table writes.
 
-Two repairs of faust's consumer live here too (see ``_ConsumerThread`` and
-``streams.stallguard``): partitions that were never committed are re-read from their start
-when faust re-seeks after a rebalance, and a partition that stalls anyway (lag, an idle
-agent, a committed offset that does not move for ``STALL_AFTER`` seconds) is read again
-from its committed offset. Both are safe because delivery is deduplicated.
+faust's consumer is repaired here for rebalances (``_ConsumerThread``, ``_Consumer`` and
+``streams.stallguard``; docs/scaling.md, "Stalled partitions"): a partition never committed
+is re-read from its start when faust re-seeks, an event a stream skipped unprocessed is
+never acked (so never committed), and a partition that stalls anyway (lag, an idle agent, a
+committed offset that does not move for ``STALL_AFTER`` seconds) is read again from its
+committed offset. Re-reads are safe because delivery is deduplicated.
 """
 
 from __future__ import annotations

@@ -111,6 +111,19 @@ async def kafka_status(config: Path, timeout: float = 30) -> list[dict[str, obje
         await asyncio.sleep(0.2)  # the health write is asynchronous to the alert
 
 
+async def worker_metrics(http: aiohttp.ClientSession, port: int, wanted: str,
+                         timeout: float = 30) -> str:
+    """The worker's /metrics, once it exposes ``wanted`` (the partition gauges appear with
+    the stall guard's first round, every few seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+        if wanted in text or time.monotonic() > deadline:
+            return text
+        await asyncio.sleep(0.5)
+
+
 async def test_seed_article_goes_poller_kafka_worker_to_one_slack_alert(
     tmp_path: Path, kafka_bootstrap: str, slack_api: FakeSlackAPI  # noqa: F811
 ) -> None:
@@ -138,6 +151,13 @@ async def test_seed_article_goes_poller_kafka_worker_to_one_slack_alert(
             ) as live:
                 assert live.status == 200, await live.text()
                 assert "event loop lag" in await live.text()
+                exposition = await worker_metrics(http, port, "newswatch_consumer_lag{")
+            assert f'newswatch_consumer_lag{{partition="0",topic="{prefix}articles"}} 0.0' \
+                in exposition
+            assert 'newswatch_deliveries_total{receiver="desk",result="sent"} 1.0' \
+                in exposition
+            assert "newswatch_articles_matched_total 1.0" in exposition
+            assert "process_resident_memory_bytes" in exposition
             rows = await kafka_status(config)
             assert [(r["feed"], r["status"], r["articles_seen"]) for r in rows] == [
                 ("seed", "ok", 1)]

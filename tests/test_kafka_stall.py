@@ -1,7 +1,7 @@
 """The worker's stall guard against the real broker, with the faust app in this process:
 a partition faust stopped consuming (records fetched and dropped, nothing acked, so the
 committed offset never moves) is read again from its committed offset, and its alert is
-delivered once."""
+delivered once. Also checks the started worker's consumer never auto-commits (A6)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ async def test_a_partition_faust_stopped_reading_is_read_again(
         articles = TP(settings.topic("articles"), 0)
         await until(lambda: articles in app.consumer.assignment()
                     and app.tables.recovery.completed.is_set(), timeout=60)
+        # reliability.md A6: the worker commits only what its agents processed
+        assert app.consumer._thread._consumer._enable_auto_commit is False
         # The state a rebalance can leave behind: faust believes it has read the
         # partition past its end, so it drops every record it fetches, unacked.
         app.consumer._read_offset[articles] = 10**9
