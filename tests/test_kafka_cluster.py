@@ -160,6 +160,15 @@ class Proc:
         return sum(line.count(text) for log in self.dir.glob("run*.log")
                    for line in log.read_text("utf-8", "replace").splitlines())
 
+    async def logged(self, text: str, timeout: float) -> None:
+        """Wait until the log of the current run contains ``text`` (polled: the process
+        writes it, nothing to await)."""
+        log = self.dir / f"run{self.starts}.log"
+        deadline = time.monotonic() + timeout
+        while text not in log.read_text("utf-8", "replace"):
+            assert time.monotonic() < deadline, f"{self.name} never logged {text!r}"
+            await asyncio.sleep(0.2)
+
     def tail(self) -> str:
         text = (self.dir / f"run{self.starts}.log").read_bytes().decode("utf-8", "replace")
         return f"--- {self.name} ---\n" + "\n".join(text.splitlines()[-30:])

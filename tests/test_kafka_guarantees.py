@@ -35,13 +35,6 @@ async def test_producers_wait_for_all_replicas_and_are_idempotent() -> None:
     assert (acks, idempotent, app.conf.producer_acks) == (-1, True, -1)
 
 
-async def until_logged(proc: Proc, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while proc.count_in_logs(text) == 0:
-        assert time.monotonic() < deadline, f"{proc.name} never logged {text!r}"
-        await asyncio.sleep(0.2)
-
-
 async def test_sigterm_then_restart_without_new_input_sends_nothing_again(
     tmp_path: Path, kafka_bootstrap: str, slack_api: FakeSlackAPI  # noqa: F811
 ) -> None:
@@ -61,7 +54,7 @@ async def test_sigterm_then_restart_without_new_input_sends_nothing_again(
             assert await worker.stop() == 0
             shutdown = time.monotonic() - t0
             await worker.start()
-            await until_logged(worker, "Worker ready", timeout=60)
+            await worker.logged("Worker ready", timeout=60)
             # The scenario is a quiet period: longer than the resume timer, which is what
             # would re-send a delivery the worker wrongly believed pending.
             await asyncio.sleep(RESUME_EVERY + 2)
