@@ -19,6 +19,7 @@ from tests.fakes.feed_server import FeedServer
 from tests.fakes.fixtures import slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.kafka_fixtures import unique_name
+from tests.kafka_scaling import rewinds
 from tests.test_kafka_cluster import (
     Feeds,
     Proc,
@@ -30,7 +31,6 @@ from tests.test_kafka_cluster import (
     write_config,
 )
 from tests.test_kafka_runtime import drained
-from tests.test_kafka_scaling import rewinds
 
 STORM_ROUNDS = 6  # a second worker joins and leaves every ~10 s: 12 rebalances
 
