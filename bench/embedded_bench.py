@@ -23,9 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kafka_bench import TOKEN, Arrivals, word, write_config
+from kafka_bench import TOKEN, Arrivals, bench_article, write_config
 
-from monitor.article import Article
 from monitor.cli import build_notifiers, compile_rules
 from monitor.cli_delivery import make_pipeline
 from monitor.config import load_config
@@ -63,11 +62,8 @@ async def main() -> None:
             sent: dict[str, float] = {}
 
             async def publish(i: int) -> None:
-                ident = f"b{i:06d}"
-                article = Article(id=ident, feed="bench",
-                                  title=f"{word(i % args.channels)} dispatch {ident}",
-                                  url=f"https://bench.example/{ident}")
-                sent[ident] = time.monotonic()
+                article = bench_article(i, args.channels)
+                sent[article.id] = time.monotonic()
                 await runtime.take([article])
 
             total = int(args.rate * args.seconds)

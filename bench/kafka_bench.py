@@ -88,6 +88,13 @@ class Arrivals:
                 f"p99={q[98]:.0f}ms max={latencies[-1]:.0f}ms duplicated={duplicated}")
 
 
+def bench_article(i: int, channels: int) -> Article:
+    """Benchmark article ``i``: its title matches exactly the rule of ``word(i % channels)``."""
+    ident = f"b{i:06d}"
+    return Article(id=ident, feed="bench", title=f"{word(i % channels)} dispatch {ident}",
+                   url=f"https://bench.example/{ident}")
+
+
 def write_config(tmp: Path, bootstrap: str, prefix: str, slack: FakeSlackAPI,
                  channels: int, partitions: int) -> Path:
     rules = ["rules:"]
@@ -140,13 +147,10 @@ async def main() -> None:
                 sent: dict[str, float] = {}
 
                 async def publish(i: int) -> None:
-                    ident = f"b{i:06d}"
-                    article = Article(id=ident, feed="bench",
-                                      title=f"{word(i % args.channels)} dispatch {ident}",
-                                      url=f"https://bench.example/{ident}")
-                    sent[ident] = time.monotonic()
+                    article = bench_article(i, args.channels)
+                    sent[article.id] = time.monotonic()
                     await producer.send_and_wait(
-                        f"{prefix}articles", key=ident.encode(),
+                        f"{prefix}articles", key=article.id.encode(),
                         value=json.dumps(article.to_json()).encode())
 
                 # warm-up: one article, wait until the workers deliver it
