@@ -32,8 +32,8 @@ newswatch_consumer_lag                 worker: records after the group's committ
                                        ``topic`` and ``partition``
 newswatch_commit_age_seconds           worker: how long the committed offset has not moved
                                        while the partition lagged (alert when > 300 with lag)
-newswatch_partition_rewinds_total      worker: stalled partitions read again from their
-                                       committed offset, by ``topic``
+newswatch_partition_rewinds_total      worker: partitions read again (stalled, or records
+                                       faust dropped unseen), by ``topic``
 newswatch_dead_letters_total           worker: events sent to the dead-letter topic by
                                        ``stage`` (match, deliver)
 =====================================  ========================================================
@@ -115,8 +115,8 @@ class Metrics:
             "while the partition lagged", ["topic", "partition"], registry=registry,
         )
         self.rewinds = Counter(
-            "newswatch_partition_rewinds", "Stalled partitions read again from their "
-            "committed offset", ["topic"], registry=registry,
+            "newswatch_partition_rewinds", "Partitions read again: stalled, or records "
+            "faust dropped unseen", ["topic"], registry=registry,
         )
         self.dead_letters = Counter(
             "newswatch_dead_letters", "Events sent to the dead-letter topic by stage",

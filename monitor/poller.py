@@ -276,6 +276,8 @@ class Poller:
             fresh.append(article)
         if fresh:
             await self._sink(fresh)
+            log.info("feed %s: %d new article(s) handed on: %s", feed.name, len(fresh),
+                     " ".join(a.id for a in fresh), extra={"feed": feed.name})
             now = self._clock()
             marks = {f"{feed.name}\x1f{a.id}": now for a in fresh}
             set_many = getattr(self._seen, "set_many", None)

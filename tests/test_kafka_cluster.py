@@ -1,8 +1,8 @@
 """The Kafka runtime under failure, against the project's real Kafka broker: `newswatch
 poll` and `newswatch worker` processes, a feed server that adds items as the test goes,
 and the fake Slack API as the ledger (each article's token counted in the messages it
-stored). The helpers here are shared with tests/kafka_scaling.py and
-tests/kafka_storm.py (several workers; run by hand).
+stored). The helpers here are shared with tests/test_kafka_scaling.py and
+tests/test_kafka_storm.py (several workers).
 
 - the broker stopped for 30 s and restarted on the same ports, data kept
   (`broker.sh restart`); the poller and the worker keep running and resume by themselves.
