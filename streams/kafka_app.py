@@ -99,8 +99,17 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         committed = await consumer.seek_to_committed()
         never = [tp for tp, offset in committed.items() if offset is None or offset <= 0]
         if never:
-            await consumer.seek_to_beginning(*never)
+            await self._seek_to_first(consumer, never)
         return committed  # type: ignore[no-any-return]
+
+    @staticmethod
+    async def _seek_to_first(consumer: Any, partitions: list[Any]) -> None:
+        # An explicit seek, not seek_to_beginning: that one leaves the position unset
+        # until an offset reset completes, and faust's livelock check, reading the
+        # position meanwhile, crashes the consumer (an assertion in aiokafka).
+        firsts = await consumer.beginning_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, firsts[tp])
 
     async def first_offset(self, tp: Any) -> int:
         """The oldest offset of ``tp`` the broker still has."""
@@ -119,10 +128,10 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def _rewind(self, tp: Any, offset: int | None) -> None:
         consumer = self._ensure_consumer()
         partition = TopicPartition(tp.topic, tp.partition)  # aiokafka's own type only
-        if offset:
-            consumer.seek(partition, offset)
+        if offset is None:
+            await self._seek_to_first(consumer, [partition])
         else:
-            await consumer.seek_to_beginning(partition)
+            consumer.seek(partition, offset)
 
 
 class _Consumer(faust_aiokafka.Consumer):
