@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from monitor.logs import setup_logging
 
     setup_logging(sys.stderr, verbose=args.verbose)  # JSON lines unless on a terminal
+    if args.command not in ("run", "poll", "worker") and not args.verbose:
+        # a one-shot command's output is its answer, not the Kafka client's group chatter
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         if args.command == "run":
             return _run(args.config, once=args.once)
