@@ -29,7 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.kafka_scale_bench import group_members
 from monitor.article import Article
 from monitor.kafka import KafkaSettings, ensure_topics
 from tests.fakes.slack_api import FakeSlackAPI
@@ -153,6 +155,10 @@ async def main() -> None:
                         f"{prefix}articles", key=article.id.encode(),
                         value=json.dumps(article.to_json()).encode())
 
+                # every worker in the group and owning partitions first: a worker joining
+                # late rebalances the group mid-measurement (a ~1.5 s pause in the p99)
+                await wait_stable(args.bootstrap, f"{prefix}worker", f"{prefix}articles",
+                                  args.workers, args.partitions)
                 # warm-up: one article, wait until the workers deliver it
                 await publish(0)
                 await slack.wait_for_calls(1, timeout=120)
@@ -184,12 +190,34 @@ async def main() -> None:
                         w.kill()
                 logs = " ".join(p.read_text("utf-8", "replace") for p in tmp.glob("worker*.log"))
                 print(f"worker logs: {logs.count('stalled: committed')} stalled-partition "
+                      f"re-reads, {logs.count('dropped before any agent')} dropped-record "
                       f"re-reads, {logs.count('Traceback')} tracebacks, "
                       f"{logs.count('retry')} retries")
                 if args.keep_logs:
                     for p in tmp.glob("worker*.log"):
                         p.rename(Path(args.keep_logs) / p.name)
                         w.wait()
+
+
+async def wait_stable(bootstrap: str, group: str, topic: str, workers: int,
+                      partitions: int, timeout: float = 120) -> None:
+    """Until the group is Stable, with ``workers`` members sharing every partition of
+    ``topic``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            state, members = await group_members(admin, group, topic)
+            owned = sorted(p for parts in members.values() for p in parts)
+            if (state == "Stable" and len(members) == workers and all(members.values())
+                    and owned == list(range(partitions))):
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"group {group} not ready: {state}, {members}")
+            await asyncio.sleep(0.5)  # group membership has no event to wait on
+    finally:
+        await admin.close()
 
 
 if __name__ == "__main__":
