@@ -165,6 +165,19 @@ def watch_rules_in_thread(config: Config, build_matcher: Any) -> Any:
     return reloader
 
 
+EXIT_FROZEN = 75  # EX_TEMPFAIL: restart me (systemd Restart=on-failure, Kubernetes)
+
+
+def exit_frozen(seconds: float) -> None:
+    """The worker was frozen long enough to have been replaced in its group: exit before
+    it sends or writes anything (streams/fence.py); its supervisor starts it again."""
+    log.critical("worker frozen for %.1fs, longer than its group session allows: exiting "
+                 "(code %d) so that nothing it had in hand is sent twice", seconds, EXIT_FROZEN)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_FROZEN)
+
+
 def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
     """Start the faust worker (blocks until SIGINT/SIGTERM)."""
     from monitor.kafka import ensure_topics
@@ -182,8 +195,11 @@ def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
         metrics = Metrics(CollectorRegistry())
         ProcessCollector(registry=metrics.registry)
         PlatformCollector(registry=metrics.registry)
+    from streams.fence import FreezeFence
+
+    fence = FreezeFence(limit=kafka_app.FENCE_LIMIT, on_frozen=exit_frozen).start()
     app = kafka_app.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers,
-                              metrics=metrics)
+                              metrics=metrics, fence=fence.check)
     # faust runs on the loop we give it, so the same loop-stall watchdog as `run` and `poll`
     # backs /healthz (a stall appears only once the loop runs: probes need an initial delay
     # covering table recovery).

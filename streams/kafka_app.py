@@ -31,7 +31,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
 from typing import Any
 
 import faust
@@ -45,6 +45,7 @@ from monitor.state import Decision
 from rules.matcher import Matcher
 from streams.alerts import Match
 from streams.embedded import to_match
+from streams.fence import FencedMapping
 from streams.notifiers import Notifier
 from streams.pipeline import Pipeline
 from streams.stallguard import Progress, StallGuard
@@ -57,6 +58,9 @@ RESUME_EVERY = 10.0  # seconds between scans for deliveries left pending
 # group to time the dead member out: 10 s bounds the stall after a kill -9.
 SESSION_TIMEOUT = 10.0
 HEARTBEAT_INTERVAL = 1.0
+# A worker frozen longer than this may have been replaced in the group: it must not send
+# or write state any more (streams/fence.py). Below the session timeout, by two heartbeats.
+FENCE_LIMIT = SESSION_TIMEOUT - 2 * HEARTBEAT_INTERVAL
 _RESUME = b'{"resume": true}'
 GUARD_EVERY = 5.0  # seconds between stalled-partition checks
 # Longer than faust's commit interval (2.8 s) plus a slow delivery; a stall costs at most
@@ -238,9 +242,11 @@ def build_app(
     clock: Callable[[], float] = time.time,
     metrics: Metrics | None = None,
     stall_after: float = STALL_AFTER,
+    fence: Callable[[], None] | None = None,
 ) -> faust.App:
     """The worker app. Start it with ``run_worker``. With ``metrics``, the agents count
-    matches, decisions and dead letters, and the stall guard sets lag and commit age."""
+    matches, decisions and dead letters, and the stall guard sets lag and commit age.
+    ``fence`` (``FreezeFence.check``) is called before every send and every table write."""
     app = faust.App(
         f"{settings.prefix}worker",
         broker=f"kafka://{settings.bootstrap}",
@@ -272,8 +278,12 @@ def build_app(
     # inline: faust tables may only be written inside the event being processed, so
     # deliveries finish before the agent takes the next event.
     audit: Any = _LogDecisions() if metrics is None else MeteredAudit(_LogDecisions(), metrics)
-    pipeline = Pipeline(notifiers=notifiers, state=dedup, dlq=dead, audit=audit,
-                        clock=clock, inline=True)
+    state: MutableMapping[str, Any] = dedup
+    dead_letters: MutableMapping[str, Any] = dead
+    if fence is not None:
+        state, dead_letters = FencedMapping(dedup, fence), FencedMapping(dead, fence)
+    pipeline = Pipeline(notifiers=notifiers, state=state, dlq=dead_letters, audit=audit,
+                        clock=clock, inline=True, fence=fence)
 
     async def dead_letter(key: bytes | None, value: bytes | None, stage: str,
                           error: BaseException) -> None:

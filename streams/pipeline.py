@@ -93,7 +93,10 @@ class Pipeline:
     ``inline=True`` sends in the caller's task instead of lanes: ``deliver`` and
     ``resume_rule`` return once their items are settled. The Kafka runtime needs it,
     because a faust Table may only be written inside the agent's event (same order and
-    pacing rules apply; lanes then do not run concurrently)."""
+    pacing rules apply; lanes then do not run concurrently).
+
+    ``fence`` is called right before every send; it stops the process when sending is no
+    longer safe (the Kafka worker's ``streams.fence.FreezeFence``)."""
 
     def __init__(
         self,
@@ -110,8 +113,10 @@ class Pipeline:
         pacer: Pacer | None = None,
         rng: random.Random | None = None,
         inline: bool = False,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self._notifiers = notifiers
+        self._fence = fence or (lambda: None)
         self._state = state
         self._dlq = dlq
         self._audit = audit
@@ -445,6 +450,7 @@ class Pipeline:
             self._busy.add(lane)
             outcome: Receipt | DeliveryError | None
             try:
+                self._fence()  # last moment to stop a send this process may no longer own
                 outcome = await self._send(notifier, rule_id, item)
             except DeliveryError as error:
                 outcome = error
