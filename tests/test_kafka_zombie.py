@@ -5,13 +5,13 @@ reads them again from the committed offset. The thawed worker must not send what
 hand, nor overwrite the new owner's dedup state: it exits at once (streams/fence.py, exit
 code 75) and is started again, as its supervisor would.
 
-Without the fence, 4 and 1 alerts were sent twice in 2 of 3 runs, some by the thawed worker
-(its paced sends and retries, and its stale table writes). With it, 3, 2, 1, 1, 1, 0, 0 and 0
-in 8 runs (2026-11-29), lost 0 in all, none sent after the thaw: the freeze ends that worker like a kill -9, and
-alerts it posted in its last moments, whose decisions were still in faust's producer
-buffer, are decided again by the next owner. That is the bound the kill test has too
-(duplicated <= kills), so it is asserted the same way here; closing that window (awaiting
-the changelog write before each send) is still to be done.
+Without the fence, 4 and 1 alerts were sent twice in 2 of 3 runs, some by the thawed
+worker (its paced sends and retries, and its stale table writes). With it, 3, 2, 1, 1, 1,
+0, 0 and 0 in 8 runs (2026-11-29), lost 0 in all, none sent after the thaw: the freeze
+ends that worker like a kill -9, and alerts it posted in its last moments, whose decisions
+were still in faust's producer buffer, are decided again by the next owner. That is the
+bound the kill test has too (duplicated <= kills), so it is asserted the same way here;
+closing that window (awaiting the changelog write before each send) is still to be done.
 
 Prints "lost x of n, duplicated y".
 """
