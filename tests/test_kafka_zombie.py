@@ -10,8 +10,11 @@ worker (its paced sends and retries, and its stale table writes). With it, 3, 2,
 0, 0 and 0 in 8 runs (2026-11-29), lost 0 in all, none sent after the thaw: the freeze
 ends that worker like a kill -9, and alerts it posted in its last moments, whose decisions
 were still in faust's producer buffer, are decided again by the next owner. That is the
-bound the kill test has too (duplicated <= kills), so it is asserted the same way here;
-closing that window (awaiting the changelog write before each send) is still to be done.
+bound the kill test has too (duplicated <= kills), so it is asserted the same way here.
+Closing that window by awaiting the table's changelog write before each send was tried and
+is not on main: it lost 3 and 6 alerts in 2 of 7 runs (events the new owner's stream
+skipped were committed, no error logged), a faust hole that a slow deliver agent exposes,
+still to be found.
 
 Prints "lost x of n, duplicated y".
 """
