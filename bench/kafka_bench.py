@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.kafka_scale_bench import group_members
+from bench.kafka_scale_bench import group_members, stable
 from monitor.article import Article
 from monitor.kafka import KafkaSettings, ensure_topics
 from tests.fakes.slack_api import FakeSlackAPI
@@ -209,9 +209,7 @@ async def wait_stable(bootstrap: str, group: str, topic: str, workers: int,
         deadline = time.monotonic() + timeout
         while True:
             state, members = await group_members(admin, group, topic)
-            owned = sorted(p for parts in members.values() for p in parts)
-            if (state == "Stable" and len(members) == workers and all(members.values())
-                    and owned == list(range(partitions))):
+            if stable(state, members, workers, partitions):
                 return
             if time.monotonic() > deadline:
                 raise SystemExit(f"group {group} not ready: {state}, {members}")

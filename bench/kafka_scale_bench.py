@@ -387,6 +387,14 @@ async def group_members(admin: AIOKafkaAdminClient, group: str,
     return described["state"], members
 
 
+def stable(state: str, members: dict[str, list[int]], workers: int, partitions: int) -> bool:
+    """A group ready to measure: Stable, ``workers`` members, each owning partitions, all
+    ``partitions`` of the topic owned."""
+    owned = sorted(p for parts in members.values() for p in parts)
+    return (state == "Stable" and len(members) == workers and all(members.values())
+            and owned == list(range(partitions)))
+
+
 def caught_up(done: dict[TopicPartition, int], ends: dict[TopicPartition, int]) -> bool:
     """Every partition's committed offset at its end (an empty partition has no commit)."""
     return all(ends[tp] == 0 or done.get(tp, -1) >= ends[tp] for tp in ends)
@@ -518,9 +526,7 @@ async def run_once(bench: Bench, workers: int) -> Result:
                 while True:
                     procs.check_alive()
                     state, members = await group_members(admin, group, articles_topic)
-                    owned = sorted(p for parts in members.values() for p in parts)
-                    if (state == "Stable" and len(members) == workers
-                            and all(members.values()) and owned == list(range(bench.partitions))):
+                    if stable(state, members, workers, bench.partitions):
                         break
                     if time.monotonic() > deadline:
                         raise RunFailed(f"group {group} not ready: {state}, {members}")

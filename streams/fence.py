@@ -40,7 +40,6 @@ class FreezeFence:
         self._on_frozen = on_frozen
         self._clock = clock
         self._last = clock()
-        self._stop = threading.Event()
 
     def note(self) -> None:
         """Record that the process is running; a late note is itself a detected freeze."""
@@ -54,17 +53,15 @@ class FreezeFence:
             self._on_frozen(gap)
 
     def start(self) -> FreezeFence:
-        """Note the time from a daemon thread until ``stop()``."""
+        """Note the time from a daemon thread for as long as the process runs."""
         def run() -> None:
-            while not self._stop.wait(self.every):
+            while True:
+                time.sleep(self.every)
                 self.note()
 
         self._last = self._clock()
         threading.Thread(target=run, name="newswatch-freeze-fence", daemon=True).start()
         return self
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 class FencedMapping(MutableMapping[str, Any]):

@@ -161,7 +161,17 @@ class _Consumer(faust_aiokafka.Consumer):
         await super().perform_seek()
         for tp, committed in list(self._committed_offset.items()):
             if self.app.topics.acks_enabled_for(tp.topic):
-                self._read_offset[tp] = committed - 1 if committed else None
+                self._read_offset[tp] = _last_before(committed)
+
+    async def read_again(self, tp: Any, offset: int | None) -> None:
+        """Read ``tp`` again from ``offset`` (its first record when None) and count it in
+        ``newswatch_partition_rewinds_total``."""
+        thread: _ConsumerThread = self._thread  # type: ignore[assignment]
+        await thread.rewind(tp, offset)
+        self._read_offset[tp] = _last_before(offset)
+        metrics: Metrics | None = getattr(self.transport, "metrics", None)
+        if metrics is not None:
+            metrics.observe_rewind(tp.topic)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         broken: set[Any] = set()
@@ -184,10 +194,7 @@ class _Consumer(faust_aiokafka.Consumer):
                     log.warning("partition %s[%d]: records %d..%d were dropped before any "
                                 "agent saw them; reading them again", tp.topic, tp.partition,
                                 start, message.offset - 1)
-                    await thread.rewind(tp, start)
-                    metrics: Metrics | None = getattr(self.transport, "metrics", None)
-                    if metrics is not None:
-                        metrics.observe_rewind(tp.topic)
+                    await self.read_again(tp, start)
                     continue
             yield tp, message
 
@@ -214,6 +221,12 @@ class _Consumer(faust_aiokafka.Consumer):
         if not message.tracked:
             return False
         return bool(super().ack(message))
+
+
+def _last_before(offset: int | None) -> int | None:
+    """The read offset (last record read) of a partition about to be read from ``offset``;
+    None lets the first record fetched through, whatever its offset."""
+    return offset - 1 if offset else None
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -378,10 +391,7 @@ async def _guard(app: faust.App, guard: StallGuard[Any], streamed: set[str],
         log.warning("partition %s[%d] stalled: committed %s, end %d, idle for %.0fs; "
                     "reading it again from its committed offset", tp.topic, tp.partition,
                     p.committed, p.end, guard.after)
-        await consumer._thread.rewind(tp, p.committed)
-        consumer._read_offset[tp] = p.committed - 1 if p.committed else None  # last read
-        if metrics is not None:
-            metrics.observe_rewind(tp.topic)
+        await consumer.read_again(tp, p.committed)
     if metrics is not None:
         metrics.set_partitions({(tp.topic, tp.partition): (p.lag, guard.commit_age(tp))
                                 for tp, p in snapshot.items()})

@@ -447,10 +447,10 @@ class Pipeline:
             await self._pacer.acquire(lane, notifier.min_interval, post=posts)
             if self._closing:
                 return
+            self._fence()  # last moment to stop a send this process may no longer own
             self._busy.add(lane)
             outcome: Receipt | DeliveryError | None
             try:
-                self._fence()  # last moment to stop a send this process may no longer own
                 outcome = await self._send(notifier, rule_id, item)
             except DeliveryError as error:
                 outcome = error
