@@ -99,21 +99,24 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await self.call_thread(self._seek_to_committed_or_first)  # type: ignore[no-any-return]
 
     async def _seek_to_committed_or_first(self) -> Mapping[Any, int]:
+        """Returns where each partition now starts: its committed offset, or its first
+        offset when it was never committed."""
         consumer = self._ensure_consumer()
-        committed = await consumer.seek_to_committed()
+        committed = dict(await consumer.seek_to_committed())
         never = [tp for tp, offset in committed.items() if offset is None or offset <= 0]
         if never:
-            await self._seek_to_first(consumer, never)
-        return committed  # type: ignore[no-any-return]
+            committed.update(await self._seek_to_first(consumer, never))
+        return committed
 
     @staticmethod
-    async def _seek_to_first(consumer: Any, partitions: list[Any]) -> None:
+    async def _seek_to_first(consumer: Any, partitions: list[Any]) -> Mapping[Any, int]:
         # An explicit seek, not seek_to_beginning: that one leaves the position unset
         # until an offset reset completes, and faust's livelock check, reading the
         # position meanwhile, crashes the consumer (an assertion in aiokafka).
-        firsts = await consumer.beginning_offsets(partitions)
+        firsts: Mapping[Any, int] = await consumer.beginning_offsets(partitions)
         for tp in partitions:
             consumer.seek(tp, firsts[tp])
+        return firsts
 
     async def first_offset(self, tp: Any) -> int:
         """The oldest offset of ``tp`` the broker still has."""
@@ -157,11 +160,23 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    _starts: dict[Any, int]  # where each partition starts, from the last seek
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        self._starts = dict(await super().seek_to_committed())
+        return self._starts
+
     async def perform_seek(self) -> None:
+        """faust's seek, then each stream partition's committed offset taken as where it
+        starts now (its first offset when never committed: faust leaves it unknown, and
+        then commits from the lowest offset acked, past any record before it that was
+        dropped), and its read offset as the record before."""
+        self._starts = {}
         await super().perform_seek()
-        for tp, committed in list(self._committed_offset.items()):
-            if self.app.topics.acks_enabled_for(tp.topic):
-                self._read_offset[tp] = _last_before(committed)
+        for tp, start in self._starts.items():
+            if self.app.topics.acks_enabled_for(tp.topic) and start is not None:
+                self._committed_offset[tp] = start
+                self._read_offset[tp] = _last_before(start)
 
     async def read_again(self, tp: Any, offset: int | None) -> None:
         """Read ``tp`` again from ``offset`` (its first record when None) and count it in
