@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kafka_bench import TOKEN, Arrivals, bench_article, write_config
 
-from monitor.cli import build_notifiers, compile_rules
-from monitor.cli_delivery import make_pipeline
-from monitor.config import load_config
-from monitor.state import Database
-from streams.embedded import EmbeddedRuntime
+from newswatch.cli import build_notifiers, compile_rules
+from newswatch.cli.delivery import make_pipeline
+from newswatch.core.config import load_config
+from newswatch.core.state import Database
+from newswatch.streams.embedded import EmbeddedRuntime
 from tests.fakes.slack_api import FakeSlackAPI
 
 

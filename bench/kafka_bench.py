@@ -32,8 +32,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.kafka_scale_bench import group_members, stable
-from monitor.article import Article
-from monitor.kafka import KafkaSettings, ensure_topics
+from newswatch.core.article import Article
+from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
 from tests.fakes.slack_api import FakeSlackAPI
 
 TOKEN = "xoxb-test-token"
@@ -136,7 +136,7 @@ async def main() -> None:
                                               partitions=args.partitions))
             workers = [
                 subprocess.Popen(
-                    [sys.executable, "-m", "monitor.cli", "worker", "--config", str(config)],
+                    [sys.executable, "-m", "newswatch", "worker", "--config", str(config)],
                     cwd=tmp, env={**os.environ, "SLACK_BOT_TOKEN": TOKEN,
                          "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
                     stdout=subprocess.DEVNULL, stderr=(tmp / f"worker{n}.log").open("wb"))

@@ -77,11 +77,10 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 from match_bench import DEFAULT_ARTICLES, generate_rules, load_articles, vocabulary
 
-from monitor.article import Article
-from monitor.kafka import KafkaSettings, ensure_topics
-from rules.gazetteer import known_codes
-from rules.loader import parse_rules
-from rules.model import (
+from newswatch.core.article import Article
+from newswatch.rules.gazetteer import known_codes
+from newswatch.rules.loader import parse_rules
+from newswatch.rules.model import (
     AllOf,
     AnyOf,
     Condition,
@@ -94,6 +93,7 @@ from rules.model import (
     Rule,
     RuleSet,
 )
+from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
 from tests.fakes.slack_api import FakeSlackAPI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -276,7 +276,7 @@ class Workers:
                 self.logs.append(log)
                 with log.open("wb") as out:
                     self.procs.append(subprocess.Popen(
-                        [sys.executable, "-m", "monitor.cli", "worker", "--config",
+                        [sys.executable, "-m", "newswatch", "worker", "--config",
                          str(self.config)],
                         cwd=self.folder, env=env, stdin=subprocess.DEVNULL, stdout=out,
                         stderr=subprocess.STDOUT, preexec_fn=_die_with_parent))

@@ -28,10 +28,10 @@ from rapidfuzz import fuzz
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.article import Article
-from rules.gazetteer import known_codes
-from rules.matcher import Matcher
-from rules.model import (
+from newswatch.core.article import Article
+from newswatch.rules.gazetteer import known_codes
+from newswatch.rules.matcher import Matcher
+from newswatch.rules.model import (
     AllOf,
     AnyOf,
     Countries,
@@ -42,7 +42,7 @@ from rules.model import (
     Rule,
     RuleSet,
 )
-from rules.text import normalize
+from newswatch.rules.text import normalize
 
 DEFAULT_ARTICLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "articles"
 FIRST = ["Mark", "Nasser", "Kaïs", "Abdelmadjid", "Ahmed", "Fatima", "John", "Marie", "Omar",

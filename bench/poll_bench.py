@@ -45,13 +45,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.article import Article
-from monitor.config import FeedConfig
-from monitor.errors import ParseError
-from monitor.feedparse import parse_feed
-from monitor.fetch import Fetcher, FetchLimits
-from monitor.poller import Poller
-from monitor.state import Database, FetchEvent
+from newswatch.core.article import Article
+from newswatch.core.config import FeedConfig
+from newswatch.core.errors import ParseError
+from newswatch.core.state import Database, FetchEvent
+from newswatch.monitor.feedparse import parse_feed
+from newswatch.monitor.fetch import Fetcher, FetchLimits
+from newswatch.monitor.poller import Poller
 
 DEFAULT_FEEDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "feeds"
 CHANGE_EVERY = 5  # one feed in five changes per cycle: 20 % changed, 80 % 304

@@ -42,9 +42,9 @@ from urllib.parse import urlsplit
 import feedparser
 from feedparser.encodings import convert_to_utf8
 
-from monitor.article import Article, article_id, canonical_url
-from monitor.errors import FetchErrorKind, ParseError
-from monitor.textclean import clean_text
+from newswatch.core.article import Article, article_id, canonical_url
+from newswatch.core.errors import FetchErrorKind, ParseError
+from newswatch.monitor.textclean import clean_text
 
 __all__ = [
     "CONTENT_LIMIT",

@@ -41,8 +41,8 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from monitor.errors import FetchError, FetchErrorKind
-from monitor.netguard import GuardedResolver, check_redirect, check_url, normalize_allow
+from newswatch.core.errors import FetchError, FetchErrorKind
+from newswatch.monitor.netguard import GuardedResolver, check_redirect, check_url, normalize_allow
 
 __all__ = [
     "USER_AGENT",

@@ -38,7 +38,7 @@ import random
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from monitor.errors import FeedError, FetchError, FetchErrorKind
+from newswatch.core.errors import FeedError, FetchError, FetchErrorKind
 
 FeedStatus = Literal["ok", "failing", "stale", "disabled", "never_polled"]
 Announced = Literal["ok", "failing", "stale", "disabled"]

@@ -30,7 +30,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from monitor.errors import FetchError, FetchErrorKind
+from newswatch.core.errors import FetchError, FetchErrorKind
 
 __all__ = [
     "GuardedResolver",

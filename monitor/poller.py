@@ -6,7 +6,7 @@ Last-Modified, body hash). If the sink fails (or the process dies), the next pol
 same articles again; the delivery stage's dedup absorbs the repeat.
 
 After every poll the feed's health is stored first, then a change of what ops should know
-(``monitor.health.settle_notice``: failing, stale, disabled, recovered) is handed to
+(``newswatch.monitor.health.settle_notice``: failing, stale, disabled, recovered) is handed to
 ``on_transition`` and awaited. Storing first means a crash can lose a notice (between two
 statements, with no await in between) but never repeat one for every poll.
 
@@ -28,12 +28,13 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import replace
 from typing import Any, Protocol
 
-from monitor.article import Article
-from monitor.config import FeedConfig
-from monitor.errors import FeedError
-from monitor.feedparse import parse_feed
-from monitor.fetch import FetchResult
-from monitor.health import (
+from newswatch.core.article import Article
+from newswatch.core.config import FeedConfig
+from newswatch.core.errors import FeedError
+from newswatch.core.state import FetchEvent
+from newswatch.monitor.feedparse import parse_feed
+from newswatch.monitor.fetch import FetchResult
+from newswatch.monitor.health import (
     FeedHealth,
     Pace,
     Success,
@@ -43,7 +44,6 @@ from monitor.health import (
     rebase,
     settle_notice,
 )
-from monitor.state import FetchEvent
 
 log = logging.getLogger("newswatch.poller")
 
@@ -75,7 +75,7 @@ class FetchLog(Protocol):
 
 
 class PollMetrics(Protocol):
-    """Where the poller reports (``monitor.metrics.Metrics`` implements it)."""
+    """Where the poller reports (``newswatch.core.metrics.Metrics`` implements it)."""
 
     def observe_poll(
         self, *, result: str, error_kind: str | None, latency: float, new: int, lag: float

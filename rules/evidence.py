@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from monitor.article import Field
+from newswatch.core.article import Field
 
 Clause = Literal["country", "phrase", "person"]
 

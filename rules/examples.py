@@ -6,9 +6,9 @@ content, the way a headline and its article read. Feed filters do not apply to e
 
 from __future__ import annotations
 
-from monitor.article import Article
-from monitor.errors import Issue
-from rules.matcher import Matcher
+from newswatch.core.article import Article
+from newswatch.core.errors import Issue
+from newswatch.rules.matcher import Matcher
 
 
 def example_article(text: str) -> Article:

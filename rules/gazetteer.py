@@ -69,7 +69,7 @@ _NOT_COUNTRIES = frozenset(
 )
 
 _CODE = re.compile(r"[A-Z]{2}")
-_DATA_PACKAGE = "rules"
+_DATA_PACKAGE = "newswatch.rules"
 _DATA_FILE = ("data", "countries.yaml")
 
 # Deterministic output order: by codes, then kind, then language, then text.

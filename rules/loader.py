@@ -1,6 +1,6 @@
 """Watch-rule loader and validator: rule-file texts in, a frozen ``RuleSet`` out.
 
-Pure: it receives ``(path, text)`` pairs (``monitor.rulefiles`` reads them) and never touches
+Pure: it receives ``(path, text)`` pairs (``newswatch.core.rulefiles`` reads them) and never touches
 files, the network or the environment (``${SLACK_TOKEN}`` in a title stays as written).
 
 Contract (see the rule-format contract, sections "A rule file" and "Errors"):
@@ -22,12 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from monitor.article import FIELDS, Field
-from monitor.durations import parse_duration
-from monitor.errors import Issue, RuleError
-from monitor.schema import did_you_mean
-from monitor.yamlfile import YamlError, YamlList, YamlMap, describe, load_yaml
-from rules.model import (
+from newswatch.core.article import FIELDS, Field
+from newswatch.core.durations import parse_duration
+from newswatch.core.errors import Issue, RuleError
+from newswatch.core.schema import did_you_mean
+from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, describe, load_yaml
+from newswatch.rules.model import (
     DEFAULT_MIN_SCORE,
     DEFAULT_NEAR,
     SEVERITIES,

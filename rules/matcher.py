@@ -20,10 +20,10 @@ from typing import TypeVar
 
 from rapidfuzz import fuzz
 
-from monitor.article import Article, Field
-from rules.evidence import Clause, Evidence
-from rules.gazetteer import PlaceName, base_names
-from rules.model import (
+from newswatch.core.article import Article, Field
+from newswatch.rules.evidence import Clause, Evidence
+from newswatch.rules.gazetteer import PlaceName, base_names
+from newswatch.rules.model import (
     AllOf,
     AnyOf,
     Condition,
@@ -36,7 +36,7 @@ from rules.model import (
     RuleSet,
     leaves,
 )
-from rules.text import Tokens, arabic_alternatives, cased, rule_key, tokenize, translate
+from newswatch.rules.text import Tokens, arabic_alternatives, cased, rule_key, tokenize, translate
 
 _PLURAL_ENDINGS = ("s", "x", "es")
 T = TypeVar("T")

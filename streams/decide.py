@@ -45,9 +45,9 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz
 
-from rules.text import normalize
-from streams.alerts import Match
-from streams.silences import Silence, silenced_by
+from newswatch.rules.text import normalize
+from newswatch.streams.alerts import Match
+from newswatch.streams.silences import Silence, silenced_by
 
 STORY_SIMILARITY = 85.0
 MIN_TITLE_WORDS = 4  # shorter titles ("Breaking news") say too little to call two stories one

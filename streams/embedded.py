@@ -1,7 +1,7 @@
 """The embedded runtime: poll → match → deliver in one asyncio loop, state in SQLite.
 
-It is the single-machine default. The same ``match`` (rules.matcher) and ``deliver``
-(streams.pipeline) run here and in the Kafka runtime; this module only wires them to the
+It is the single-machine default. The same ``match`` (newswatch.rules.matcher) and ``deliver``
+(newswatch.streams.pipeline) run here and in the Kafka runtime; this module only wires them to the
 poller and keeps the current rule set (reloaded by ``RuleSource``).
 """
 
@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from monitor.article import Article
-from monitor.poller import ArticleSink, Poller
-from rules.matcher import Matcher, RuleMatch
-from streams.alerts import Match
-from streams.decide import Verdict
-from streams.pipeline import Pipeline
+from newswatch.core.article import Article
+from newswatch.monitor.poller import ArticleSink, Poller
+from newswatch.rules.matcher import Matcher, RuleMatch
+from newswatch.streams.alerts import Match
+from newswatch.streams.decide import Verdict
+from newswatch.streams.pipeline import Pipeline
 
 log = logging.getLogger("newswatch.embedded")
 
@@ -29,7 +29,7 @@ GRACE = 10.0  # seconds sends in flight may take to finish at shutdown
 
 
 class MatchMetrics(Protocol):
-    """Where the match stage reports (``monitor.metrics.Metrics`` implements it)."""
+    """Where the match stage reports (``newswatch.core.metrics.Metrics`` implements it)."""
 
     def observe_match(self, *, seconds: float, matches: int) -> None: ...
 

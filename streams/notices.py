@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from monitor.article import Article
-from monitor.health import Transition, articles_last_24h
-from streams.alerts import Match, Severity
+from newswatch.core.article import Article
+from newswatch.monitor.health import Transition, articles_last_24h
+from newswatch.streams.alerts import Match, Severity
 
 NOTICE_WINDOW = 24 * 3600.0  # the same notice is not repeated within a day
 

@@ -1,10 +1,10 @@
-"""Notifiers: deliver one rendered :class:`~streams.alerts.Match` to one receiver.
+"""Notifiers: deliver one rendered :class:`~newswatch.streams.alerts.Match` to one receiver.
 
 A notifier makes exactly **one attempt** per call. It never sleeps, never retries and never
 reads the environment or configuration: the caller passes the secrets in (it reads
 ``SLACK_BOT_TOKEN`` / ``SMTP_PASSWORD``), and the caller's dispatcher owns retries, backoff,
 the dedup outbox and the DLQ (reliability.md §1, §11, group H). Every failure is raised as a
-:class:`~monitor.errors.DeliveryError` whose ``retryable`` says whether the same call may
+:class:`~newswatch.core.errors.DeliveryError` whose ``retryable`` says whether the same call may
 succeed later and whose ``reason`` is a short machine word for metrics and the DLQ.
 
 A retryable error after the receiver may already have stored the message (an HTTP 5xx or a
@@ -30,9 +30,9 @@ import aiosmtplib
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from monitor.errors import DeliveryError
-from streams.alerts import Digest, Match
-from streams.render import (
+from newswatch.core.errors import DeliveryError
+from newswatch.streams.alerts import Digest, Match
+from newswatch.streams.render import (
     SlackMessage,
     clean_text,
     render_console,
@@ -107,7 +107,7 @@ class Notifier(Protocol):
     ``send`` delivers a new alert; ``reply`` attaches a later report of the same story to
     the first delivery (``parent``); ``update_sources`` rewrites the first delivery with a
     new "reported by N sources" count where the receiver supports editing; ``digest`` sends
-    one message listing queued matches. All raise :class:`~monitor.errors.DeliveryError` on
+    one message listing queued matches. All raise :class:`~newswatch.core.errors.DeliveryError` on
     failure and make one attempt only. ``ident`` is the dispatcher's id of the delivery;
     a receiver that can store it with the message (Slack metadata) lets :meth:`find` look
     for it later (``find`` returns None when it cannot look, or did not find it).
@@ -575,7 +575,7 @@ class EmailNotifier:
 
 
 class ConsoleNotifier:
-    """Prints :func:`~streams.render.render_console` to ``stream`` (stdout by default).
+    """Prints :func:`~newswatch.streams.render.render_console` to ``stream`` (stdout by default).
 
     Useful for dry runs and the embedded mode. Never fails except on a broken stream, which
     is reported as a retryable ``console_io`` error."""

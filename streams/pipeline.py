@@ -33,10 +33,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from monitor.errors import DeliveryError
-from monitor.state import Decision
-from streams.alerts import Digest, Match
-from streams.decide import (
+from newswatch.core.errors import DeliveryError
+from newswatch.core.state import Decision
+from newswatch.streams.alerts import Digest, Match
+from newswatch.streams.decide import (
     Verdict,
     add_to_digest,
     apply,
@@ -49,9 +49,9 @@ from streams.decide import (
     seal_digests,
     upgrade,
 )
-from streams.notifiers import Addressable, Notifier, Receipt
-from streams.pacing import Pacer
-from streams.silences import Silence
+from newswatch.streams.notifiers import Addressable, Notifier, Receipt
+from newswatch.streams.pacing import Pacer
+from newswatch.streams.silences import Silence
 
 log = logging.getLogger("newswatch.delivery")
 
@@ -96,7 +96,7 @@ class Pipeline:
     pacing rules apply; lanes then do not run concurrently).
 
     ``fence`` is called right before every send; it stops the process when sending is no
-    longer safe (the Kafka worker's ``streams.fence.FreezeFence``)."""
+    longer safe (the Kafka worker's ``newswatch.streams.kafka.fence.FreezeFence``)."""
 
     def __init__(
         self,

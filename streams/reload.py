@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monitor.errors import ConfigError, RuleError
-from monitor.rulefiles import fingerprint
-from rules.matcher import Matcher
+from newswatch.core.errors import ConfigError, RuleError
+from newswatch.core.rulefiles import fingerprint
+from newswatch.rules.matcher import Matcher
 
 log = logging.getLogger("newswatch.rules")
 

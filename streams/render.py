@@ -1,4 +1,4 @@
-"""Turning a :class:`~streams.alerts.Match` into Slack, e-mail and console text.
+"""Turning a :class:`~newswatch.streams.alerts.Match` into Slack, e-mail and console text.
 
 Every function here is pure: no I/O, no clock except the ``Date`` header of an e-mail.
 
@@ -40,9 +40,9 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from monitor.article import FIELDS, Field
-from rules.evidence import Evidence
-from streams.alerts import Digest, DigestEntry, Match
+from newswatch.core.article import FIELDS, Field
+from newswatch.rules.evidence import Evidence
+from newswatch.streams.alerts import Digest, DigestEntry, Match
 
 __all__ = [
     "EMAIL_SUBJECT_LIMIT",

@@ -22,8 +22,8 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from rules.text import normalize
-from streams.alerts import Match
+from newswatch.rules.text import normalize
+from newswatch.streams.alerts import Match
 
 __all__ = ["MATCHERS", "Silence", "SilenceStore", "new_silence", "silenced_by"]
 

@@ -1,4 +1,4 @@
-"""Every key the config validator accepts, read from monitor/config.py's source.
+"""Every key the config validator accepts, read from newswatch/core/config.py's source.
 
 Each ``MapReader(..., allowed=...)`` call lists the keys one mapping accepts; the function
 it sits in (and, for receivers, the ``kind == "..."`` branch) says where that mapping is.
@@ -12,9 +12,9 @@ import ast
 import contextlib
 from pathlib import Path
 
-CONFIG_SOURCE = Path(__file__).resolve().parents[1] / "monitor" / "config.py"
+CONFIG_SOURCE = Path(__file__).resolve().parents[1] / "newswatch" / "core" / "config.py"
 
-# function in monitor/config.py -> dotted prefix of the mapping it reads
+# function in newswatch/core/config.py -> dotted prefix of the mapping it reads
 SECTIONS = {
     "parse_config": "",
     "_feeds": "feeds[].",

@@ -141,9 +141,9 @@ async def wait_for_topics(
     CreateTopics returns once the controller has committed the topic; the broker's
     metadata cache (which DescribeConfigs, Metadata and Produce consult) follows a moment
     later, so a request sent straight after it can get UNKNOWN_TOPIC_OR_PARTITION. The
-    wait itself is the production one (monitor.kafka), so tests exercise it too.
+    wait itself is the production one (newswatch.streams.kafka.client), so tests exercise it too.
     """
-    from monitor.kafka import wait_for_topics as wait
+    from newswatch.streams.kafka.client import wait_for_topics as wait
 
     await wait(admin, partitions, timeout)
 

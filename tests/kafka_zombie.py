@@ -7,7 +7,7 @@ reliability.md A11, the zombie worker, against the project's real Kafka broker: 
 frozen (SIGSTOP) longer than the group's session timeout while alerts are being paced out,
 then thawed (SIGCONT). The group gives its partitions to the other worker meanwhile, which
 reads them again from the committed offset. The thawed worker must not send what it had in
-hand, nor overwrite the new owner's dedup state: it exits at once (streams/fence.py, exit
+hand, nor overwrite the new owner's dedup state: it exits at once (streams/kafka/fence.py, exit
 code 75) and is started again, as its supervisor would.
 
 Without the fence, 4 and 1 alerts were sent twice in 2 of 3 runs, some by the thawed
@@ -30,7 +30,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from monitor.cli_kafka import EXIT_FROZEN
+from newswatch.cli.kafka import EXIT_FROZEN
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.fixtures import slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI

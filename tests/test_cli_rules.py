@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
+from newswatch.cli import main
 
 SEED = Path(__file__).parent / "data" / "seed_fr.txt"
 RULES = """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
+from newswatch.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 RULE = """rules:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import FeedConfig, MetricsConfig, parse_config
-from monitor.errors import ConfigError
-from monitor.health import Pace
-from monitor.poller import pace_of
+from newswatch.core.config import FeedConfig, MetricsConfig, parse_config
+from newswatch.core.errors import ConfigError
+from newswatch.monitor.health import Pace
+from newswatch.monitor.poller import pace_of
 
 
 def config(tmp_path: Path, text: str) -> str:
@@ -56,7 +56,7 @@ def test_interval_bounds_are_validated(tmp_path: Path) -> None:
 
 
 def errors_of_duration(text: str) -> str:
-    from monitor.durations import parse_duration
+    from newswatch.core.durations import parse_duration
 
     try:
         parse_duration(text)

@@ -34,7 +34,7 @@ def test_a_new_key_without_documentation_is_caught() -> None:
 
 
 def test_top_level_keys_match_the_validator_constant() -> None:
-    from monitor import config
+    from newswatch.core import config
 
     top = {k for k in config_keys() if "." not in k and "[" not in k}
     assert top == set(config._TOP_KEYS)

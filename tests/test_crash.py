@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from monitor.state import Database
+from newswatch.core.state import Database
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
@@ -82,7 +82,7 @@ async def stream(feeds: FeedServer) -> None:
 async def start(config: Path, log: Path) -> asyncio.subprocess.Process:
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "monitor.cli", "run", "--config", str(config),
+            sys.executable, "-m", "newswatch", "run", "--config", str(config),
             env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN},
             stdout=asyncio.subprocess.DEVNULL, stderr=out)
 

@@ -9,10 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.article import Article
-from rules.evidence import Evidence
-from streams.alerts import Match
-from streams.decide import (
+from newswatch.core.article import Article
+from newswatch.rules.evidence import Evidence
+from newswatch.streams.alerts import Match
+from newswatch.streams.decide import (
     LEAD_SIMILARITY,
     Route,
     Verdict,
@@ -29,7 +29,7 @@ from streams.decide import (
     story_id,
     upgrade,
 )
-from streams.silences import new_silence
+from newswatch.streams.silences import new_silence
 
 T0 = 1_700_000_000.0
 TITLE = "Le Maroc et les États-Unis signent un accord de coopération militaire"

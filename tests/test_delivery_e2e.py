@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from monitor.state import RuntimeLock
+from newswatch.core.state import RuntimeLock
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import slack_api, smtp_sink  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.cli import _parser
-from monitor.config import load_config
+from newswatch.cli.main import _parser
+from newswatch.core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -155,7 +155,7 @@ def parse_env(path: Path) -> dict[str, str]:
 
 
 def test_the_secrets_listed_are_the_ones_the_code_reads() -> None:
-    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "monitor").glob("*.py"))
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "newswatch").rglob("*.py"))
     read = set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', source)) - {"NEWSWATCH_LOG_FORMAT"}
     assert read == SECRETS
     secret = load_all(DEPLOY / "k8s" / "secret.example.yaml")[0]

@@ -58,7 +58,7 @@ def write_config(tmp: Path, feeds: FeedServer, slack: FakeSlackAPI, smtp: SMTPSi
 async def newswatch(*args: str) -> tuple[int, str, str]:
     env = {**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor.cli", *args, env=env,
+        sys.executable, "-m", "newswatch", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)

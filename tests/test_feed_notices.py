@@ -10,11 +10,11 @@ import io
 import sys
 from pathlib import Path
 
-from monitor.health import FeedHealth, Transition
-from monitor.state import Decision
-from streams.notices import feed_notice
-from streams.notifiers import ConsoleNotifier
-from streams.pipeline import Pipeline
+from newswatch.core.state import Decision
+from newswatch.monitor.health import FeedHealth, Transition
+from newswatch.streams.notices import feed_notice
+from newswatch.streams.notifiers import ConsoleNotifier
+from newswatch.streams.pipeline import Pipeline
 from tests.fakes.feed_server import FeedServer, rss
 
 
@@ -50,7 +50,7 @@ async def test_a_burst_of_notices_is_one_message_each_never_threaded_together() 
 
 async def run_once(config: Path) -> str:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor.cli", "run", "--once", "--config", str(config),
+        sys.executable, "-m", "newswatch", "run", "--once", "--config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)

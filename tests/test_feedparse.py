@@ -19,10 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.article import article_id, canonical_url
-from monitor.errors import FetchErrorKind, ParseError
-from monitor.feedparse import SUMMARY_LIMIT, TITLE_LIMIT, ParsedFeed, parse_feed
-from monitor.textclean import clean_text
+from newswatch.core.article import article_id, canonical_url
+from newswatch.core.errors import FetchErrorKind, ParseError
+from newswatch.monitor.feedparse import SUMMARY_LIMIT, TITLE_LIMIT, ParsedFeed, parse_feed
+from newswatch.monitor.textclean import clean_text
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 

@@ -1,10 +1,10 @@
-"""streams/fence.py: the frozen-worker fence, with a fake clock (no thread, no sleep)."""
+"""streams/kafka/fence.py: the frozen-worker fence, with a fake clock (no thread, no sleep)."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.fence import FencedMapping, FreezeFence
+from newswatch.streams.kafka.fence import FencedMapping, FreezeFence
 
 
 class Clock:

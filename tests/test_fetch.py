@@ -23,10 +23,16 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from monitor.errors import FetchError, FetchErrorKind
-from monitor.feedparse import parse_feed
-from monitor.fetch import USER_AGENT, Fetcher, FetchLimits, parse_max_age, parse_retry_after
-from monitor.netguard import (
+from newswatch.core.errors import FetchError, FetchErrorKind
+from newswatch.monitor.feedparse import parse_feed
+from newswatch.monitor.fetch import (
+    USER_AGENT,
+    Fetcher,
+    FetchLimits,
+    parse_max_age,
+    parse_retry_after,
+)
+from newswatch.monitor.netguard import (
     GuardedResolver,
     check_redirect,
     check_url,

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from monitor.errors import FetchError, FetchErrorKind, ParseError
-from monitor.health import (
+from newswatch.core.errors import FetchError, FetchErrorKind, ParseError
+from newswatch.monitor.health import (
     BACKOFF_CAP,
     FAILING_NOTICE_AFTER,
     JITTER,

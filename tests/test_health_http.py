@@ -20,8 +20,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
-from monitor import health_http
-from monitor.config import parse_config
+from newswatch.core import health_http
+from newswatch.core.config import parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def test_readyz_checks_the_state_is_writable(tmp_path: Path) -> None:
 
 
 def test_poll_readiness_follows_kafka_reachability() -> None:
-    from monitor.cli_kafka import _health
+    from newswatch.cli.kafka import _health
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -128,7 +128,7 @@ def test_newswatch_run_serves_health_and_logs_json(tmp_path: Path) -> None:
                       f"metrics: {{port: {port}}}\n", encoding="utf-8")
     env = {**os.environ, "NEWSWATCH_LOG_FORMAT": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from monitor.cli import main; sys.exit(main())",
+        [sys.executable, "-c", "import sys; from newswatch.cli import main; sys.exit(main())",
          "run", "--config", str(config)],
         cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:

@@ -134,7 +134,7 @@ class Proc:
         self.starts += 1
         self._log = (self.dir / f"run{self.starts}.log").open("wb")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "monitor.cli", *self.args, cwd=self.dir,
+            sys.executable, "-m", "newswatch", *self.args, cwd=self.dir,
             env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN,
                  "PYTHONPATH": str(REPO_ROOT)},
             stdout=self._log, stderr=subprocess.STDOUT,

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
-from monitor.article import Article
-from monitor.kafka import KafkaSettings, ensure_topics
-from monitor.kafka_dlq import Poison, delivery_dead_letters, poison_events
+from newswatch.core.article import Article
+from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
+from newswatch.streams.kafka.dlq import Poison, delivery_dead_letters, poison_events
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.kafka_fixtures import unique_name
@@ -47,7 +47,7 @@ async def worker(config: Path, log: Path) -> AsyncIterator[asyncio.subprocess.Pr
     its log is printed if the test fails."""
     with log.open("wb") as sink:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "monitor.cli", "worker", "--config", str(config),
+            sys.executable, "-m", "newswatch", "worker", "--config", str(config),
             env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN}, cwd=log.parent,
             stdout=asyncio.subprocess.DEVNULL, stderr=sink)
         try:

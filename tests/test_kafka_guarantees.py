@@ -14,8 +14,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from monitor.kafka import KafkaSettings, reliable_producer
-from streams.kafka_app import RESUME_EVERY, build_app
+from newswatch.streams.kafka.client import KafkaSettings, reliable_producer
+from newswatch.streams.kafka.worker import RESUME_EVERY, build_app
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.fixtures import slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI

@@ -50,7 +50,7 @@ def write_config(tmp: Path, bootstrap: str, prefix: str, feeds: FeedServer,
 
 async def start(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor.cli", *args,
+        sys.executable, "-m", "newswatch", *args,
         env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
@@ -102,7 +102,7 @@ async def kafka_status(config: Path, timeout: float = 30) -> list[dict[str, obje
     deadline = time.monotonic() + timeout
     while True:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "monitor.cli", "status", "--kafka", "--json",
+            sys.executable, "-m", "newswatch", "status", "--kafka", "--json",
             "--config", str(config), stdout=asyncio.subprocess.PIPE)
         out, _ = await proc.communicate()
         rows: list[dict[str, object]] = json.loads(out)

@@ -8,7 +8,7 @@ worker` and two `newswatch poll` processes sharing 20 feeds (4 partitions per to
 - (the rebalance storm is in tests/test_kafka_storm.py.)
 
 Each prints "lost x of n, duplicated y" and how many partitions the workers' repairs to
-faust read again (streams/kafka_app.py: a stalled partition, or records faust dropped
+faust read again (streams/kafka/worker.py: a stalled partition, or records faust dropped
 before any agent saw them).
 """
 
@@ -36,7 +36,7 @@ from tests.test_kafka_runtime import drained
 
 
 def rewinds(*workers: Proc) -> str:
-    """What the workers' repairs to faust read again (streams/kafka_app.py)."""
+    """What the workers' repairs to faust read again (streams/kafka/worker.py)."""
     stalled = sum(w.count_in_logs("stalled: committed") for w in workers)
     dropped = sum(w.count_in_logs("were dropped before any agent saw them") for w in workers)
     return f"partitions read again: {stalled} stalled, {dropped} with records faust dropped"

@@ -1,5 +1,5 @@
 """The worker's repairs to faust's consumer against the real broker, with the faust app in
-this process (streams/kafka_app.py, docs/scaling.md "Stalled partitions"):
+this process (streams/kafka/worker.py, docs/scaling.md "Stalled partitions"):
 
 - the stall guard: a partition faust stopped consuming (records fetched and dropped,
   nothing acked, so the committed offset never moves) is read again from its committed
@@ -23,11 +23,11 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from monitor.article import Article
-from monitor.cli import compile_rules
-from monitor.kafka import KafkaSettings, ensure_topics
-from monitor.metrics import Metrics
-from streams.kafka_app import build_app
+from newswatch.cli import compile_rules
+from newswatch.core.article import Article
+from newswatch.core.metrics import Metrics
+from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
+from newswatch.streams.kafka.worker import build_app
 from tests.fakes.notifiers import RecordingNotifier
 from tests.kafka_fixtures import unique_name
 

@@ -1,6 +1,6 @@
 """Rebalance storm (reliability.md A8, shortened): while 20 feeds grow to 15 items (300
 articles), a second worker joins and leaves (SIGTERM) six times next to a steady worker,
-with two pollers. Before faust's "gap" commits were repaired (streams/kafka_app.py) it lost
+with two pollers. Before faust's "gap" commits were repaired (streams/kafka/worker.py) it lost
 7 and 2 alerts in 2 of 4 runs with every offset committed; the losses had been put on the
 pollers' side by mistake.
 """

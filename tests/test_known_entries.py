@@ -7,12 +7,12 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor.article import Article
-from monitor.config import FeedConfig
-from monitor.feedparse import parse_feed
-from monitor.fetch import Fetcher, FetchLimits
-from monitor.poller import Poller
-from monitor.state import FetchEvent
+from newswatch.core.article import Article
+from newswatch.core.config import FeedConfig
+from newswatch.core.state import FetchEvent
+from newswatch.monitor.feedparse import parse_feed
+from newswatch.monitor.fetch import Fetcher, FetchLimits
+from newswatch.monitor.poller import Poller
 from tests.fakes.feed_server import FeedServer, rss
 
 FEEDS = Path(__file__).parent / "data" / "feeds"

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from monitor.logs import SHARED_KEYS, JsonFormatter, setup_logging, use_json
+from newswatch.core.logs import SHARED_KEYS, JsonFormatter, setup_logging, use_json
 
 
 class Tty(io.StringIO):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.article import Article
-from rules.gazetteer import known_codes
-from rules.loader import parse_rules
-from rules.matcher import Matcher, RuleMatch
+from newswatch.core.article import Article
+from newswatch.rules.gazetteer import known_codes
+from newswatch.rules.loader import parse_rules
+from newswatch.rules.matcher import Matcher, RuleMatch
 
 SEED = Path(__file__).parent / "data" / "seed_fr.txt"
 

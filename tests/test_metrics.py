@@ -13,16 +13,16 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.cli import compile_rules
-from monitor.config import FeedConfig
-from monitor.fetch import Fetcher, FetchLimits
-from monitor.metrics import MeteredAudit, Metrics, MetricsServer, serve
-from monitor.poller import ArticleSink, Poller
-from monitor.state import Decision, FetchEvent
-from streams.embedded import EmbeddedRuntime
-from streams.notices import transition_notifier
-from streams.notifiers import ConsoleNotifier
-from streams.pipeline import Pipeline
+from newswatch.cli import compile_rules
+from newswatch.core.config import FeedConfig
+from newswatch.core.metrics import MeteredAudit, Metrics, MetricsServer, serve
+from newswatch.core.state import Decision, FetchEvent
+from newswatch.monitor.fetch import Fetcher, FetchLimits
+from newswatch.monitor.poller import ArticleSink, Poller
+from newswatch.streams.embedded import EmbeddedRuntime
+from newswatch.streams.notices import transition_notifier
+from newswatch.streams.notifiers import ConsoleNotifier
+from newswatch.streams.pipeline import Pipeline
 from tests.fakes.feed_server import rss
 from tests.fakes.hostile_server import Conditional, LocalServer, status
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from monitor.errors import DeliveryError
-from streams.notifiers import (
+from newswatch.core.errors import DeliveryError
+from newswatch.streams.notifiers import (
     ConsoleNotifier,
     EmailNotifier,
     Notifier,
@@ -21,7 +21,7 @@ from streams.notifiers import (
     RefusedRecipient,
     SlackNotifier,
 )
-from streams.render import render_email, render_slack
+from newswatch.streams.render import render_email, render_slack
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api, smtp_sink  # noqa: F401
 from tests.fakes.samples import TITLE, sample_match
 from tests.fakes.slack_api import FakeSlackAPI

@@ -9,12 +9,12 @@ import itertools
 from collections import Counter
 from typing import Any
 
-from monitor.errors import DeliveryError
-from monitor.state import Decision
-from streams.alerts import Match
-from streams.notifiers import EmailNotifier, Notifier, Receipt, SlackNotifier
-from streams.pacing import Pacer
-from streams.pipeline import Pipeline, RetryPolicy
+from newswatch.core.errors import DeliveryError
+from newswatch.core.state import Decision
+from newswatch.streams.alerts import Match
+from newswatch.streams.notifiers import EmailNotifier, Notifier, Receipt, SlackNotifier
+from newswatch.streams.pacing import Pacer
+from newswatch.streams.pipeline import Pipeline, RetryPolicy
 from tests.fakes.clock import ManualTime, VirtualTime
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api, smtp_sink  # noqa: F401
 from tests.fakes.notifiers import RecordingNotifier

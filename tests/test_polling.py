@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from monitor.article import Article
-from monitor.config import FeedConfig
-from monitor.feedparse import TITLE_LIMIT
-from monitor.fetch import Fetcher, FetchLimits
-from monitor.health import FeedHealth, Transition, current_status, stale_after
-from monitor.poller import Poller
-from monitor.state import FetchEvent
+from newswatch.core.article import Article
+from newswatch.core.config import FeedConfig
+from newswatch.core.state import FetchEvent
+from newswatch.monitor.feedparse import TITLE_LIMIT
+from newswatch.monitor.fetch import Fetcher, FetchLimits
+from newswatch.monitor.health import FeedHealth, Transition, current_status, stale_after
+from newswatch.monitor.poller import Poller
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.hostile_server import (
     Conditional,

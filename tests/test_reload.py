@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitor.article import Article
-from monitor.cli import compile_rules
-from streams.reload import RuleReloader
+from newswatch.cli import compile_rules
+from newswatch.core.article import Article
+from newswatch.streams.reload import RuleReloader
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
@@ -133,7 +133,7 @@ async def test_running_monitor_reloads_rejects_and_stops_gracefully(
             f"      base_url: {slack_api.base_url}\nops: desk\n"
             f"fetch:\n  allow: ['{feeds.allow}']\n", encoding="utf-8")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "monitor.cli", "run", "--config", str(config),
+            sys.executable, "-m", "newswatch", "run", "--config", str(config),
             env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN},
             stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
         )
@@ -152,7 +152,7 @@ async def test_running_monitor_reloads_rejects_and_stops_gracefully(
             assert "Rule reload rejected" in str(posted[0].payload)
 
             status = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "monitor.cli", "status", "--config", str(config),
+                sys.executable, "-m", "newswatch", "status", "--config", str(config),
                 stdout=asyncio.subprocess.PIPE)
             out, _ = await status.communicate()
             assert "REJECTED" in out.decode() and "rules.yaml:4" in out.decode()

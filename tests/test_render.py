@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.article import FIELDS, Article
-from rules.evidence import Evidence
-from streams.alerts import Match
-from streams.render import (
+from newswatch.core.article import FIELDS, Article
+from newswatch.rules.evidence import Evidence
+from newswatch.streams.alerts import Match
+from newswatch.streams.render import (
     EMAIL_SUBJECT_LIMIT,
     MRKDWN_LOOKALIKES,
     SLACK_FALLBACK_LIMIT,

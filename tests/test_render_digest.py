@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.alerts import Digest, DigestEntry
-from streams.render import (
+from newswatch.streams.alerts import Digest, DigestEntry
+from newswatch.streams.render import (
     EMAIL_SUBJECT_LIMIT,
     SlackMessage,
     render_console_digest,

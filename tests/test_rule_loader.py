@@ -1,4 +1,4 @@
-"""The watch-rule loader (rules.loader) and rule-file reader (monitor.rulefiles).
+"""The watch-rule loader (newswatch.rules.loader) and rule-file reader (newswatch.core.rulefiles).
 
 Every check of the rule-format contract has a test that accepts good input and one that
 rejects bad input with ``path:line: error: message [rule id]`` at the right line.
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from monitor.durations import parse_duration
-from monitor.errors import ConfigError, RuleError
-from monitor.rulefiles import read_rule_sources
-from monitor.yamlfile import MAX_BYTES
-from rules.loader import parse_rules
-from rules.model import (
+from newswatch.core.durations import parse_duration
+from newswatch.core.errors import ConfigError, RuleError
+from newswatch.core.rulefiles import read_rule_sources
+from newswatch.core.yamlfile import MAX_BYTES
+from newswatch.rules.loader import parse_rules
+from newswatch.rules.model import (
     AllOf,
     AnyOf,
     Countries,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import _parser, main
+from newswatch.cli.main import _parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = ROOT / "docs" / "runbook.md"
@@ -108,7 +108,7 @@ def test_every_runbook_command_parses_and_is_exercised_by_a_test() -> None:
 def test_backup_copies_the_state_consistently(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from monitor.state import Database
+    from newswatch.core.state import Database
 
     (tmp_path / "rules.yaml").write_text("rules: []\n", encoding="utf-8")
     config = tmp_path / "config.yaml"

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from monitor.config import parse_config
-from monitor.errors import ConfigError
-from monitor.state import Database
-from rules.evidence import Evidence
-from streams.silences import Silence, SilenceStore, new_silence, silenced_by
+from newswatch.core.config import parse_config
+from newswatch.core.errors import ConfigError
+from newswatch.core.state import Database
+from newswatch.rules.evidence import Evidence
+from newswatch.streams.silences import Silence, SilenceStore, new_silence, silenced_by
 from tests.fakes.samples import sample_match
 
 T0 = 1_700_000_000.0

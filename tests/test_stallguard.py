@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.metrics import Metrics
-from streams.stallguard import Progress, StallGuard
+from newswatch.core.metrics import Metrics
+from newswatch.streams.kafka.stallguard import Progress, StallGuard
 
 
 class Clock:

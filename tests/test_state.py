@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitor.config import FeedConfig
-from monitor.poller import SEEN_TTL, Poller
-from monitor.state import Database
+from newswatch.core.config import FeedConfig
+from newswatch.core.state import Database
+from newswatch.monitor.poller import SEEN_TTL, Poller
 
 
 def test_wal_and_full_sync(tmp_path: Path) -> None:

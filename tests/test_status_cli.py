@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
-from monitor.config import load_config
-from monitor.fetch import Fetcher, FetchLimits
-from monitor.poller import Poller
-from monitor.state import Database
+from newswatch.cli import main
+from newswatch.core.config import load_config
+from newswatch.core.state import Database
+from newswatch.monitor.fetch import Fetcher, FetchLimits
+from newswatch.monitor.poller import Poller
 from tests.fakes.feed_server import rss
 from tests.fakes.hostile_server import LocalServer, feed, status
 

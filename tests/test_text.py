@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules.text import arabic_alternatives, normalize, rule_key, tokenize, translate
+from newswatch.rules.text import arabic_alternatives, normalize, rule_key, tokenize, translate
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from monitor.errors import DeliveryError
-from streams.alerts import Digest, Match
-from streams.notifiers import Receipt
+from newswatch.core.errors import DeliveryError
+from newswatch.streams.alerts import Digest, Match
+from newswatch.streams.notifiers import Receipt
 
 
 @dataclass(frozen=True, slots=True)

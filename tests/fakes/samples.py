@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from monitor.article import Article, Field, article_id
-from rules.evidence import Evidence
-from streams.alerts import Match, Severity
+from newswatch.core.article import Article, Field, article_id
+from newswatch.rules.evidence import Evidence
+from newswatch.streams.alerts import Match, Severity
 
 TITLE = "Le Maroc et la France signent un accord militaire à Rabat"
 SUMMARY = (

@@ -7,7 +7,7 @@ Topics (names prefixed by ``KafkaSettings.prefix``):
 - ``matches``      key = rule id, value = Match JSON (match agent → deliver agent, so a
                    rule's dedup state lives in one partition)
 - ``alerts-dlq``   poison events an agent could not process: key = the event's key,
-                   value = {stage, reason, message, at, event} (see ``monitor.kafka_dlq``)
+                   value = {stage, reason, message, at, event} (see ``newswatch.streams.kafka.dlq``)
 - ``feed-health``  compacted, key = feed name, value = FeedHealth JSON
 - ``feed-state``   compacted, key = feed name, value = the feed's poll cursor and seen ids
 - ``feeds``        empty registry: its partitions are what pollers own, via their
@@ -33,7 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from monitor.article import Article
+from newswatch.core.article import Article
 
 COMPACTED = {"cleanup.policy": "compact"}
 

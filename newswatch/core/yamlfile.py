@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from monitor.errors import Issue
+from newswatch.core.errors import Issue
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000

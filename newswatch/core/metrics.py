@@ -3,8 +3,8 @@
 ``Metrics(registry)`` creates the collectors on that registry (never the process-global
 one, so tests and several runtimes in one process do not collide); ``serve`` exposes it
 over HTTP (``/metrics``) in a daemon thread. The stages report through small Protocols
-defined where they are used (``monitor.poller.PollMetrics``,
-``streams.embedded.MatchMetrics``); the delivery stage is counted from its audit trail by
+defined where they are used (``newswatch.monitor.poller.PollMetrics``,
+``newswatch.streams.embedded.MatchMetrics``); the delivery stage is counted from its audit trail by
 ``MeteredAudit``, a ``DecisionLog`` that forwards every decision and counts it, so the
 pipeline needs no metrics code of its own.
 
@@ -52,7 +52,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from monitor.state import Decision
+from newswatch.core.state import Decision
 
 __all__ = ["STATUSES", "MeteredAudit", "Metrics", "MetricsServer", "serve"]
 

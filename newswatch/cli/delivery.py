@@ -1,14 +1,14 @@
 """Delivery commands of the ``newswatch`` CLI: ``silence add|list|expire`` and
 ``dlq list|replay``, plus the wiring of the delivery pipeline shared with ``run``.
 
-Part of the composition root (``monitor.cli``): it imports the streams layer lazily.
+Part of the composition root (``newswatch.cli``): it imports the streams layer lazily.
 
 Only one process writes the delivery state: ``newswatch run`` holds ``<state>.lock``.
 ``silence add``/``expire`` write the ``silences`` space only (read by ``run`` on every
 match); ``dlq replay`` replays in-process when no ``run`` holds the lock, and otherwise
 marks the entries ``requested`` for the running monitor (it replays them within seconds).
 With ``--kafka`` the ``dlq`` commands act on the Kafka runtime's dead letters instead
-(``monitor.kafka_dlq``): a replay is then a request the workers carry out.
+(``newswatch.streams.kafka.dlq``): a replay is then a request the workers carry out.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from monitor.errors import ConfigError, Issue
+from newswatch.core.errors import ConfigError, Issue
 
 if TYPE_CHECKING:
-    from monitor.config import Config
-    from monitor.kafka_dlq import Poison
-    from monitor.state import Database
-    from streams.notifiers import Notifier
-    from streams.pipeline import DecisionLog, Pipeline
-    from streams.silences import Silence, SilenceStore
+    from newswatch.core.config import Config
+    from newswatch.core.state import Database
+    from newswatch.streams.kafka.dlq import Poison
+    from newswatch.streams.notifiers import Notifier
+    from newswatch.streams.pipeline import DecisionLog, Pipeline
+    from newswatch.streams.silences import Silence, SilenceStore
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
@@ -105,7 +105,7 @@ def _iso(t: float) -> str:
 
 def configured_silences(config: Config) -> list[Silence]:
     """The config file's ``silences:`` as Silence values (ids stable across restarts)."""
-    from streams.silences import Silence, silence_id
+    from newswatch.streams.silences import Silence, silence_id
 
     out = []
     for s in config.silences:
@@ -119,7 +119,7 @@ def configured_silences(config: Config) -> list[Silence]:
 
 
 def silence_store(db: Database, config: Config) -> SilenceStore:
-    from streams.silences import SilenceStore
+    from newswatch.streams.silences import SilenceStore
 
     return SilenceStore(db.mapping("silences"), configured_silences(config))
 
@@ -130,7 +130,7 @@ def make_pipeline(
 ) -> Pipeline:
     """The delivery pipeline over the state file, as ``run`` and ``dlq replay`` use it;
     ``audit`` replaces ``db`` as the audit trail (``run`` passes a metered one)."""
-    from streams.pipeline import Pipeline
+    from newswatch.streams.pipeline import Pipeline
 
     return Pipeline(
         notifiers=notifiers, state=db.mapping("rules"), dlq=db.mapping("dlq"),
@@ -140,8 +140,8 @@ def make_pipeline(
 
 
 def _open_state(config_path: Path) -> tuple[Config, Database]:
-    from monitor.config import load_config
-    from monitor.state import Database
+    from newswatch.core.config import load_config
+    from newswatch.core.state import Database
 
     config = load_config(config_path)
     return config, Database.open(config.state)
@@ -151,8 +151,8 @@ def _open_state(config_path: Path) -> tuple[Config, Database]:
 
 
 def _silence_add(args: argparse.Namespace) -> int:
-    from monitor.durations import parse_duration
-    from streams.silences import new_silence
+    from newswatch.core.durations import parse_duration
+    from newswatch.streams.silences import new_silence
 
     try:
         duration = parse_duration(args.duration)
@@ -217,8 +217,8 @@ def _silence_expire(config_path: Path, ident: str) -> int:
 
 
 def _dlq_list(config_path: Path, *, as_json: bool) -> int:
-    from monitor.config import load_config
-    from monitor.state import Database
+    from newswatch.core.config import load_config
+    from newswatch.core.state import Database
 
     config = load_config(config_path)
     if not config.state.exists():
@@ -250,9 +250,9 @@ def _dead_letter_line(e: dict[str, Any]) -> str:
 
 def _kafka_dead_letters(config_path: Path) -> tuple[list[dict[str, Any]], list[Poison]]:
     """Delivery dead letters (oldest first) and poison events of the Kafka runtime."""
-    from monitor.cli_kafka import kafka_settings
-    from monitor.config import load_config
-    from monitor.kafka_dlq import delivery_dead_letters, poison_events
+    from newswatch.cli.kafka import kafka_settings
+    from newswatch.core.config import load_config
+    from newswatch.streams.kafka.dlq import delivery_dead_letters, poison_events
 
     settings = kafka_settings(load_config(config_path))
 
@@ -276,7 +276,7 @@ def _on_kafka(config_path: Path, bootstrap: str,
 
 
 def _dlq_list_kafka(config_path: Path, *, as_json: bool) -> int:
-    from monitor.kafka_dlq import printable
+    from newswatch.streams.kafka.dlq import printable
 
     entries, poison = _kafka_dead_letters(config_path)
     if as_json:
@@ -301,7 +301,7 @@ def _dlq_list_kafka(config_path: Path, *, as_json: bool) -> int:
 
 
 def _dlq_replay(config_path: Path, ids: Sequence[str] | None) -> int:
-    from monitor.state import RuntimeLock
+    from newswatch.core.state import RuntimeLock
 
     config, db = _open_state(config_path)
     lock = RuntimeLock(config.state)
@@ -333,9 +333,9 @@ def _dlq_replay(config_path: Path, ids: Sequence[str] | None) -> int:
 
 
 def _dlq_replay_kafka(config_path: Path, ids: Sequence[str] | None) -> int:
-    from monitor.cli_kafka import kafka_settings
-    from monitor.config import load_config
-    from monitor.kafka_dlq import replay
+    from newswatch.cli.kafka import kafka_settings
+    from newswatch.core.config import load_config
+    from newswatch.streams.kafka.dlq import replay
 
     settings = kafka_settings(load_config(config_path))
     results = _on_kafka(config_path, settings.bootstrap, lambda: replay(settings, ids))
@@ -345,7 +345,7 @@ def _dlq_replay_kafka(config_path: Path, ids: Sequence[str] | None) -> int:
 
 
 async def _replay_now(config: Config, db: Database, ids: list[str]) -> list[tuple[str, str]]:
-    from monitor.cli import build_notifiers
+    from newswatch.cli.main import build_notifiers
 
     notifiers = build_notifiers(config)
     pipeline = make_pipeline(config, db, notifiers)
@@ -372,7 +372,7 @@ async def _replay_now(config: Config, db: Database, ids: list[str]) -> list[tupl
 
 def require_lock(config: Config) -> Any:
     """The runtime lock for ``run``; ConfigError when another process holds it."""
-    from monitor.state import RuntimeLock
+    from newswatch.core.state import RuntimeLock
 
     lock = RuntimeLock(config.state)
     if not lock.acquire():

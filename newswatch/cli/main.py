@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.errors import ConfigError, Issue, NewswatchError, RuleError
+from newswatch.core.errors import ConfigError, Issue, NewswatchError, RuleError
 
 if TYPE_CHECKING:
-    from monitor.config import Config
-    from rules.matcher import Matcher
-    from rules.model import RuleSet
-    from streams.notifiers import Notifier
+    from newswatch.core.config import Config
+    from newswatch.rules.matcher import Matcher
+    from newswatch.rules.model import RuleSet
+    from newswatch.streams.notifiers import Notifier
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -70,10 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="Kafka runtime: match and deliver (faust worker)")
     worker.add_argument("--config", required=True, type=Path)
 
-    from monitor.cli_delivery import add_commands
+    from newswatch.cli.delivery import add_commands
 
     add_commands(sub)  # silence add|list|expire, dlq list|replay
-    from monitor import cli_config
+    from newswatch.cli import config as cli_config
 
     cli_config.add_commands(sub)  # config check, backup
     return parser
@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from monitor.logs import setup_logging
+    from newswatch.core.logs import setup_logging
 
     setup_logging(sys.stderr, verbose=args.verbose)  # JSON lines unless on a terminal
     if args.command not in ("run", "poll", "worker") and not args.verbose:
@@ -97,11 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("poll", "worker"):
             return _kafka_command(args.command, args.config)
         if args.command in ("silence", "dlq"):
-            from monitor.cli_delivery import dispatch
+            from newswatch.cli.delivery import dispatch
 
             return dispatch(args) or EXIT_OK
         if args.command in ("config", "backup"):
-            from monitor import cli_config
+            from newswatch.cli import config as cli_config
 
             return cli_config.dispatch(args)
         if args.rules_command == "check":
@@ -118,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _kafka_command(command: str, config_path: Path) -> int:
-    from monitor import cli_kafka
-    from monitor.config import load_config
+    from newswatch.cli import kafka as cli_kafka
+    from newswatch.core.config import load_config
 
     config = load_config(config_path)
     if command == "poll":
@@ -138,17 +138,17 @@ def _kafka_command(command: str, config_path: Path) -> int:
 
 def load_rules(paths: Sequence[Path], receivers: frozenset[str] | None) -> RuleSet:
     """Read and validate rule files; raises RuleError (or ConfigError for missing files)."""
-    from monitor.rulefiles import read_rule_sources
-    from rules.gazetteer import known_codes
-    from rules.loader import parse_rules
+    from newswatch.core.rulefiles import read_rule_sources
+    from newswatch.rules.gazetteer import known_codes
+    from newswatch.rules.loader import parse_rules
 
     return parse_rules(read_rule_sources(paths), known_codes=known_codes(), receivers=receivers)
 
 
 def compile_rules(paths: Sequence[Path], receivers: frozenset[str] | None) -> Matcher:
     """Load, compile and check the examples of a rule set; raises RuleError."""
-    from rules.examples import check_examples
-    from rules.matcher import Matcher
+    from newswatch.rules.examples import check_examples
+    from newswatch.rules.matcher import Matcher
 
     matcher = Matcher(load_rules(paths, receivers))
     issues = check_examples(matcher)
@@ -160,7 +160,7 @@ def compile_rules(paths: Sequence[Path], receivers: frozenset[str] | None) -> Ma
 def _receivers_of(config_path: Path | None) -> frozenset[str] | None:
     if config_path is None:
         return None
-    from monitor.config import load_config
+    from newswatch.core.config import load_config
 
     return frozenset(load_config(config_path).receivers)
 
@@ -205,8 +205,8 @@ def _read_article(path: Path) -> dict[str, Any]:
 
 def article_from(data: dict[str, Any], default_id: str) -> Any:
     """An Article from the rules-test JSON shape; text is cleaned like feed text."""
-    from monitor.article import Article, canonical_url
-    from monitor.textclean import clean_text
+    from newswatch.core.article import Article, canonical_url
+    from newswatch.monitor.textclean import clean_text
 
     def text(key: str, limit: int) -> str:
         value = data.get(key)
@@ -275,8 +275,8 @@ def _rules_test(
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:
     """One notifier per configured receiver; secrets from the environment only."""
-    from monitor.config import ConsoleReceiver, EmailReceiver, SlackReceiver
-    from streams.notifiers import ConsoleNotifier, EmailNotifier, SlackNotifier
+    from newswatch.core.config import ConsoleReceiver, EmailReceiver, SlackReceiver
+    from newswatch.streams.notifiers import ConsoleNotifier, EmailNotifier, SlackNotifier
 
     out: dict[str, Notifier] = {}
     for name, receiver in config.receivers.items():
@@ -300,7 +300,7 @@ def build_notifiers(config: Config) -> dict[str, Notifier]:
 
 
 def _run(config_path: Path, *, once: bool) -> int:
-    from monitor.config import load_config
+    from newswatch.core.config import load_config
 
     config = load_config(config_path)
     matcher = compile_rules(config.rules, frozenset(config.receivers))
@@ -311,16 +311,16 @@ def _run(config_path: Path, *, once: bool) -> int:
 async def _run_async(
     config: Config, matcher: Matcher, notifiers: dict[str, Notifier], *, once: bool
 ) -> int:
-    from monitor import health_http
-    from monitor.cli_delivery import make_pipeline, require_lock
-    from monitor.fetch import Fetcher, FetchLimits
-    from monitor.metrics import MeteredAudit, Metrics
-    from monitor.poller import ArticleSink, Poller
-    from monitor.state import Database
-    from streams.embedded import EmbeddedRuntime
-    from streams.notices import ops_notice, transition_notifier
-    from streams.pipeline import Pipeline
-    from streams.reload import RuleReloader
+    from newswatch.cli.delivery import make_pipeline, require_lock
+    from newswatch.core import health_http
+    from newswatch.core.metrics import MeteredAudit, Metrics
+    from newswatch.core.state import Database
+    from newswatch.monitor.fetch import Fetcher, FetchLimits
+    from newswatch.monitor.poller import ArticleSink, Poller
+    from newswatch.streams.embedded import EmbeddedRuntime
+    from newswatch.streams.notices import ops_notice, transition_notifier
+    from newswatch.streams.pipeline import Pipeline
+    from newswatch.streams.reload import RuleReloader
 
     metrics: Metrics | None = None
     metrics_server: health_http.HealthServer | None = None
@@ -417,15 +417,15 @@ def _status(
 ) -> int:
     import time
 
-    from monitor.config import load_config
-    from monitor.health import (
+    from newswatch.core.config import load_config
+    from newswatch.core.state import Database
+    from newswatch.monitor.health import (
         STATUS_ORDER,
         FeedHealth,
         articles_last_24h,
         current_status,
         rebase,
     )
-    from monitor.state import Database
 
     config = load_config(config_path)
     feeds = list(config.feeds)
@@ -442,7 +442,7 @@ def _status(
     try:
         health: Mapping[str, Any] = db.mapping("health") if db else {}
         if kafka:  # the Kafka runtime's pollers publish health to a compacted topic
-            from monitor.cli_kafka import kafka_health
+            from newswatch.cli.kafka import kafka_health
 
             health = asyncio.run(kafka_health(config))
         rules_state = dict(db.mapping("meta").get("rules", {})) if db else {}
@@ -571,8 +571,8 @@ def _print_status(rows: list[dict[str, Any]], now: float) -> None:
 def _alerts(config_path: Path, *, as_json: bool, limit: int) -> int:
     from dataclasses import asdict
 
-    from monitor.config import load_config
-    from monitor.state import Database
+    from newswatch.core.config import load_config
+    from newswatch.core.state import Database
 
     config = load_config(config_path)
     if not config.state.exists():

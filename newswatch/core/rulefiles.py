@@ -1,7 +1,7 @@
 """Reading watch-rule files from disk: the I/O side of rule loading.
 
 ``read_rule_sources`` turns the paths a user gave (files or folders) into ``(path, text)``
-pairs for ``rules.loader.parse_rules``, which stays pure. Contract:
+pairs for ``newswatch.rules.loader.parse_rules``, which stays pure. Contract:
 
 - A file is read as given, whatever its name (the user named it).
 - A folder contributes every ``*.yaml`` / ``*.yml`` file below it, recursively, in sorted
@@ -20,8 +20,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor.errors import ConfigError, Issue
-from monitor.yamlfile import MAX_BYTES
+from newswatch.core.errors import ConfigError, Issue
+from newswatch.core.yamlfile import MAX_BYTES
 
 __all__ = ["fingerprint", "is_rule_file_name", "read_rule_sources"]
 

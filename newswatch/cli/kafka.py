@@ -1,5 +1,5 @@
 """The Kafka runtime's commands: ``newswatch poll`` and ``newswatch worker``, and the
-Kafka side of ``newswatch status``. Part of the composition root (see monitor/cli.py)."""
+Kafka side of ``newswatch status``. Part of the composition root (see newswatch/cli/main.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from monitor.config import Config
-    from monitor.kafka import KafkaSettings
+    from newswatch.core.config import Config
+    from newswatch.streams.kafka.client import KafkaSettings
 
 log = logging.getLogger("newswatch.poll")
 
@@ -21,7 +21,7 @@ OWNERSHIP_TICK = 1.0  # seconds between group heartbeats-by-poll of the feed reg
 
 def kafka_settings(config: Config) -> KafkaSettings:
     """Cluster settings from the config, the SASL password from KAFKA_SASL_PASSWORD."""
-    from monitor.kafka import KafkaSettings
+    from newswatch.streams.kafka.client import KafkaSettings
 
     k = config.kafka
     return KafkaSettings(
@@ -47,10 +47,15 @@ class _NoFetchLog:
 
 async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Any = None) -> None:
     """Poll the feeds this process owns and publish new articles to Kafka until ``stop``."""
-    from monitor.fetch import Fetcher, FetchLimits
-    from monitor.kafka import ArticleProducer, FeedOwnership, ensure_topics, reliable_producer
-    from monitor.kafka_state import KafkaFeedState
-    from monitor.poller import Poller
+    from newswatch.monitor.fetch import Fetcher, FetchLimits
+    from newswatch.monitor.poller import Poller
+    from newswatch.streams.kafka.client import (
+        ArticleProducer,
+        FeedOwnership,
+        ensure_topics,
+        reliable_producer,
+    )
+    from newswatch.streams.kafka.feed_state import KafkaFeedState
 
     settings = kafka_settings(config)
     await ensure_topics(settings)
@@ -98,7 +103,7 @@ def _health(config: Config, loop: asyncio.AbstractEventLoop | None,
     returns a closer."""
     from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
-    from monitor import health_http
+    from newswatch.core import health_http
 
     if config.metrics is None:
         return lambda: None
@@ -134,7 +139,7 @@ def run_poll(config: Config) -> int:
         if config.metrics is not None:
             from prometheus_client import CollectorRegistry
 
-            from monitor.metrics import Metrics
+            from newswatch.core.metrics import Metrics
 
             metrics = Metrics(CollectorRegistry())
         close_health = _health(config, loop, metrics.registry if metrics else None)
@@ -154,7 +159,7 @@ def watch_rules_in_thread(config: Config, build_matcher: Any) -> Any:
     worker reads ``reloader.current`` for every article."""
     import threading
 
-    from streams.reload import RuleReloader
+    from newswatch.streams.reload import RuleReloader
 
     reloader = RuleReloader(config.rules, build_matcher(), build=build_matcher, status={})
 
@@ -170,7 +175,7 @@ EXIT_FROZEN = 75  # EX_TEMPFAIL: restart me (systemd Restart=on-failure, Kuberne
 
 def exit_frozen(seconds: float) -> None:
     """The worker was frozen long enough to have been replaced in its group: exit before
-    it sends or writes anything (streams/fence.py); its supervisor starts it again."""
+    it sends or writes anything (streams/kafka/fence.py); its supervisor starts it again."""
     log.critical("worker frozen for %.1fs, longer than its group session allows: exiting "
                  "(code %d) so that nothing it had in hand is sent twice", seconds, EXIT_FROZEN)
     for handler in logging.getLogger().handlers:
@@ -180,8 +185,8 @@ def exit_frozen(seconds: float) -> None:
 
 def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
     """Start the faust worker (blocks until SIGINT/SIGTERM)."""
-    from monitor.kafka import ensure_topics
-    from streams import kafka_app
+    from newswatch.streams.kafka import worker as kafka_worker
+    from newswatch.streams.kafka.client import ensure_topics
 
     settings = kafka_settings(config)
     asyncio.run(ensure_topics(settings))
@@ -190,15 +195,15 @@ def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
     if config.metrics is not None:
         from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
-        from monitor.metrics import Metrics
+        from newswatch.core.metrics import Metrics
 
         metrics = Metrics(CollectorRegistry())
         ProcessCollector(registry=metrics.registry)
         PlatformCollector(registry=metrics.registry)
-    from streams.fence import FreezeFence
+    from newswatch.streams.kafka.fence import FreezeFence
 
-    fence = FreezeFence(limit=kafka_app.FENCE_LIMIT, on_frozen=exit_frozen).start()
-    app = kafka_app.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers,
+    fence = FreezeFence(limit=kafka_worker.FENCE_LIMIT, on_frozen=exit_frozen).start()
+    app = kafka_worker.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers,
                               metrics=metrics, fence=fence.check)
     # faust runs on the loop we give it, so the same loop-stall watchdog as `run` and `poll`
     # backs /healthz (a stall appears only once the loop runs: probes need an initial delay
@@ -207,7 +212,7 @@ def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
     asyncio.set_event_loop(loop)
     close_health = _health(config, loop, metrics.registry if metrics else None)
     try:
-        kafka_app.run_worker(app, loop=loop)
+        kafka_worker.run_worker(app, loop=loop)
     finally:
         close_health()
     return 0
@@ -215,6 +220,6 @@ def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
 
 async def kafka_health(config: Config) -> dict[str, Any]:
     """The latest health record of every feed, from the compacted feed-health topic."""
-    from monitor.kafka import read_compacted
+    from newswatch.streams.kafka.client import read_compacted
 
     return await read_compacted(kafka_settings(config), "feed-health")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 
-from monitor.yamlfile import describe
+from newswatch.core.yamlfile import describe
 
 # ASCII digits only, at most 12 of them: no Unicode digits, no giant numbers.
 _DURATION = re.compile(

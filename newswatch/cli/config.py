@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitor.errors import ConfigError, Issue, RuleError
+from newswatch.core.errors import ConfigError, Issue, RuleError
 
 EXIT_OK, EXIT_PROBLEMS = 0, 1
 
@@ -49,8 +49,8 @@ def state_backup(config_path: Path, target: Path) -> int:
     NewswatchError) on a bad config, a missing state or an existing target."""
     import sqlite3
 
-    from monitor.config import load_config
-    from monitor.errors import StateError
+    from newswatch.core.config import load_config
+    from newswatch.core.errors import StateError
 
     config = load_config(config_path)
     if not config.state.exists():
@@ -75,7 +75,7 @@ def state_backup(config_path: Path, target: Path) -> int:
 
 
 def config_check(path: Path) -> int:
-    from monitor.config import load_config
+    from newswatch.core.config import load_config
 
     problems: list[str] = []
     rule_paths: list[Path] = []
@@ -106,7 +106,7 @@ def config_check(path: Path) -> int:
 
 def _readable_rule_paths(path: Path) -> list[Path]:
     """The existing paths of a broken config's ``rules:`` list (best effort)."""
-    from monitor.yamlfile import YamlError, YamlList, YamlMap, load_yaml
+    from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, load_yaml
 
     try:
         data = load_yaml(path.read_text(encoding="utf-8"), str(path))
@@ -122,7 +122,7 @@ def _readable_rule_paths(path: Path) -> list[Path]:
 
 def _check_rules(paths: list[Path], receivers: frozenset[str] | None,
                  feeds: frozenset[str] | None) -> tuple[int, list[str]]:
-    from monitor.cli import compile_rules
+    from newswatch.cli.main import compile_rules
 
     try:
         matcher = compile_rules(paths, receivers)

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitor.errors import ConfigError, Issue
-from monitor.schema import MapReader
-from monitor.yamlfile import YamlError, YamlList, YamlMap, load_yaml
+from newswatch.core.errors import ConfigError, Issue
+from newswatch.core.schema import MapReader
+from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, load_yaml
 
 DEFAULT_INTERVAL = 300.0
 MAX_POLL_INTERVAL = 7 * 86400.0
@@ -24,7 +24,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 @dataclass(frozen=True, slots=True)
 class FeedConfig:
     """One feed; ``interval`` in seconds. ``min_interval`` / ``max_interval`` bound the
-    adaptive interval (None: the defaults of ``monitor.health.Pace.of``)."""
+    adaptive interval (None: the defaults of ``newswatch.monitor.health.Pace.of``)."""
 
     name: str
     url: str

@@ -11,9 +11,9 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-from monitor.durations import parse_duration
-from monitor.errors import Issue
-from monitor.yamlfile import YamlList, YamlMap, describe
+from newswatch.core.durations import parse_duration
+from newswatch.core.errors import Issue
+from newswatch.core.yamlfile import YamlList, YamlMap, describe
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

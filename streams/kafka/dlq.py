@@ -29,7 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.kafka import KafkaSettings, read_compacted, read_topic, reliable_producer
+from newswatch.streams.kafka.client import (
+    KafkaSettings,
+    read_compacted,
+    read_topic,
+    reliable_producer,
+)
 
 DEAD_LETTERS_CHANGELOG = "worker-dead-letters-changelog"  # faust: <app id>-<table>-changelog
 POISON_TOPIC = "alerts-dlq"

@@ -15,7 +15,7 @@ so the resumed delivery runs inside an event of the right partition, as faust re
 table writes.
 
 faust's consumer is repaired here for rebalances (``_ConsumerThread``, ``_Consumer`` and
-``streams.stallguard``; docs/scaling.md, "Stalled partitions"): a partition never committed
+``stallguard``; docs/scaling.md, "Stalled partitions"): a partition never committed
 is re-read from its start when faust re-seeks, an event a stream skipped unprocessed is
 never acked (so never committed), records the fetcher moved past without faust delivering
 them are read again instead of being committed as a "gap", the match agent waits for
@@ -38,17 +38,17 @@ import faust
 from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from monitor.article import Article
-from monitor.kafka import KafkaSettings
-from monitor.metrics import MeteredAudit, Metrics
-from monitor.state import Decision
-from rules.matcher import Matcher
-from streams.alerts import Match
-from streams.embedded import to_match
-from streams.fence import FencedMapping
-from streams.notifiers import Notifier
-from streams.pipeline import Pipeline
-from streams.stallguard import Progress, StallGuard
+from newswatch.core.article import Article
+from newswatch.core.metrics import MeteredAudit, Metrics
+from newswatch.core.state import Decision
+from newswatch.rules.matcher import Matcher
+from newswatch.streams.alerts import Match
+from newswatch.streams.embedded import to_match
+from newswatch.streams.kafka.client import KafkaSettings
+from newswatch.streams.kafka.fence import FencedMapping
+from newswatch.streams.kafka.stallguard import Progress, StallGuard
+from newswatch.streams.notifiers import Notifier
+from newswatch.streams.pipeline import Pipeline
 
 log = logging.getLogger("newswatch.worker")
 
@@ -59,7 +59,7 @@ RESUME_EVERY = 10.0  # seconds between scans for deliveries left pending
 SESSION_TIMEOUT = 10.0
 HEARTBEAT_INTERVAL = 1.0
 # A worker frozen longer than this may have been replaced in the group: it must not send
-# or write state any more (streams/fence.py). Below the session timeout, by two heartbeats.
+# or write state any more (streams/kafka/fence.py). Below the session timeout, by two heartbeats.
 FENCE_LIMIT = SESSION_TIMEOUT - 2 * HEARTBEAT_INTERVAL
 _RESUME = b'{"resume": true}'
 GUARD_EVERY = 5.0  # seconds between stalled-partition checks

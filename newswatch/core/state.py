@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.errors import StateError
+from newswatch.core.errors import StateError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (

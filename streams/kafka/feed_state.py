@@ -19,7 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from monitor.kafka import KafkaSettings, read_compacted
+from newswatch.streams.kafka.client import KafkaSettings, read_compacted
 
 SEEN_PER_FEED = 2000  # ids remembered per feed; feeds list far fewer items at a time
 

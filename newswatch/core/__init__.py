@@ -1,0 +1,1 @@
+"""The base layer: article, errors, strict YAML, config, state, logs, metrics."""

@@ -1,0 +1,1 @@
+"""The Kafka runtime: worker, consumer repairs, topics, feed state, DLQ, fence."""
