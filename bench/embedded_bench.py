@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kafka_bench import TOKEN, Arrivals, bench_article, write_config
 
-from newswatch.cli import build_notifiers, compile_rules
-from newswatch.cli.delivery import make_pipeline
 from newswatch.core.config import load_config
 from newswatch.core.state import Database
-from newswatch.streams.embedded import EmbeddedRuntime
+from newswatch.streams.embedded import EmbeddedRuntime, make_pipeline
+from newswatch.streams.receivers import build_notifiers
+from newswatch.streams.reload import compile_rules
 from tests.fakes.slack_api import FakeSlackAPI
 
 

@@ -4,7 +4,7 @@
 BytesIO before it reaches feedparser. feedparser 6.0.14 opens its argument as a *path* when
 it can: ``feedparser.parse("/etc/passwd")`` and ``feedparser.parse(b"/etc/passwd")`` both read
 the local file (checked), and a str URL is fetched with no timeout or size limit
-(reliability.md item 6). A file object is read and never opened or fetched.
+(docs/reliability.md item 6). A file object is read and never opened or fetched.
 
 Outcomes:
 

@@ -1,7 +1,7 @@
 """Fetch one feed URL over HTTP(S), safely: the only place newswatch talks to feed servers.
 
 ``Fetcher.fetch`` returns a ``FetchResult`` or raises ``FetchError`` with a closed ``kind``.
-What it guarantees (reliability.md items 6, 8, 9 and tables C and D):
+What it guarantees (docs/reliability.md items 6, 8, 9 and tables C and D):
 
 * SSRF: every hop passes ``netguard.check_url``; host names are resolved through
   ``netguard.GuardedResolver``, so the address connected to is the address checked.

@@ -1,6 +1,6 @@
 """SSRF policy: which URLs newswatch may fetch and which addresses it may connect to.
 
-Feed URLs, redirect targets and DNS answers are attacker-controlled (reliability.md item 9,
+Feed URLs, redirect targets and DNS answers are attacker-controlled (docs/reliability.md item 9,
 table D). The policy, after Miniflux's fix:
 
 * only ``http`` and ``https`` URLs with a host and without user info;

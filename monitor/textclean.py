@@ -1,7 +1,7 @@
 """Feed text to plain text: one function, ``clean_text``, used on every title, summary and body.
 
 Feed text arrives as HTML or as "plain" text that often contains HTML anyway (RSS titles are
-``text/plain`` for feedparser and reach us verbatim, reliability.md item 5). Everything is
+``text/plain`` for feedparser and reach us verbatim, docs/reliability.md item 5). Everything is
 therefore treated as HTML and reduced to what a reader would see:
 
 * markup removed: tags, comments, ``<?…?>``, ``<!DOCTYPE …>``, CDATA markers; ``<script>`` and

@@ -1,6 +1,6 @@
 """Country gazetteer: every text that stands for a country in a watch-rule.
 
-The contract (rule-format.md, "Countries"): a country code stands for the country's names in
+The contract (docs/rules.md, "Countries"): a country code stands for the country's names in
 every language the gazetteer knows, its usual short forms, its demonyms in French, English and
 Arabic with their feminine and plural forms, and, only for rules with ``capitals: true``, its
 capitals and seats of government. This module produces that list; matching (normalisation,

@@ -3,7 +3,7 @@
 Pure: it receives ``(path, text)`` pairs (``newswatch.core.rulefiles`` reads them) and never touches
 files, the network or the environment (``${SLACK_TOKEN}`` in a title stays as written).
 
-Contract (see the rule-format contract, sections "A rule file" and "Errors"):
+Contract (docs/rules.md, sections "A rule file" and "Errors"):
 
 - ``parse_rules`` returns the rules in file order, then document order, or raises
   ``RuleError`` carrying *every* issue of *every* file, each rendered

@@ -6,7 +6,7 @@ once, and only the rules touched by a hit are evaluated. Phrase order, ``near`` 
 sentence checks, and fuzzy name comparisons (rapidfuzz ``fuzz.ratio``), run only on
 candidates found through the index.
 
-Semantics are those of rule-format.md; see the README for the user-facing description.
+Semantics are those of docs/rules.md, the contract of the rule language.
 """
 
 from __future__ import annotations
@@ -681,6 +681,8 @@ def detect_language(article: Article) -> str | None:
 
 
 def _classify(text: str) -> str:
+    # lazy: importing py3langid costs ~110 ms (python -X importtime) and its model ~0.5 s
+    # on first use; commands that never detect a language (rules check, status) skip both
     import py3langid
 
     language, _ = py3langid.classify(text)

@@ -1,6 +1,6 @@
 """Text normalisation and tokenisation, shared by rules and articles.
 
-The contract (rule-format.md, "Normalisation" and "Words and sentences") is applied the
+The contract (docs/rules.md, "Normalisation" and "Words and sentences") is applied the
 same way to rule terms and to article text, so a rule word matches a text word when their
 keys are equal.
 
@@ -138,7 +138,7 @@ def translate(text: str) -> str:
 # always a letter here). Underscore is not a word character in prose.
 _WORD = re.compile(r"[^\W_]+(?:\x01+[^\W_]*)*|\x01+[^\W_]+(?:\x01+[^\W_]*)*")
 
-# Sentence ends: . ! ? ؟ and line breaks (rule-format.md). '.' is examined for abbreviations.
+# Sentence ends: . ! ? ؟ and line breaks (docs/rules.md). '.' is examined for abbreviations.
 _SENTENCE_END = re.compile(r"[.!?؟\n。…]")
 _ABBREVIATIONS = frozenset(
     {
@@ -186,7 +186,7 @@ def _blank_elisions(folded: str) -> str:
     pieces.append(folded[last:])
     return "".join(pieces)
 
-# Arabic proclitics (rule-format.md): optional conjunction و/ف, optional preposition ب/ك/ل,
+# Arabic proclitics (docs/rules.md): optional conjunction و/ف, optional preposition ب/ك/ل,
 # optional article ال; ل + ال is written لل.
 _AR_PREFIX = re.compile(r"(?:[وف]?(?:[بكل]?ال|لل)|[وف]?[بكل]|[وف])")
 _AR_ARTICLE = re.compile(r"^ال(?=..)")

@@ -10,16 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from newswatch.core.article import Article
+from newswatch.core.config import Config
+from newswatch.core.state import Database
 from newswatch.monitor.poller import ArticleSink, Poller
 from newswatch.rules.matcher import Matcher, RuleMatch
 from newswatch.streams.alerts import Match
 from newswatch.streams.decide import Verdict
-from newswatch.streams.pipeline import Pipeline
+from newswatch.streams.notifiers import Notifier
+from newswatch.streams.pipeline import DecisionLog, Pipeline
+from newswatch.streams.silences import SilenceStore, configured_silences
 
 log = logging.getLogger("newswatch.embedded")
 
@@ -47,6 +51,22 @@ def to_match(found: RuleMatch, article: Article) -> Match:
         dedup_window=rule.dedup.window,
         max_per_hour=rule.dedup.max_per_hour,
         digest_interval=rule.dedup.digest_interval,
+    )
+
+
+def make_pipeline(
+    config: Config, db: Database, notifiers: Mapping[str, Notifier], *,
+    audit: DecisionLog | None = None,
+) -> Pipeline:
+    """The delivery pipeline over the SQLite state, as ``newswatch run`` and ``dlq replay``
+    use it: the config's silences plus those stored by ``silence add``, the dedup state,
+    the DLQ and the decision log (``audit`` replaces ``db`` as the log: ``run`` passes a
+    metered one)."""
+    silences = SilenceStore(db.mapping("silences"), configured_silences(config.silences))
+    return Pipeline(
+        notifiers=notifiers, state=db.mapping("rules"), dlq=db.mapping("dlq"),
+        audit=audit if audit is not None else db, silences=silences.active,
+        meta=db.mapping("meta"),
     )
 
 

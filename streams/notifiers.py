@@ -3,7 +3,7 @@
 A notifier makes exactly **one attempt** per call. It never sleeps, never retries and never
 reads the environment or configuration: the caller passes the secrets in (it reads
 ``SLACK_BOT_TOKEN`` / ``SMTP_PASSWORD``), and the caller's dispatcher owns retries, backoff,
-the dedup outbox and the DLQ (reliability.md §1, §11, group H). Every failure is raised as a
+the dedup outbox and the DLQ (docs/reliability.md §1, §11, group H). Every failure is raised as a
 :class:`~newswatch.core.errors.DeliveryError` whose ``retryable`` says whether the same call may
 succeed later and whose ``reason`` is a short machine word for metrics and the DLQ.
 
@@ -236,7 +236,7 @@ class SlackNotifier:
     never sent (E2). Replies are thread replies (``thread_ts`` = the parent's ts).
 
     slack_sdk's own retry handlers are disabled (``retry_handlers=[]``): they retry only
-    some statuses and would hide failures from *our* retry policy (reliability.md §11).
+    some statuses and would hide failures from *our* retry policy (docs/reliability.md §11).
     Failure mapping (all :class:`DeliveryError`):
 
     * HTTP 429, or ``ok: false`` ``ratelimited`` → ``rate_limited``, retryable,

@@ -1,4 +1,7 @@
-"""Hot reload of watch-rules while the monitor runs.
+"""Loading watch-rules, and reloading them while the monitor runs.
+
+``load_rules`` and ``compile_rules`` read, validate and compile rule files: every runtime and
+command that needs a rule set goes through them.
 
 Every ``interval`` seconds the rule files' fingerprint (paths, sizes, mtimes) is compared
 with the loaded one. A change is loaded only once the files have been quiet for ``settle``
@@ -15,15 +18,43 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from newswatch.core.errors import ConfigError, RuleError
-from newswatch.core.rulefiles import fingerprint
+from newswatch.core.rulefiles import fingerprint, read_rule_sources
+from newswatch.rules.examples import check_examples
+from newswatch.rules.gazetteer import known_codes
+from newswatch.rules.loader import parse_rules
 from newswatch.rules.matcher import Matcher
+from newswatch.rules.model import RuleSet
 
 log = logging.getLogger("newswatch.rules")
 
 Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+def load_rules(
+    paths: Sequence[Path], receivers: frozenset[str] | None, *, stdin: TextIO | None = None
+) -> RuleSet:
+    """Read and validate the rule files and folders in ``paths`` (``-`` reads ``stdin``).
+
+    With ``receivers``, every ``notify:`` must name one of them. Raises RuleError listing
+    every rule problem, or ConfigError for paths that cannot be read.
+    """
+    sources = read_rule_sources(paths, stdin=stdin)
+    return parse_rules(sources, known_codes=known_codes(), receivers=receivers)
+
+
+def compile_rules(
+    paths: Sequence[Path], receivers: frozenset[str] | None, *, stdin: TextIO | None = None
+) -> Matcher:
+    """``load_rules``, compiled into a Matcher whose rules pass their own examples; raises
+    RuleError (a failing example included) or ConfigError like ``load_rules``."""
+    matcher = Matcher(load_rules(paths, receivers, stdin=stdin))
+    issues = check_examples(matcher)
+    if issues:
+        raise RuleError(issues)
+    return matcher
 
 
 class RuleReloader:

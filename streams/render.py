@@ -3,7 +3,7 @@
 Every function here is pure: no I/O, no clock except the ``Date`` header of an e-mail.
 
 Contract for feed-derived text (article title, summary, content, feed name, evidence text,
-URL) — it is hostile (reliability.md §5, groups C, D, E, F):
+URL) — it is hostile (docs/reliability.md §5, groups C, D, E, F):
 
 * It arrives as *plain text*, entity-decoded exactly once upstream. It is never evaluated as
   a template (E8): it is only ever concatenated or passed to ``html.escape``.

@@ -22,10 +22,12 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
+from newswatch.core.config import SilenceConfig
 from newswatch.rules.text import normalize
 from newswatch.streams.alerts import Match
 
-__all__ = ["MATCHERS", "Silence", "SilenceStore", "new_silence", "silenced_by"]
+__all__ = ["MATCHERS", "Silence", "SilenceStore", "configured_silences", "new_silence",
+           "silenced_by"]
 
 MATCHERS = ("rule", "country", "person", "story", "feed")
 PERSON_SIMILARITY = 90.0
@@ -143,6 +145,19 @@ def new_silence(
         id=silence_id(matchers, now, reason), reason=reason, expires=now + duration,
         created=now, origin=origin, **matchers,
     )
+
+
+def configured_silences(items: Iterable[SilenceConfig]) -> list[Silence]:
+    """The config file's ``silences:`` as Silence values (ids stable across restarts)."""
+    out = []
+    for s in items:
+        matchers = {k: v for k, v in (("rule", s.rule), ("country", s.country),
+                                      ("person", s.person), ("story", s.story),
+                                      ("feed", s.feed)) if v is not None}
+        out.append(Silence(id=silence_id(matchers, s.until, s.reason), reason=s.reason,
+                           expires=s.until, origin=f"config line {s.line}", rule=s.rule,
+                           country=s.country, person=s.person, story=s.story, feed=s.feed))
+    return out
 
 
 def silenced_by(

@@ -3,7 +3,7 @@ of 20 runs on 2026-11-29 (10 and 1, every offset committed, no error logged: mat
 skipped by the worker that took over after the restarted one rejoined), a faust hole still
 to be found; the file name keeps it out of the default collection until then.
 
-reliability.md A11, the zombie worker, against the project's real Kafka broker: a worker
+docs/reliability.md A11, the zombie worker, against the project's real Kafka broker: a worker
 frozen (SIGSTOP) longer than the group's session timeout while alerts are being paced out,
 then thawed (SIGCONT). The group gives its partitions to the other worker meanwhile, which
 reads them again from the committed offset. The thawed worker must not send what it had in

@@ -1,4 +1,4 @@
-"""Crash safety (reliability.md A1/B1/B5 on the embedded tier): a real `newswatch run`
+"""Crash safety (docs/reliability.md A1/B1/B5 on the embedded tier): a real `newswatch run`
 process, killed with SIGKILL 20 times at random moments while 500 matching articles stream
 into 20 feeds, restarted each time; then a ledger of what the fake Slack workspace holds.
 

@@ -9,8 +9,8 @@ from collections import defaultdict
 import pytest
 from babel import Locale
 
+from newswatch.rules import gazetteer
 from newswatch.rules.gazetteer import PlaceName, base_names, country_label, known_codes
-from rules import gazetteer
 
 AFRICA = [
     "DZ", "AO", "BJ", "BW", "BF", "BI", "CV", "CM", "CF", "TD", "KM", "CG", "CD", "CI",

@@ -1,4 +1,4 @@
-"""Delivery guarantees of the Kafka runtime (reliability.md A2, A6), against the project's
+"""Delivery guarantees of the Kafka runtime (docs/reliability.md A2, A6), against the project's
 real Kafka broker.
 
 - A2: a worker stopped with SIGTERM in steady flow and restarted with no new input sends

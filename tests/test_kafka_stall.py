@@ -23,11 +23,11 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from newswatch.cli import compile_rules
 from newswatch.core.article import Article
 from newswatch.core.metrics import Metrics
 from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
 from newswatch.streams.kafka.worker import build_app
+from newswatch.streams.reload import compile_rules
 from tests.fakes.notifiers import RecordingNotifier
 from tests.kafka_fixtures import unique_name
 
@@ -98,7 +98,7 @@ async def test_a_partition_faust_stopped_reading_is_read_again(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     async with worker(tmp_path, kafka_bootstrap, stall_after=2.0) as w:
-        # reliability.md A6: the worker commits only what its agents processed
+        # docs/reliability.md A6: the worker commits only what its agents processed
         assert w.app.consumer._thread._consumer._enable_auto_commit is False
         # The state a rebalance can leave behind: faust believes it has read the
         # partition past its end, so it drops every record it fetches, unacked.

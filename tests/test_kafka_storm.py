@@ -1,4 +1,4 @@
-"""Rebalance storm (reliability.md A8, shortened): while 20 feeds grow to 15 items (300
+"""Rebalance storm (docs/reliability.md A8, shortened): while 20 feeds grow to 15 items (300
 articles), a second worker joins and leaves (SIGTERM) six times next to a steady worker,
 with two pollers. Before faust's "gap" commits were repaired (streams/kafka/worker.py) it lost
 7 and 2 alerts in 2 of 4 runs with every offset committed; the losses had been put on the
@@ -32,7 +32,7 @@ STORM_ROUNDS = 6  # a second worker joins and leaves every ~10 s: 12 rebalances
 async def test_rebalance_storm_loses_and_doubles_nothing(
     tmp_path: Path, kafka_bootstrap: str, slack_api: FakeSlackAPI  # noqa: F811
 ) -> None:
-    """reliability.md A8, shortened: while 20 feeds grow to 15 items (300 articles), a
+    """docs/reliability.md A8, shortened: while 20 feeds grow to 15 items (300 articles), a
     second worker is started and stopped (SIGTERM) STORM_ROUNDS times, so partitions
     leave the steady worker and come back again and again."""
     prefix = unique_name("nw") + "."

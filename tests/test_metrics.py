@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from newswatch.cli import compile_rules
 from newswatch.core.config import FeedConfig
 from newswatch.core.metrics import MeteredAudit, Metrics, MetricsServer, serve
 from newswatch.core.state import Decision, FetchEvent
@@ -23,6 +22,7 @@ from newswatch.streams.embedded import EmbeddedRuntime
 from newswatch.streams.notices import transition_notifier
 from newswatch.streams.notifiers import ConsoleNotifier
 from newswatch.streams.pipeline import Pipeline
+from newswatch.streams.reload import compile_rules
 from tests.fakes.feed_server import rss
 from tests.fakes.hostile_server import Conditional, LocalServer, status
 

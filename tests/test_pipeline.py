@@ -1,6 +1,6 @@
 """The delivery pipeline: outbox, lanes (order, pacing, rate limits), retries, dead letters
 and replay, crash points, digests — against in-memory notifiers on virtual time and against
-the fake Slack Web API and the aiosmtpd sink (reliability.md groups A, B, H)."""
+the fake Slack Web API and the aiosmtpd sink (docs/reliability.md groups A, B, H)."""
 
 from __future__ import annotations
 

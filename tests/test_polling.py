@@ -1,5 +1,5 @@
 """Polling acceptance: the real Poller with a real Fetcher against real local HTTP servers
-serving real feed files (tests/data/feeds) and hostile answers (reliability.md tables C, D).
+serving real feed files (tests/data/feeds) and hostile answers (docs/reliability.md tables C, D).
 
 No mocks and no sleeps for synchronisation: the fetch log and the sink are fakes that set
 asyncio events; schedule tests inject a clock. Fetch limits are small (1.5 s deadline,

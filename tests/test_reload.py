@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from newswatch.cli import compile_rules
 from newswatch.core.article import Article
-from newswatch.streams.reload import RuleReloader
+from newswatch.streams.reload import RuleReloader, compile_rules
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI

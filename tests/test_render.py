@@ -1,4 +1,4 @@
-"""Renderers: Slack escaping (reliability.md group E), link policy (D7), Slack limits, e-mail
+"""Renderers: Slack escaping (docs/reliability.md group E), link policy (D7), Slack limits, e-mail
 header safety and HTML escaping (group F), console output (C9), plus property tests (C15)."""
 
 from __future__ import annotations

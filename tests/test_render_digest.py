@@ -1,5 +1,5 @@
 """Digest renderers (Slack, e-mail, console): the same escaping contract as single alerts
-(reliability.md E1, E3, E5, E6, F1, F4, C9, C15), for many feed-derived entries at once."""
+(docs/reliability.md E1, E3, E5, E6, F1, F4, C9, C15), for many feed-derived entries at once."""
 
 from __future__ import annotations
 

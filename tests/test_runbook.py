@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from newswatch.cli.main import _parser, main
+from newswatch.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = ROOT / "docs" / "runbook.md"
@@ -90,7 +90,7 @@ def test_every_runbook_command_parses_and_is_exercised_by_a_test() -> None:
     commands = runbook_commands()
     assert len(commands) >= 15
     for args in commands:
-        _parser().parse_args(args)  # argparse exits 2 on anything the CLI does not accept
+        build_parser().parse_args(args)  # argparse exits 2 on anything the CLI does not accept
         sig = signature(args)
         assert sig in EXERCISED, f"runbook command {args} is not mapped to a test"
     for sig, tests in EXERCISED.items():

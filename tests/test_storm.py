@@ -1,4 +1,4 @@
-"""Slack answers 429 for a whole minute, then recovers (reliability.md H1/H2), with the
+"""Slack answers 429 for a whole minute, then recovers (docs/reliability.md H1/H2), with the
 real `newswatch run --once` process: every alert arrives, in order per channel, none twice;
 every Retry-After is waited; the storm pauses its own channel only (the other channel gets
 its alerts during the storm at one per second).

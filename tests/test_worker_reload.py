@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from newswatch.cli import compile_rules
 from newswatch.cli.kafka import watch_rules_in_thread
 from newswatch.core.config import load_config
+from newswatch.streams.reload import compile_rules
 
 RULE = "rules:\n  - id: {id}\n    title: T\n    countries: [ML]\n"
 

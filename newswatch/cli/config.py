@@ -1,7 +1,8 @@
-"""``newswatch config check FILE``: validate a whole configuration before deploying it.
+"""``newswatch config check``: validate a whole configuration before deploying it; and
+``newswatch backup``: copy the SQLite state consistently.
 
-Checks, listing every problem as ``path:line: message`` (rule problems keep the rule-format
-``path:line: error: message [rule id]``):
+``config check`` lists every problem as ``path:line: message`` (rule problems keep the
+rule-format ``path:line: error: message [rule id]``):
 
 - the config file itself (keys, types, feeds, receivers, fetch, kafka, metrics, silences);
 - the rule paths it names exist, and the rules load, validate and pass their examples,
@@ -16,43 +17,122 @@ When the config itself is broken, the rules it names are still checked (as far a
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
 
-from newswatch.core.errors import ConfigError, Issue, RuleError
-
-EXIT_OK, EXIT_PROBLEMS = 0, 1
-
-
-def add_commands(sub: Any) -> None:
-    config = sub.add_parser("config", help="check a configuration file")
-    config_sub = config.add_subparsers(dest="config_command", required=True)
-    check = config_sub.add_parser(
-        "check", help="validate the config, its feeds, receivers, rule paths and the rules")
-    check.add_argument("file", type=Path)
-    backup = sub.add_parser(
-        "backup", help="copy the SQLite state consistently, also while `run` is running")
-    backup.add_argument("--config", required=True, type=Path)
-    backup.add_argument("--to", required=True, type=Path, help="new file to write")
+from newswatch.cli.options import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    Commands,
+    Context,
+    UsageError,
+    add_command,
+    add_subcommands,
+)
+from newswatch.core.config import parse_config, read_config_text
+from newswatch.core.errors import ConfigError, Issue, RuleError, StateError
+from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, load_yaml
+from newswatch.streams.reload import compile_rules
 
 
-def dispatch(args: argparse.Namespace) -> int:
-    if args.command == "backup":
-        return state_backup(args.config, args.to)
-    return config_check(args.file)
+def add_commands(commands: Commands) -> None:
+    """Add ``config check`` and ``backup``."""
+    config = add_command(commands, "config", help="check a configuration file")
+    config_commands = add_subcommands(config, "config_command")
+    check = add_command(
+        config_commands, "check",
+        help="validate the config, its feeds, receivers, rule paths and the rules",
+        description="Validate the config, its feeds, receivers, rule paths and the rules "
+                    "it names, listing every problem. Exit 0 valid, 1 problems found.")
+    check.add_argument("file", nargs="?", type=Path, metavar="FILE",
+                       help="the config to check (instead of --config); - reads stdin")
+    check.set_defaults(handler=check_command)
+
+    backup = add_command(
+        commands, "backup", help="copy the SQLite state consistently, also while `run` runs")
+    backup.add_argument("--to", required=True, type=Path, metavar="FILE",
+                        help="new file to write (an existing file is never overwritten)")
+    backup.set_defaults(handler=backup_command)
 
 
-def state_backup(config_path: Path, target: Path) -> int:
-    """SQLite's online backup of the state (WAL included) into ``target``, then an
+def check_command(args: argparse.Namespace, context: Context) -> int:
+    """``config check [FILE]``: the positional FILE, else ``--config`` or the default."""
+    if args.file is not None and args.config is not None and args.file != args.config:
+        raise UsageError(f"{args.prog}: give the config once: FILE or --config, not both")
+    path = args.file if args.file is not None else context.require_config_path(args)
+    return check_config(path, context)
+
+
+def check_config(path: Path, context: Context) -> int:
+    """Print every problem of the config at ``path`` and of its rules; exit 0 or 1."""
+    text, shown, base = "", str(path), Path.cwd()
+    receivers: frozenset[str] | None = None
+    feeds: frozenset[str] | None = None
+    try:
+        text, shown, base = read_config_text(path, stdin=context.stdin)
+        config = parse_config(text, shown, base=base)
+    except ConfigError as error:
+        problems = [str(i) for i in error.issues]
+        rule_paths = _readable_rule_paths(text, shown, base)  # still check what can be read
+    else:
+        problems = []
+        rule_paths = list(config.rules)
+        receivers = frozenset(config.receivers)
+        feeds = frozenset(f.name for f in config.feeds)
+
+    rules_count = 0
+    if rule_paths:
+        rules_count, rule_problems = _check_rules(rule_paths, receivers, feeds)
+        problems.extend(rule_problems)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"ok: {shown}: {len(feeds or ())} feed(s), {len(receivers or ())} receiver(s), "
+          f"{rules_count} rule(s)")
+    return EXIT_OK
+
+
+def _readable_rule_paths(text: str, shown: str, base: Path) -> list[Path]:
+    """The existing paths of a broken config's ``rules:`` list (best effort)."""
+    try:
+        data = load_yaml(text, shown)
+    except YamlError:
+        return []
+    items = data.get("rules") if isinstance(data, YamlMap) else None
+    if not isinstance(items, YamlList):
+        return []
+    found = [(base / item).resolve() for item in items if isinstance(item, str)]
+    return [p for p in found if p.exists()]
+
+
+def _check_rules(paths: list[Path], receivers: frozenset[str] | None,
+                 feeds: frozenset[str] | None) -> tuple[int, list[str]]:
+    """The number of rules, and every problem of the rules (``feeds:`` filters included)."""
+    try:
+        matcher = compile_rules(paths, receivers)
+    except RuleError as error:
+        return 0, [str(i) for i in error.issues]
+    except ConfigError as error:
+        return 0, [str(Issue(i.path, i.line, i.message, None, "error: ")) for i in error.issues]
+    problems: list[str] = []
+    if feeds is not None:
+        for rule in matcher.rules:
+            for name in sorted((rule.feeds or frozenset()) - feeds):
+                problems.append(str(Issue(rule.location.path, rule.location.line,
+                                          f"feeds: unknown feed '{name}' (not in the config)",
+                                          rule.id, "error: ")))
+    return len(matcher.rules), problems
+
+
+def backup_command(args: argparse.Namespace, context: Context) -> int:
+    """SQLite's online backup of the state (WAL included) into ``--to``, then an
     integrity check of the copy. Exit 0; 1 when the copy fails its check; 2 (via
     NewswatchError) on a bad config, a missing state or an existing target."""
-    import sqlite3
-
-    from newswatch.core.config import load_config
-    from newswatch.core.errors import StateError
-
-    config = load_config(config_path)
+    config = context.config(args)
+    target: Path = args.to
     if not config.state.exists():
         raise StateError(f"no state at {config.state} (has `newswatch run` ever run?)")
     if target.exists():
@@ -72,69 +152,3 @@ def state_backup(config_path: Path, target: Path) -> int:
         return EXIT_PROBLEMS
     print(f"ok: {config.state} backed up to {target} ({target.stat().st_size} bytes)")
     return EXIT_OK
-
-
-def config_check(path: Path) -> int:
-    from newswatch.core.config import load_config
-
-    problems: list[str] = []
-    rule_paths: list[Path] = []
-    receivers: frozenset[str] | None = None
-    feeds: frozenset[str] | None = None
-    try:
-        config = load_config(path)
-        rule_paths = list(config.rules)
-        receivers = frozenset(config.receivers)
-        feeds = frozenset(f.name for f in config.feeds)
-    except ConfigError as error:
-        problems.extend(str(i) for i in error.issues)
-        rule_paths = _readable_rule_paths(path)
-
-    rules_count = 0
-    if rule_paths:
-        rules_count, rule_problems = _check_rules(rule_paths, receivers, feeds)
-        problems.extend(rule_problems)
-    for line in problems:
-        print(line)
-    if problems:
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
-        return EXIT_PROBLEMS
-    print(f"ok: {path}: {len(feeds or ())} feed(s), {len(receivers or ())} receiver(s), "
-          f"{rules_count} rule(s)")
-    return EXIT_OK
-
-
-def _readable_rule_paths(path: Path) -> list[Path]:
-    """The existing paths of a broken config's ``rules:`` list (best effort)."""
-    from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, load_yaml
-
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError, YamlError):
-        return []
-    items = data.get("rules") if isinstance(data, YamlMap) else None
-    if not isinstance(items, YamlList):
-        return []
-    base = path.resolve().parent
-    found = [(base / item).resolve() for item in items if isinstance(item, str)]
-    return [p for p in found if p.exists()]
-
-
-def _check_rules(paths: list[Path], receivers: frozenset[str] | None,
-                 feeds: frozenset[str] | None) -> tuple[int, list[str]]:
-    from newswatch.cli.main import compile_rules
-
-    try:
-        matcher = compile_rules(paths, receivers)
-    except RuleError as error:
-        return 0, [str(i) for i in error.issues]
-    except ConfigError as error:
-        return 0, [str(Issue(i.path, i.line, i.message, None, "error: ")) for i in error.issues]
-    problems: list[str] = []
-    if feeds is not None:
-        for rule in matcher.rules:
-            for name in sorted((rule.feeds or frozenset()) - feeds):
-                problems.append(str(Issue(rule.location.path, rule.location.line,
-                                          f"feeds: unknown feed '{name}' (not in the config)",
-                                          rule.id, "error: ")))
-    return len(matcher.rules), problems

@@ -1,7 +1,4 @@
-"""Delivery commands of the ``newswatch`` CLI: ``silence add|list|expire`` and
-``dlq list|replay``, plus the wiring of the delivery pipeline shared with ``run``.
-
-Part of the composition root (``newswatch.cli``): it imports the streams layer lazily.
+"""Delivery commands: ``silence add|list|expire`` and ``dlq list|replay``.
 
 Only one process writes the delivery state: ``newswatch run`` holds ``<state>.lock``.
 ``silence add``/``expire`` write the ``silences`` space only (read by ``run`` on every
@@ -18,156 +15,102 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from newswatch.cli.options import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    Commands,
+    Context,
+    UsageError,
+    add_command,
+    add_subcommands,
+)
+from newswatch.core.config import Config
+from newswatch.core.durations import parse_duration
 from newswatch.core.errors import ConfigError, Issue
+from newswatch.core.state import Database, RuntimeLock
+from newswatch.streams.silences import SilenceStore, configured_silences, new_silence
 
-if TYPE_CHECKING:
-    from newswatch.core.config import Config
-    from newswatch.core.state import Database
-    from newswatch.streams.kafka.dlq import Poison
-    from newswatch.streams.notifiers import Notifier
-    from newswatch.streams.pipeline import DecisionLog, Pipeline
-    from newswatch.streams.silences import Silence, SilenceStore
-
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
+KAFKA_DLQ_HELP = "the Kafka runtime's dead letters and poison events, not the SQLite state"
 
 
-def add_commands(sub: Any) -> None:
-    """Add ``silence`` and ``dlq`` to the CLI's subparsers."""
-    silence = sub.add_parser("silence", help="silence alerts for a while (add, list, expire)")
-    silence_sub = silence.add_subparsers(dest="silence_command", required=True)
-    add = silence_sub.add_parser("add", help="silence matching alerts until it expires")
-    add.add_argument("--config", required=True, type=Path)
-    add.add_argument("--rule", help="rule id")
-    add.add_argument("--country", help="ISO country code in the match's evidence, e.g. MA")
-    add.add_argument("--person", help="person in the match's evidence")
-    add.add_argument("--feed", help="feed name")
-    add.add_argument("--story", help="story id (see `alerts --json`)")
-    add.add_argument("--for", dest="duration", required=True, help="e.g. 30m, 2h, 1d")
-    add.add_argument("--reason", required=True)
-    listing = silence_sub.add_parser("list", help="active silences (--all: expired too)")
-    listing.add_argument("--config", required=True, type=Path)
-    listing.add_argument("--json", action="store_true")
-    listing.add_argument("--all", action="store_true")
-    expire = silence_sub.add_parser("expire", help="end a silence now")
-    expire.add_argument("--config", required=True, type=Path)
-    expire.add_argument("id")
+def add_commands(commands: Commands) -> None:
+    """Add ``silence add|list|expire`` and ``dlq list|replay``."""
+    silence = add_command(commands, "silence",
+                          help="silence alerts for a while (add, list, expire)")
+    silence_commands = add_subcommands(silence, "silence_command")
+    add = add_command(silence_commands, "add",
+                      help="silence matching alerts until it expires (at least one matcher)")
+    add.add_argument("--rule", metavar="ID", help="rule id")
+    add.add_argument("--country", metavar="CODE",
+                     help="ISO country code in the match's evidence, e.g. MA")
+    add.add_argument("--person", metavar="NAME", help="person in the match's evidence")
+    add.add_argument("--feed", metavar="NAME", help="feed name")
+    add.add_argument("--story", metavar="ID", help="story id (see `alerts --json`)")
+    add.add_argument("--for", dest="duration", required=True, metavar="DURATION",
+                     help="how long, e.g. 30m, 2h, 1d")
+    add.add_argument("--reason", required=True, help="why (shown with every silenced alert)")
+    add.set_defaults(handler=silence_add_command)
+    listing = add_command(silence_commands, "list", help="active silences (--all: expired too)")
+    listing.add_argument("--json", action="store_true", help="JSON out: one object per silence")
+    listing.add_argument("--all", action="store_true", help="expired silences too")
+    listing.set_defaults(handler=silence_list_command)
+    expire = add_command(silence_commands, "expire", help="end a silence now")
+    expire.add_argument("id", metavar="ID", help="the silence's id (see `silence list`)")
+    expire.set_defaults(handler=silence_expire_command)
 
-    dlq = sub.add_parser("dlq", help="dead letters: deliveries that failed for good")
-    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
-    dlq_list = dlq_sub.add_parser("list", help="dead letters, oldest first")
-    dlq_list.add_argument("--config", required=True, type=Path)
-    dlq_list.add_argument("--json", action="store_true")
-    dlq_list.add_argument("--kafka", action="store_true",
-                          help="the Kafka runtime's dead letters and poison events, "
-                               "not the SQLite state")
-    replay = dlq_sub.add_parser("replay", help="send dead letters again, through dedup")
-    replay.add_argument("--config", required=True, type=Path)
+    dlq = add_command(commands, "dlq", help="dead letters: deliveries that failed for good")
+    dlq_commands = add_subcommands(dlq, "dlq_command")
+    dlq_list = add_command(dlq_commands, "list", help="dead letters, oldest first")
+    dlq_list.add_argument("--json", action="store_true",
+                          help="JSON out: one object per dead letter")
+    dlq_list.add_argument("--kafka", action="store_true", help=KAFKA_DLQ_HELP)
+    dlq_list.set_defaults(handler=dlq_list_command)
+    replay = add_command(dlq_commands, "replay",
+                         help="send dead letters again, through dedup")
     which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", action="append", dest="ids", metavar="ID")
-    which.add_argument("--all", action="store_true")
+    which.add_argument("--id", action="append", dest="ids", metavar="ID",
+                       help="a dead letter's id (repeatable; see `dlq list`)")
+    which.add_argument("--all", action="store_true", help="every dead letter")
     replay.add_argument("--kafka", action="store_true",
                         help="ask the Kafka runtime's workers to replay (poison events: "
                              "re-publish them), not the SQLite state")
-
-
-def dispatch(args: argparse.Namespace) -> int | None:
-    """Run ``silence``/``dlq`` commands; None for any other command."""
-    if args.command == "silence":
-        if args.silence_command == "add":
-            return _silence_add(args)
-        if args.silence_command == "list":
-            return _silence_list(args.config, as_json=args.json, everything=args.all)
-        return _silence_expire(args.config, args.id)
-    if args.command == "dlq":
-        ids = None if args.dlq_command == "list" or args.all else list(args.ids)
-        if args.kafka:
-            if args.dlq_command == "list":
-                return _dlq_list_kafka(args.config, as_json=args.json)
-            return _dlq_replay_kafka(args.config, ids)
-        if args.dlq_command == "list":
-            return _dlq_list(args.config, as_json=args.json)
-        return _dlq_replay(args.config, ids)
-    return None
+    replay.set_defaults(handler=dlq_replay_command)
 
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
-# ---------------------------------------------------------------------------- wiring
-
-
-def configured_silences(config: Config) -> list[Silence]:
-    """The config file's ``silences:`` as Silence values (ids stable across restarts)."""
-    from newswatch.streams.silences import Silence, silence_id
-
-    out = []
-    for s in config.silences:
-        matchers = {k: v for k, v in (("rule", s.rule), ("country", s.country),
-                                      ("person", s.person), ("story", s.story),
-                                      ("feed", s.feed)) if v is not None}
-        out.append(Silence(id=silence_id(matchers, s.until, s.reason), reason=s.reason,
-                           expires=s.until, origin=f"config line {s.line}", rule=s.rule,
-                           country=s.country, person=s.person, story=s.story, feed=s.feed))
-    return out
-
-
-def silence_store(db: Database, config: Config) -> SilenceStore:
-    from newswatch.streams.silences import SilenceStore
-
-    return SilenceStore(db.mapping("silences"), configured_silences(config))
-
-
-def make_pipeline(
-    config: Config, db: Database, notifiers: dict[str, Notifier], *,
-    audit: DecisionLog | None = None,
-) -> Pipeline:
-    """The delivery pipeline over the state file, as ``run`` and ``dlq replay`` use it;
-    ``audit`` replaces ``db`` as the audit trail (``run`` passes a metered one)."""
-    from newswatch.streams.pipeline import Pipeline
-
-    return Pipeline(
-        notifiers=notifiers, state=db.mapping("rules"), dlq=db.mapping("dlq"),
-        audit=audit if audit is not None else db,
-        silences=silence_store(db, config).active, meta=db.mapping("meta"),
-    )
-
-
-def _open_state(config_path: Path) -> tuple[Config, Database]:
-    from newswatch.core.config import load_config
-    from newswatch.core.state import Database
-
-    config = load_config(config_path)
+def _open_state(args: argparse.Namespace, context: Context) -> tuple[Config, Database]:
+    config = context.config(args)
     return config, Database.open(config.state)
+
+
+def _silences(db: Database, config: Config) -> SilenceStore:
+    return SilenceStore(db.mapping("silences"), configured_silences(config.silences))
 
 
 # ---------------------------------------------------------------------------- silences
 
 
-def _silence_add(args: argparse.Namespace) -> int:
-    from newswatch.core.durations import parse_duration
-    from newswatch.streams.silences import new_silence
-
+def silence_add_command(args: argparse.Namespace, context: Context) -> int:
     try:
-        duration = parse_duration(args.duration)
         silence = new_silence(
-            reason=args.reason, now=time.time(), duration=duration, rule=args.rule,
-            country=args.country, person=args.person, story=args.story, feed=args.feed)
+            reason=args.reason, now=time.time(), duration=parse_duration(args.duration),
+            rule=args.rule, country=args.country, person=args.person, story=args.story,
+            feed=args.feed)
     except ValueError as error:
-        print(f"silence add: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    config, db = _open_state(args.config)
+        raise UsageError(f"silence add: {error}") from None
+    config, db = _open_state(args, context)
     try:
         if args.feed is not None and args.feed not in {f.name for f in config.feeds}:
-            print(f"silence add: unknown feed '{args.feed}'", file=sys.stderr)
-            return EXIT_USAGE
-        silence_store(db, config).add(silence)
+            raise UsageError(f"silence add: unknown feed '{args.feed}'")
+        _silences(db, config).add(silence)
     finally:
         db.close()
     print(f"{silence.id} silences {silence.describe()} until {_iso(silence.expires)}: "
@@ -175,21 +118,21 @@ def _silence_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _silence_list(config_path: Path, *, as_json: bool, everything: bool) -> int:
-    config, db = _open_state(config_path)
+def silence_list_command(args: argparse.Namespace, context: Context) -> int:
+    config, db = _open_state(args, context)
     try:
         now = time.time()
-        silences = silence_store(db, config).all()
+        silences = _silences(db, config).all()
     finally:
         db.close()
-    shown = [s for s in silences if everything or s.active(now)]
-    if as_json:
+    shown = [s for s in silences if args.all or s.active(now)]
+    if args.json:
         print(json.dumps([{**s.to_json(), "active": s.active(now),
                            "expires_at": _iso(s.expires)} for s in shown],
                          ensure_ascii=False, indent=2))
         return EXIT_OK
     if not shown:
-        print("no active silences" if not everything else "no silences")
+        print("no silences" if args.all else "no active silences")
     for s in shown:
         state = "active " if s.active(now) else "expired"
         print(f"{s.id}  {state}  until {_iso(s.expires)}  {s.describe():<40} "
@@ -197,12 +140,12 @@ def _silence_list(config_path: Path, *, as_json: bool, everything: bool) -> int:
     return EXIT_OK
 
 
-def _silence_expire(config_path: Path, ident: str) -> int:
-    config, db = _open_state(config_path)
+def silence_expire_command(args: argparse.Namespace, context: Context) -> int:
+    config, db = _open_state(args, context)
     try:
-        silence = silence_store(db, config).expire(ident, time.time())
+        silence = _silences(db, config).expire(args.id, time.time())
     except KeyError:
-        print(f"silence expire: no silence with id '{ident}'", file=sys.stderr)
+        print(f"silence expire: no silence with id '{args.id}'", file=sys.stderr)
         return EXIT_PROBLEMS
     except ValueError as error:
         print(f"silence expire: {error}", file=sys.stderr)
@@ -216,13 +159,13 @@ def _silence_expire(config_path: Path, ident: str) -> int:
 # ---------------------------------------------------------------------------- dead letters
 
 
-def _dlq_list(config_path: Path, *, as_json: bool) -> int:
-    from newswatch.core.config import load_config
-    from newswatch.core.state import Database
-
-    config = load_config(config_path)
+def dlq_list_command(args: argparse.Namespace, context: Context) -> int:
+    config = context.config(args)
+    if args.kafka:
+        return _dlq_list_kafka(config, context.environ, _shown(args, context),
+                               as_json=args.json)
     if not config.state.exists():
-        print("[]" if as_json else "no dead letters")
+        print("[]" if args.json else "no dead letters")
         return EXIT_OK
     db = Database.open(config.state, readonly=True)
     try:
@@ -230,7 +173,7 @@ def _dlq_list(config_path: Path, *, as_json: bool) -> int:
                          key=lambda e: float(e["at"]))
     finally:
         db.close()
-    if as_json:
+    if args.json:
         print(json.dumps([{k: v for k, v in {**e, "at": _iso(float(e["at"]))}.items()
                            if k not in ("match", "digest")} for e in entries],
                          ensure_ascii=False, indent=2))
@@ -248,37 +191,96 @@ def _dead_letter_line(e: dict[str, Any]) -> str:
             f"{e['kind']:<6} {e['state']:<9} {e['reason']:<18} {str(e.get('title'))[:50]}")
 
 
-def _kafka_dead_letters(config_path: Path) -> tuple[list[dict[str, Any]], list[Poison]]:
-    """Delivery dead letters (oldest first) and poison events of the Kafka runtime."""
-    from newswatch.cli.kafka import kafka_settings
-    from newswatch.core.config import load_config
-    from newswatch.streams.kafka.dlq import delivery_dead_letters, poison_events
+def dlq_replay_command(args: argparse.Namespace, context: Context) -> int:
+    ids = None if args.all else list(args.ids)
+    if args.kafka:
+        return _dlq_replay_kafka(context.config(args), context.environ,
+                                 _shown(args, context), ids)
+    config, db = _open_state(args, context)
+    lock = RuntimeLock(config.state)
+    try:
+        dlq = db.mapping("dlq")
+        wanted = list(dlq) if ids is None else ids
+        missing = [i for i in wanted if i not in dlq]
+        for ident in missing:
+            print(f"{ident}: not found")
+        wanted = [i for i in wanted if i in dlq]
+        if not lock.acquire():
+            for ident in wanted:
+                entry = dlq[ident]
+                if entry.get("state") == "dead":
+                    dlq[ident] = {**entry, "state": "requested"}
+                print(f"{ident}: requested; the running monitor (pid {lock.holder()}) "
+                      "replays it")
+            return EXIT_PROBLEMS if missing else EXIT_OK
+        try:
+            outcomes = asyncio.run(_replay_now(config, db, wanted, context.environ))
+        finally:
+            lock.release()
+    finally:
+        db.close()
+    for ident, outcome in outcomes:
+        print(f"{ident}: {outcome}")
+    dead_again = any(o.startswith("dead") for _, o in outcomes)
+    return EXIT_PROBLEMS if missing or dead_again else EXIT_OK
 
-    settings = kafka_settings(load_config(config_path))
 
-    async def read() -> tuple[dict[str, dict[str, Any]], list[Poison]]:
-        return await delivery_dead_letters(settings), await poison_events(settings)
+async def _replay_now(config: Config, db: Database, ids: list[str],
+                      environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Replay ``ids`` through the pipeline, in this process; (id, outcome) for each."""
+    # lazy: the network stack (aiohttp, slack_sdk, aiosmtplib): ~170 ms start-up
+    from newswatch.streams.embedded import make_pipeline
+    from newswatch.streams.receivers import build_notifiers
 
-    entries, poison = _on_kafka(config_path, settings.bootstrap, read)
-    return sorted(entries.values(), key=lambda e: float(e["at"])), poison
+    notifiers = build_notifiers(config, environ)
+    pipeline = make_pipeline(config, db, notifiers)
+    try:
+        outcomes = await pipeline.replay(ids)
+        await pipeline.drain()
+    finally:
+        await pipeline.aclose()
+        for notifier in notifiers.values():
+            await notifier.aclose()
+    dlq = db.mapping("dlq")
+    out = []
+    for o in outcomes:
+        if o.outcome != "queued":
+            out.append((o.id, o.outcome))
+        elif (entry := dlq.get(o.id)) is None:
+            out.append((o.id, "delivered"))
+        else:
+            out.append((o.id, f"dead again: {entry.get('reason')}"))
+    return out
 
 
-def _on_kafka(config_path: Path, bootstrap: str,
-              work: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``work``; an unreachable cluster is a configuration error (exit 2)."""
-    from aiokafka.errors import KafkaError
+# ---------------------------------------------------------------------------- Kafka runtime
+
+
+def _shown(args: argparse.Namespace, context: Context) -> str:
+    """The config file as messages name it."""
+    return str(context.require_config_path(args))
+
+
+def _on_kafka(shown: str, bootstrap: str, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work``; an unreachable cluster is a configuration error of the config file
+    ``shown`` (exit 2)."""
+    from newswatch.streams.kafka.client import KafkaError  # the optional Kafka extra
 
     try:
         return asyncio.run(work())
     except KafkaError as error:
-        raise ConfigError([Issue(str(config_path), 0, f"kafka: {bootstrap}: {error}")]
-                          ) from None
+        raise ConfigError([Issue(shown, 0, f"kafka: {bootstrap}: {error}")]) from None
 
 
-def _dlq_list_kafka(config_path: Path, *, as_json: bool) -> int:
-    from newswatch.streams.kafka.dlq import printable
+def _dlq_list_kafka(config: Config, environ: Mapping[str, str], shown: str, *,
+                    as_json: bool) -> int:
+    from newswatch.streams.kafka.client import kafka_settings  # the optional Kafka extra
+    from newswatch.streams.kafka.dlq import delivery_dead_letters, poison_events, printable
 
-    entries, poison = _kafka_dead_letters(config_path)
+    settings = kafka_settings(config, environ)
+    letters = _on_kafka(shown, settings.bootstrap, lambda: delivery_dead_letters(settings))
+    poison = _on_kafka(shown, settings.bootstrap, lambda: poison_events(settings))
+    entries = sorted(letters.values(), key=lambda e: float(e["at"]))
     if as_json:
         rows: list[dict[str, Any]] = [
             {"kind": "delivery", "item_kind": e.get("kind"),
@@ -300,82 +302,13 @@ def _dlq_list_kafka(config_path: Path, *, as_json: bool) -> int:
     return EXIT_OK
 
 
-def _dlq_replay(config_path: Path, ids: Sequence[str] | None) -> int:
-    from newswatch.core.state import RuntimeLock
-
-    config, db = _open_state(config_path)
-    lock = RuntimeLock(config.state)
-    try:
-        dlq = db.mapping("dlq")
-        wanted = list(dlq) if ids is None else list(ids)
-        missing = [i for i in wanted if i not in dlq]
-        for ident in missing:
-            print(f"{ident}: not found")
-        wanted = [i for i in wanted if i in dlq]
-        if not lock.acquire():
-            for ident in wanted:
-                entry = dlq[ident]
-                if entry.get("state") == "dead":
-                    dlq[ident] = {**entry, "state": "requested"}
-                print(f"{ident}: requested; the running monitor (pid {lock.holder()}) "
-                      "replays it")
-            return EXIT_PROBLEMS if missing else EXIT_OK
-        try:
-            outcomes = asyncio.run(_replay_now(config, db, wanted))
-        finally:
-            lock.release()
-    finally:
-        db.close()
-    for ident, outcome in outcomes:
-        print(f"{ident}: {outcome}")
-    return EXIT_PROBLEMS if missing or any(o.startswith("dead") for _, o in outcomes) \
-        else EXIT_OK
-
-
-def _dlq_replay_kafka(config_path: Path, ids: Sequence[str] | None) -> int:
-    from newswatch.cli.kafka import kafka_settings
-    from newswatch.core.config import load_config
+def _dlq_replay_kafka(config: Config, environ: Mapping[str, str], shown: str,
+                      ids: Sequence[str] | None) -> int:
+    from newswatch.streams.kafka.client import kafka_settings  # the optional Kafka extra
     from newswatch.streams.kafka.dlq import replay
 
-    settings = kafka_settings(load_config(config_path))
-    results = _on_kafka(config_path, settings.bootstrap, lambda: replay(settings, ids))
+    settings = kafka_settings(config, environ)
+    results = _on_kafka(shown, settings.bootstrap, lambda: replay(settings, ids))
     for r in results:
         print(f"{r.id}: {r.outcome}")
     return EXIT_OK if all(r.found for r in results) else EXIT_PROBLEMS
-
-
-async def _replay_now(config: Config, db: Database, ids: list[str]) -> list[tuple[str, str]]:
-    from newswatch.cli.main import build_notifiers
-
-    notifiers = build_notifiers(config)
-    pipeline = make_pipeline(config, db, notifiers)
-    try:
-        outcomes = await pipeline.replay(ids)
-        await pipeline.drain()
-    finally:
-        await pipeline.aclose()
-        for notifier in notifiers.values():
-            await notifier.aclose()
-    dlq = db.mapping("dlq")
-    out = []
-    for o in outcomes:
-        if o.outcome == "queued":
-            entry = dlq.get(o.id)
-            if entry is None:
-                out.append((o.id, "delivered"))
-            else:
-                out.append((o.id, f"dead again: {entry.get('reason')}"))
-        else:
-            out.append((o.id, o.outcome))
-    return out
-
-
-def require_lock(config: Config) -> Any:
-    """The runtime lock for ``run``; ConfigError when another process holds it."""
-    from newswatch.core.state import RuntimeLock
-
-    lock = RuntimeLock(config.state)
-    if not lock.acquire():
-        raise ConfigError([Issue(str(config.state), 0, "another `newswatch run` (pid "
-                                 f"{lock.holder()}) is using this state file")])
-    return lock

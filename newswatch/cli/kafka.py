@@ -1,63 +1,100 @@
-"""The Kafka runtime's commands: ``newswatch poll`` and ``newswatch worker``, and the
-Kafka side of ``newswatch status``. Part of the composition root (see newswatch/cli/main.py)."""
+"""The Kafka runtime's commands: ``newswatch poll`` (fetch this process's share of the feeds
+and publish new articles) and ``newswatch worker`` (the faust worker: match and deliver);
+plus the Kafka side of ``status --kafka``.
+
+``newswatch.streams.kafka`` needs the optional ``kafka`` extra (aiokafka, faust): it is
+imported inside the functions that use it, so every other command works without it.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import os
 import signal
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from newswatch.core.config import Config
-    from newswatch.streams.kafka.client import KafkaSettings
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+from newswatch.cli.options import Commands, Context, add_command
+from newswatch.core import health_http
+from newswatch.core.config import Config
+from newswatch.core.metrics import Metrics
+from newswatch.core.state import FetchEvent
+from newswatch.rules.matcher import Matcher
+from newswatch.streams.reload import RuleReloader, compile_rules
 
 log = logging.getLogger("newswatch.poll")
 
 OWNERSHIP_TICK = 1.0  # seconds between group heartbeats-by-poll of the feed registry
+EXIT_FROZEN = 75  # EX_TEMPFAIL: restart me (systemd Restart=on-failure, Kubernetes)
 
 
-def kafka_settings(config: Config) -> KafkaSettings:
-    """Cluster settings from the config, the SASL password from KAFKA_SASL_PASSWORD."""
-    from newswatch.streams.kafka.client import KafkaSettings
+def add_commands(commands: Commands) -> None:
+    """Add ``poll`` and ``worker``."""
+    poll = add_command(commands, "poll",
+                       help="Kafka runtime: poll this process's share of the feeds")
+    poll.set_defaults(handler=poll_command)
+    worker = add_command(commands, "worker",
+                         help="Kafka runtime: match and deliver (faust worker)")
+    worker.set_defaults(handler=worker_command)
 
-    k = config.kafka
-    return KafkaSettings(
-        bootstrap=k.bootstrap,
-        prefix=k.topic_prefix,
-        partitions=k.partitions,
-        replication=k.replication,
-        client_id=k.client_id,
-        security_protocol=k.security_protocol,
-        sasl_mechanism=k.sasl_mechanism,
-        sasl_username=k.sasl_username,
-        sasl_password=os.environ.get("KAFKA_SASL_PASSWORD") or None,
-        ssl_cafile=k.ssl_cafile,
-    )
+
+def poll_command(args: argparse.Namespace, context: Context) -> int:
+    """Poll until SIGINT/SIGTERM, serving health and metrics when the config asks."""
+    config = context.config(args)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        metrics = Metrics(CollectorRegistry()) if config.metrics is not None else None
+        close_health = _health(config, loop, metrics.registry if metrics else None)
+        try:
+            await poll_forever(config, stop=stop, metrics=metrics, environ=context.environ)
+        finally:
+            close_health()
+
+    asyncio.run(run())
+    return 0
+
+
+def worker_command(args: argparse.Namespace, context: Context) -> int:
+    """Check the rules (exit 2 before faust starts), then run the worker until a signal."""
+    config = context.config(args)
+    receivers = frozenset(config.receivers)
+    compile_rules(config.rules, receivers)  # fail fast, exit 2, before starting faust
+    return run_worker(config, lambda: compile_rules(config.rules, receivers), context.environ)
 
 
 class _NoFetchLog:
     """The Kafka runtime keeps no per-fetch history (health carries the last result)."""
 
-    def log_fetch(self, e: Any, *, keep: int = 100) -> None:
+    def log_fetch(self, e: FetchEvent, *, keep: int = 100) -> None:
         return None
 
 
-async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Any = None) -> None:
+async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics | None = None,
+                       environ: Mapping[str, str] = os.environ) -> None:
     """Poll the feeds this process owns and publish new articles to Kafka until ``stop``."""
+    # lazy: the Kafka extra, and the network stack (aiohttp, feedparser): ~170 ms start-up
     from newswatch.monitor.fetch import Fetcher, FetchLimits
     from newswatch.monitor.poller import Poller
     from newswatch.streams.kafka.client import (
         ArticleProducer,
         FeedOwnership,
         ensure_topics,
+        kafka_settings,
         reliable_producer,
     )
     from newswatch.streams.kafka.feed_state import KafkaFeedState
 
-    settings = kafka_settings(config)
+    settings = kafka_settings(config, environ)
     await ensure_topics(settings)
     producer = reliable_producer(settings)
     await producer.start()
@@ -97,14 +134,10 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Any = No
 
 
 def _health(config: Config, loop: asyncio.AbstractEventLoop | None,
-            registry: Any = None) -> Any:
+            registry: CollectorRegistry | None = None) -> Callable[[], None]:
     """With ``metrics:`` in the config, serve /healthz (event loop, when given), /readyz
     (Kafka reachable) and /metrics (``registry``, else process metrics) on the metrics port;
     returns a closer."""
-    from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-
-    from newswatch.core import health_http
-
     if config.metrics is None:
         return lambda: None
     if registry is None:
@@ -129,38 +162,11 @@ def _health(config: Config, loop: asyncio.AbstractEventLoop | None,
     return close
 
 
-def run_poll(config: Config) -> int:
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        metrics = None
-        if config.metrics is not None:
-            from prometheus_client import CollectorRegistry
-
-            from newswatch.core.metrics import Metrics
-
-            metrics = Metrics(CollectorRegistry())
-        close_health = _health(config, loop, metrics.registry if metrics else None)
-        try:
-            await poll_forever(config, stop=stop, metrics=metrics)
-        finally:
-            close_health()
-
-    asyncio.run(main())
-    return 0
-
-
-def watch_rules_in_thread(config: Config, build_matcher: Any) -> Any:
+def watch_rules_in_thread(config: Config, build_matcher: Callable[[], Matcher]) -> RuleReloader:
     """Hot reload for the worker: a ``RuleReloader`` (same rules as ``newswatch run``: quiet
     for 1 s, then load; a rejected edit keeps the previous rules and is logged) on its own
     event loop in a daemon thread, so faust's loop is never blocked by a rule compile. The
     worker reads ``reloader.current`` for every article."""
-    import threading
-
-    from newswatch.streams.reload import RuleReloader
-
     reloader = RuleReloader(config.rules, build_matcher(), build=build_matcher, status={})
 
     def watch() -> None:
@@ -168,9 +174,6 @@ def watch_rules_in_thread(config: Config, build_matcher: Any) -> Any:
 
     threading.Thread(target=watch, name="newswatch-rule-reload", daemon=True).start()
     return reloader
-
-
-EXIT_FROZEN = 75  # EX_TEMPFAIL: restart me (systemd Restart=on-failure, Kubernetes)
 
 
 def exit_frozen(seconds: float) -> None:
@@ -183,28 +186,27 @@ def exit_frozen(seconds: float) -> None:
     os._exit(EXIT_FROZEN)
 
 
-def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
+def run_worker(config: Config, build_matcher: Callable[[], Matcher],
+               environ: Mapping[str, str] = os.environ) -> int:
     """Start the faust worker (blocks until SIGINT/SIGTERM)."""
+    # lazy: the Kafka extra, and the network stack (aiohttp, slack_sdk): ~170 ms start-up
     from newswatch.streams.kafka import worker as kafka_worker
-    from newswatch.streams.kafka.client import ensure_topics
+    from newswatch.streams.kafka.client import ensure_topics, kafka_settings
+    from newswatch.streams.kafka.fence import FreezeFence
+    from newswatch.streams.receivers import build_notifiers
 
-    settings = kafka_settings(config)
+    notifiers = build_notifiers(config, environ)
+    settings = kafka_settings(config, environ)
     asyncio.run(ensure_topics(settings))
     reloader = watch_rules_in_thread(config, build_matcher)
     metrics = None
     if config.metrics is not None:
-        from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-
-        from newswatch.core.metrics import Metrics
-
         metrics = Metrics(CollectorRegistry())
         ProcessCollector(registry=metrics.registry)
         PlatformCollector(registry=metrics.registry)
-    from newswatch.streams.kafka.fence import FreezeFence
-
     fence = FreezeFence(limit=kafka_worker.FENCE_LIMIT, on_frozen=exit_frozen).start()
     app = kafka_worker.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers,
-                              metrics=metrics, fence=fence.check)
+                                 metrics=metrics, fence=fence.check)
     # faust runs on the loop we give it, so the same loop-stall watchdog as `run` and `poll`
     # backs /healthz (a stall appears only once the loop runs: probes need an initial delay
     # covering table recovery).
@@ -218,8 +220,9 @@ def run_worker(config: Config, *, build_matcher: Any, notifiers: Any) -> int:
     return 0
 
 
-async def kafka_health(config: Config) -> dict[str, Any]:
+async def kafka_health(config: Config, environ: Mapping[str, str] = os.environ
+                       ) -> dict[str, Any]:
     """The latest health record of every feed, from the compacted feed-health topic."""
-    from newswatch.streams.kafka.client import read_compacted
+    from newswatch.streams.kafka.client import kafka_settings, read_compacted  # Kafka extra
 
-    return await read_compacted(kafka_settings(config), "feed-health")
+    return await read_compacted(kafka_settings(config, environ), "feed-health")

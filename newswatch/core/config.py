@@ -1,6 +1,7 @@
-"""The monitor's configuration file (config-format.md), loaded strictly into frozen values.
+"""The monitor's configuration file (docs/configuration.md), loaded strictly into frozen values.
 
-Paths inside the file are relative to the file. Secrets never come from the file: the Slack
+Paths inside the file are relative to the file (to the current directory for a config read
+from stdin, the path ``-``). Secrets never come from the file: the Slack
 token from ``SLACK_BOT_TOKEN``, the SMTP password from ``SMTP_PASSWORD`` (read by the
 composition root, not here). Every problem is collected and raised as one ``ConfigError``
 whose lines read ``path:line: message``.
@@ -9,10 +10,14 @@ whose lines read ``path:line: message``.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from newswatch.core.errors import ConfigError, Issue
+from newswatch.core.rulefiles import STDIN, STDIN_NAME
 from newswatch.core.schema import MapReader
 from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, load_yaml
 
@@ -137,8 +142,18 @@ _TOP_KEYS = ("state", "rules", "feeds", "receivers", "ops", "fetch", "kafka", "m
              "silences")
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; raises ConfigError listing every problem."""
+def load_config(path: str | Path, *, stdin: TextIO | None = None) -> Config:
+    """Read and validate a config file (``-``: ``stdin``, by default sys.stdin); raises
+    ConfigError listing every problem."""
+    text, shown, base = read_config_text(path, stdin=stdin)
+    return parse_config(text, shown, base=base)
+
+
+def read_config_text(path: str | Path, *, stdin: TextIO | None = None) -> tuple[str, str, Path]:
+    """The config's text, the name messages give it, and the folder its relative paths
+    resolve against (the current directory for stdin); ConfigError when unreadable."""
+    if str(path) == STDIN:
+        return (stdin or sys.stdin).read(), STDIN_NAME, Path.cwd()
     location = Path(path)
     shown = str(path)
     try:
@@ -147,7 +162,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([Issue(shown, 0, "no such file")]) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError([Issue(shown, 0, f"cannot read: {error}")]) from None
-    return parse_config(text, shown, base=location.resolve().parent)
+    return text, shown, location.resolve().parent
 
 
 def parse_config(text: str, shown: str, *, base: Path) -> Config:
@@ -377,8 +392,6 @@ _SILENCE_MATCHERS = ("rule", "country", "person", "story", "feed")
 
 def parse_until(text: str) -> float:
     """Unix time of an ISO 8601 date or date-time (UTC unless a zone is given)."""
-    from datetime import UTC, datetime
-
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)

@@ -9,6 +9,7 @@ pairs for ``newswatch.rules.loader.parse_rules``, which stays pure. Contract:
   editors' temporaries (``~`` prefix, ``~``/``.swp``/``.tmp`` suffix) — a half-saved buffer
   must never become live rules.
 - A file reached twice (a folder and a file inside it) is read once.
+- The path ``-`` reads the ``stdin`` stream given (one rule file, shown as ``<stdin>``).
 - Display paths are as given: a relative path stays relative.
 - Every problem (missing path, unreadable, not UTF-8, too large) is collected and raised
   together as ``ConfigError``; nothing is returned unless every file could be read.
@@ -17,13 +18,18 @@ pairs for ``newswatch.rules.loader.parse_rules``, which stays pure. Contract:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.yamlfile import MAX_BYTES
 
-__all__ = ["fingerprint", "is_rule_file_name", "read_rule_sources"]
+__all__ = ["STDIN", "STDIN_NAME", "fingerprint", "is_rule_file_name", "read_rule_sources"]
+
+STDIN = "-"  # the path that names standard input, as everywhere on the command line
+STDIN_NAME = "<stdin>"
 
 RULE_SUFFIXES = (".yaml", ".yml")
 _TEMPORARY_PREFIXES = (".", "~")
@@ -75,8 +81,11 @@ def _files_for(path: Path) -> list[Path] | Issue:
     return Issue(str(path), 0, "no such file or folder")
 
 
-def read_rule_sources(paths: Sequence[Path]) -> list[tuple[str, str]]:
-    """``(display path, text)`` of every rule file in ``paths`` (files or folders).
+def read_rule_sources(
+    paths: Sequence[Path], *, stdin: TextIO | None = None
+) -> list[tuple[str, str]]:
+    """``(display path, text)`` of every rule file in ``paths`` (files or folders; ``-`` is
+    ``stdin``, by default ``sys.stdin``).
 
     Raises ``ConfigError`` listing every path that could not be read.
     """
@@ -84,6 +93,14 @@ def read_rule_sources(paths: Sequence[Path]) -> list[tuple[str, str]]:
     issues: list[Issue] = []
     seen: set[Path] = set()
     for given in paths:
+        if str(given) == STDIN:
+            text = (stdin or sys.stdin).read(MAX_BYTES + 1)
+            if len(text) > MAX_BYTES:
+                issues.append(Issue(STDIN_NAME, 0, f"larger than {MAX_BYTES // (1024 * 1024)} "
+                                                   "MiB"))
+            else:
+                sources.append((STDIN_NAME, text))
+            continue
         files = _files_for(given)
         if isinstance(files, Issue):
             issues.append(files)

@@ -11,7 +11,9 @@ second process (``status``, ``alerts``) reading while the monitor writes.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, MutableMapping
@@ -279,9 +281,6 @@ class RuntimeLock:
 
     def acquire(self) -> bool:
         """Take the lock without waiting; False when another process holds it."""
-        import fcntl
-        import os
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -302,8 +301,6 @@ class RuntimeLock:
             return "?"
 
     def release(self) -> None:
-        import os
-
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

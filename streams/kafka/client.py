@@ -14,13 +14,14 @@ Topics (names prefixed by ``KafkaSettings.prefix``):
                    consumer group; a feed belongs to partition crc32(name) % partitions
 
 Producers that must not lose articles use ``acks="all"`` and ``enable_idempotence=True``
-(aiokafka's defaults are weaker; reliability.md item 2).
+(aiokafka's defaults are weaker; docs/reliability.md item 2).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import time
 import zlib
@@ -30,10 +31,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError as KafkaError  # re-exported: the CLI catches it
 from aiokafka.structs import ConsumerRecord
 
 from newswatch.core.article import Article
+from newswatch.core.config import Config
 
 COMPACTED = {"cleanup.policy": "compact"}
 
@@ -73,6 +75,24 @@ class KafkaSettings:
                 sasl_plain_password=self.sasl_password,
             )
         return options
+
+
+def kafka_settings(config: Config, environ: Mapping[str, str] = os.environ) -> KafkaSettings:
+    """The settings of the config's ``kafka:``, the SASL password from
+    ``KAFKA_SASL_PASSWORD`` in ``environ`` (the process environment by default)."""
+    k = config.kafka
+    return KafkaSettings(
+        bootstrap=k.bootstrap,
+        prefix=k.topic_prefix,
+        partitions=k.partitions,
+        replication=k.replication,
+        client_id=k.client_id,
+        security_protocol=k.security_protocol,
+        sasl_mechanism=k.sasl_mechanism,
+        sasl_username=k.sasl_username,
+        sasl_password=environ.get("KAFKA_SASL_PASSWORD") or None,
+        ssl_cafile=k.ssl_cafile,
+    )
 
 
 def topic_specs(settings: KafkaSettings) -> list[NewTopic]:

@@ -1,5 +1,5 @@
 """Fencing a Kafka worker that was frozen: no send and no state write after a freeze long
-enough for the group to have given its partitions away (reliability.md A11, the zombie).
+enough for the group to have given its partitions away (docs/reliability.md A11, the zombie).
 
 A process stopped (SIGSTOP, a paused VM, a swap storm) for longer than the group's session
 timeout has been replaced: another worker owns its partitions, read them again from the

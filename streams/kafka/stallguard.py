@@ -11,7 +11,7 @@ never passes), and the cure is to read the partition again from its committed of
 deliveries are deduplicated, so a re-read costs work, never a second alert.
 
 ``StallGuard`` is pure: the worker hands it a snapshot of its partitions every few seconds
-and rewinds what it returns. It also keeps the two figures reliability.md I1 asks for: lag
+and rewinds what it returns. It also keeps the two figures docs/reliability.md I1 asks for: lag
 and commit-offset age (how long the committed offset has not moved while lagging).
 """
 

@@ -7,7 +7,7 @@ Two agents run the same core as the embedded runtime:
   faust Table ``dedup`` (changelog-backed; keyed by rule id, so co-partitioned with the
   matches topic) and dead letters in the Table ``dead-letters``.
 
-faust acks an event whose agent raised (reliability.md item 3), so both agents catch every
+faust acks an event whose agent raised (docs/reliability.md item 3), so both agents catch every
 failure and send the event to the dead-letter topic with the reason: a poison message never
 stalls a partition and is never silently dropped. Deliveries left pending by a crash are
 resumed by a timer that sends a resume marker for each such rule through the matches topic,

@@ -1,5 +1,5 @@
 """A programmable feed server on 127.0.0.x (aiohttp.web): one handler per path, every
-request recorded. Handlers for well-behaved and hostile feeds (reliability.md table C):
+request recorded. Handlers for well-behaved and hostile feeds (docs/reliability.md table C):
 conditional GET, status codes, redirects, a gzip bomb, an endless body, a lying
 Content-Length, slowloris.
 

@@ -1,0 +1,159 @@
+"""``newswatch run``: the embedded runtime. Poll, match and deliver in one process, with the
+state in SQLite; rules reload when their files change; with ``metrics:`` in the config,
+/metrics, /healthz and /readyz are served. ``--once`` polls every feed once, delivers, exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+
+from prometheus_client import CollectorRegistry
+
+from newswatch.cli.options import EXIT_OK, Commands, Context, add_command
+from newswatch.core import health_http
+from newswatch.core.config import Config
+from newswatch.core.errors import ConfigError, Issue
+from newswatch.core.metrics import MeteredAudit, Metrics
+from newswatch.core.state import Database, RuntimeLock
+from newswatch.rules.matcher import Matcher
+from newswatch.streams.alerts import Match
+from newswatch.streams.notices import ops_notice, transition_notifier
+from newswatch.streams.reload import RuleReloader, compile_rules
+
+log = logging.getLogger("newswatch")
+
+
+def add_commands(commands: Commands) -> None:
+    """Add ``run``."""
+    run = add_command(commands, "run",
+                      help="run the embedded runtime: poll, match, deliver (SQLite state)")
+    run.add_argument("--once", action="store_true", help="poll every feed once, deliver, exit")
+    run.set_defaults(handler=run_command)
+
+
+def run_command(args: argparse.Namespace, context: Context) -> int:
+    """Check config and rules (exit 2 before anything starts), then run until a signal."""
+    config = context.config(args)
+    matcher = compile_rules(config.rules, frozenset(config.receivers))
+    return asyncio.run(run_embedded(config, matcher, context.environ, once=args.once))
+
+
+async def run_embedded(
+    config: Config, matcher: Matcher, environ: Mapping[str, str], *, once: bool
+) -> int:
+    """Wire fetcher, poller, pipeline and rule reloader over the state file and run them;
+    prints the counters on stderr at the end."""
+    # lazy: the network stack (aiohttp, slack_sdk, aiosmtplib, feedparser): ~170 ms start-up
+    from newswatch.monitor.fetch import Fetcher, FetchLimits
+    from newswatch.monitor.poller import ArticleSink, Poller
+    from newswatch.streams.embedded import EmbeddedRuntime, make_pipeline
+    from newswatch.streams.receivers import build_notifiers
+
+    notifiers = build_notifiers(config, environ)  # a missing secret stops us here, exit 2
+    async with contextlib.AsyncExitStack() as stack:
+        metrics = _serve_metrics(config, stack)
+        stack.callback(_lock_state(config).release)  # one writer of the delivery state
+        db = Database.open(config.state)
+        stack.callback(db.close)
+        for notifier in notifiers.values():
+            stack.push_async_callback(notifier.aclose)
+        fetcher = Fetcher(limits=FetchLimits(total=config.fetch.timeout,
+                                             max_bytes=config.fetch.max_bytes),
+                          allow=config.fetch.allow)
+        stack.push_async_callback(fetcher.close)
+        pipeline = make_pipeline(
+            config, db, notifiers, audit=MeteredAudit(db, metrics) if metrics else None)
+
+        def make_poller(sink: ArticleSink) -> Poller:
+            return Poller(config.feeds, fetcher, health=db.mapping("health"),
+                          seen=db.mapping("seen"), entries=db.mapping("entries"), fetch_log=db,
+                          sink=sink, metrics=metrics,
+                          on_transition=transition_notifier(
+                              pipeline.deliver, config.ops,
+                              metrics.observe_notice if metrics is not None else None))
+
+        reloader = RuleReloader(
+            config.rules, matcher, status=db.mapping("meta"),
+            on_rejected=_rejection_notifier(pipeline.deliver, config.ops),
+            build=lambda: compile_rules(config.rules, frozenset(config.receivers)))
+        runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
+                                  pipeline=pipeline, metrics=metrics)
+        if once:
+            await runtime.run_once()
+        else:
+            log.info("running: %d feed(s), %d rule(s); Ctrl-C to stop",
+                     len(config.feeds), len(matcher.rules))
+            await _run_until_signalled(runtime.run, reloader)
+    c = runtime.counters
+    print(f"articles: {c.articles}, matches: {c.matches}, "
+          + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)
+    return EXIT_OK
+
+
+def _serve_metrics(config: Config, stack: contextlib.AsyncExitStack) -> Metrics | None:
+    """With ``metrics:`` in the config: the metrics, served with the health endpoints until
+    ``stack`` closes; ConfigError when the port cannot be bound. None without."""
+    if config.metrics is None:
+        return None
+    metrics = Metrics(CollectorRegistry())
+    watchdog = health_http.LoopWatchdog(asyncio.get_running_loop()).start()
+    stack.callback(watchdog.stop)
+    try:
+        server = health_http.serve(
+            port=config.metrics.port, host=config.metrics.host, registry=metrics.registry,
+            live={"loop": watchdog.check},
+            ready={"state": health_http.state_writable(config.state)})
+    except OSError as error:
+        raise ConfigError([Issue(str(config.path), 0, f"metrics: cannot listen on "
+                                 f"{config.metrics.host}:{config.metrics.port}: "
+                                 f"{error.strerror or error}")]) from None
+    stack.callback(server.close)
+    log.info("metrics on http://%s:%d/metrics (health: /healthz, /readyz)",
+             config.metrics.host, server.port)
+    return metrics
+
+
+def _lock_state(config: Config) -> RuntimeLock:
+    """The state's runtime lock, held; ConfigError when another process holds it."""
+    lock = RuntimeLock(config.state)
+    if not lock.acquire():
+        raise ConfigError([Issue(str(config.state), 0, "another `newswatch run` (pid "
+                                 f"{lock.holder()}) is using this state file")])
+    return lock
+
+
+def _rejection_notifier(
+    deliver: Callable[[Match], Awaitable[object]], ops: str | None
+) -> Callable[[str], Awaitable[None]]:
+    """What to do with a rejected rule reload's problems: an ops notice (when the config
+    names an ``ops`` receiver); the reloader has logged them already."""
+
+    async def notify(text: str) -> None:
+        if ops is not None:
+            await deliver(ops_notice(
+                "rules-rejected", "Rule reload rejected: the previous rules stay in force",
+                text, receiver=ops))
+
+    return notify
+
+
+async def _run_until_signalled(
+    run: Callable[[asyncio.Event], Awaitable[None]], reloader: RuleReloader
+) -> None:
+    """``run`` and the rule watcher until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(reloader.run(stop))
+    try:
+        await run(stop)
+    finally:
+        stop.set()
+        await watcher
