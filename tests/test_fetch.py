@@ -443,11 +443,10 @@ async def test_content_length_over_cap_is_refused_up_front() -> None:
     await raw.start()
     try:
         async with Fetcher(allow=[f"127.0.0.1:{raw.port}"]) as fetcher:
-            started = time.monotonic()
+            # refused from the header: reading the body first would end in a timeout
             error = await expect_error(
                 fetcher.fetch(f"http://127.0.0.1:{raw.port}/feed"), FetchErrorKind.TOO_LARGE
             )
-            assert time.monotonic() - started < 1.0
         assert "Content-Length 10000000000" in str(error)
         assert raw.hits == 1
     finally:
@@ -530,11 +529,11 @@ async def test_hung_tls_handshake_hits_the_connect_timeout() -> None:
     try:
         limits = FetchLimits(connect=0.5, total=5)
         async with Fetcher(limits, allow=[f"127.0.0.1:{silent.port}"]) as fetcher:
-            started = time.monotonic()
-            await expect_error(
+            error = await expect_error(
                 fetcher.fetch(f"https://127.0.0.1:{silent.port}/feed"), FetchErrorKind.TIMEOUT
             )
-            assert time.monotonic() - started < 1.5
+        # the connect limit fired (0.5 s), not the overall deadline (5 s)
+        assert "could not connect" in str(error) and "within 0.5 s" in str(error)
     finally:
         await silent.close()
 

@@ -358,8 +358,9 @@ def test_malformed_data_is_rejected(document: object) -> None:
         gazetteer._parse_data(document, "countries.yaml")
 
 
-def test_fresh_build_is_fast() -> None:
-    start = time.perf_counter()
-    base_names.__wrapped__()
+def test_fresh_build_is_cheap() -> None:
+    # CPU time of this process, not wall-clock time, so a busy machine does not move it.
     # Babel's locale data is cached by now; a cold process takes ~75 ms (+20 ms imports).
-    assert time.perf_counter() - start < 1.0
+    cpu_before = time.process_time()
+    base_names.__wrapped__()
+    assert time.process_time() - cpu_before < 2.0
