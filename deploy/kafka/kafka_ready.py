@@ -1,6 +1,6 @@
 """Wait until a Kafka broker answers a real metadata request (used by broker.sh).
 
-usage: python kafka_ready.py BOOTSTRAP [--pid PID] [--timeout SECONDS]
+usage: python kafka_ready.py BOOTSTRAP [--pid PID] [--brokers N] [--timeout SECONDS]
 
 Exit status: 0 ready, 1 deadline passed, 2 the broker process (--pid) exited,
 3 aiokafka is not importable.
@@ -32,7 +32,7 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
-async def _probe(bootstrap: str, attempt_timeout: float) -> str:
+async def _probe(bootstrap: str, attempt_timeout: float, brokers_wanted: int = 1) -> str:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(
@@ -47,10 +47,12 @@ async def _probe(bootstrap: str, attempt_timeout: float) -> str:
     finally:
         await admin.close()
     brokers = cluster.get("brokers", [])
+    if len(brokers) < brokers_wanted:  # a cluster node up before its peers registered
+        raise RuntimeError(f"{len(brokers)} of {brokers_wanted} brokers registered")
     return f"cluster {cluster.get('cluster_id')} with {len(brokers)} broker(s)"
 
 
-async def wait_ready(bootstrap: str, pid: int | None, timeout: float) -> int:
+async def wait_ready(bootstrap: str, pid: int | None, timeout: float, brokers: int = 1) -> int:
     deadline = time.monotonic() + timeout
     last_error = "no attempt made"
     while True:
@@ -65,7 +67,7 @@ async def wait_ready(bootstrap: str, pid: int | None, timeout: float) -> int:
             )
             return 1
         try:
-            summary = await _probe(bootstrap, min(5.0, max(remaining, 0.5)))
+            summary = await _probe(bootstrap, min(5.0, max(remaining, 0.5)), brokers)
         except Exception as exc:  # any failure means "not yet"
             last_error = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(min(0.25, max(deadline - time.monotonic(), 0)))
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bootstrap")
     parser.add_argument("--pid", type=int, default=None)
+    parser.add_argument("--brokers", type=int, default=1,
+                        help="ready only once the cluster lists this many brokers")
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     try:
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # aiokafka logs every refused connection at ERROR while the broker boots.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    return asyncio.run(wait_ready(args.bootstrap, args.pid, args.timeout))
+    return asyncio.run(wait_ready(args.bootstrap, args.pid, args.timeout, args.brokers))
 
 
 if __name__ == "__main__":
