@@ -248,6 +248,37 @@ def test_object_building_tag_is_rejected_without_running_it(tmp_path: Path) -> N
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("tagged", ['!!binary "aGVsbG8="', '!!python/name:os.system "x"',
+                                    "!!python/object:builtins.dict {}"])
+def test_explicit_tags_are_refused_even_on_quoted_text(tagged: str) -> None:
+    (message,) = errors(rule("phrases: [x]", f"severity: {tagged}"))
+    assert message.startswith("w.yaml:5: error: tag tag:yaml.org,2002:")
+    assert message.endswith("is not allowed")
+
+
+@pytest.mark.parametrize("nested", [
+    "[" * 2000 + "]" * 2000,                      # flow style: a RecursionError once
+    "\n" + "".join(" " * (2 * i) + "- " + "\n" for i in range(1, 200)),
+    "[" * 1_000_000 + "]" * 1_000_000,            # would crash libyaml's C composer
+])
+def test_deep_nesting_is_refused_while_parsing(nested: str) -> None:
+    (message,) = errors("rules:\n  - id: r1\n    title: T\n    phrases: " + nested + "\n")
+    assert "nesting deeper than 64 levels" in message
+    assert message.startswith("w.yaml:")
+
+
+def test_a_document_of_too_many_nodes_is_refused_at_the_node_past_the_cap() -> None:
+    text = "rules:\n" + "- x\n" * 450_000  # 1.8 MB: under the size cap, over the node cap
+    (message,) = errors(text)
+    # nodes 1-3 are the root mapping, the key "rules" and the list; item n is on line n + 1
+    assert message.startswith("w.yaml:199999: error: YAML syntax error: document too large")
+
+
+def test_a_nul_byte_is_located() -> None:
+    (message,) = errors("rules:\n  - id: r1\n    title: T\x00\n")
+    assert message == "w.yaml:3: error: character U+0000 is not allowed in YAML"
+
+
 def test_yes_and_no_stay_strings_so_norway_is_no() -> None:
     loaded = only_rule("countries: [NO, MA]")
     assert loaded.condition == AllOf((Countries(Group(any=("NO", "MA"))),))
