@@ -33,6 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.kafka_scale_bench import group_members, stable
 from newswatch.core.article import Article
+from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
 from tests.fakes.slack_api import FakeSlackAPI
 
@@ -152,13 +153,13 @@ async def main() -> None:
                     article = bench_article(i, args.channels)
                     sent[article.id] = time.monotonic()
                     await producer.send_and_wait(
-                        f"{prefix}articles", key=article.id.encode(),
-                        value=json.dumps(article.to_json()).encode())
+                        prefix + topics.ARTICLES, key=article.id.encode(),
+                        value=topics.ArticleMessage(article).to_bytes())
 
                 # every worker in the group and owning partitions first: a worker joining
                 # late rebalances the group mid-measurement (a ~1.5 s pause in the p99)
-                await wait_stable(args.bootstrap, f"{prefix}worker", f"{prefix}articles",
-                                  args.workers, args.partitions)
+                await wait_stable(args.bootstrap, prefix + topics.WORKER_APP,
+                                  prefix + topics.ARTICLES, args.workers, args.partitions)
                 # warm-up: one article, wait until the workers deliver it
                 await publish(0)
                 await slack.wait_for_calls(1, timeout=120)

@@ -51,7 +51,6 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
-import json
 import os
 import random
 import signal
@@ -93,6 +92,7 @@ from newswatch.rules.model import (
     Rule,
     RuleSet,
 )
+from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
 from tests.fakes.slack_api import FakeSlackAPI
 
@@ -103,7 +103,6 @@ SENTINEL_WORD = "zuqxawvoz"  # a made-up word: only sentinel articles contain it
 RULES_PER_FILE = 1000  # the strict YAML loader caps a file at 2 MiB and 200,000 nodes
 POLL = 0.2  # seconds between looks at offsets and the matches topic
 STOP_GRACE = 30.0  # seconds between SIGTERM and SIGKILL of a worker
-RESUME_MARKER = b'{"resume": true}'
 
 
 # ------------------------------------------------------------------------------- rules
@@ -349,10 +348,12 @@ class MatchesReader:
                                               timeout_ms=int(timeout * 1000))
         for records in batches.values():
             for record in records:
-                if record.key == SENTINEL_RULE.encode():
-                    article = json.loads(record.value or b"{}")["article"]["id"]
-                    self.sentinels[article] = record.timestamp / 1000
-                elif record.value != RESUME_MARKER:
+                message = topics.decode_matches(record.key, record.value)
+                if not isinstance(message, topics.MatchMessage):
+                    continue  # a tick or a replay request, not a match
+                if message.match.rule_id == SENTINEL_RULE:
+                    self.sentinels[message.match.article.id] = record.timestamp / 1000
+                else:
                     self.matches += 1
                     self.last_growth = time.time()
 
@@ -405,8 +406,8 @@ def offsets_table(articles_end: dict[TopicPartition, int],
                   matches_end: dict[TopicPartition, int],
                   matches_done: dict[TopicPartition, int]) -> str:
     lines = ["  topic     partition  committed        end   (committed -1: no commit yet)"]
-    for name, ends, done in (("articles", articles_end, articles_done),
-                             ("matches", matches_end, matches_done)):
+    for name, ends, done in ((topics.ARTICLES, articles_end, articles_done),
+                             (topics.MATCHES, matches_end, matches_done)):
         for tp in sorted(ends, key=lambda t: t.partition):
             lines.append(f"  {name:<9} {tp.partition:>9} {done.get(tp, -1):>10} "
                          f"{ends[tp]:>10}")
@@ -415,12 +416,12 @@ def offsets_table(articles_end: dict[TopicPartition, int],
 
 def article_value(article: Article, ident: str) -> bytes:
     copy = dataclasses.replace(article, id=ident, url=f"https://bench.example/{ident}")
-    return json.dumps(copy.to_json(), ensure_ascii=False).encode()
+    return topics.ArticleMessage(copy).to_bytes()
 
 
 def sentinel_value(ident: str) -> bytes:
     article = Article(id=ident, feed="bench", title=f"{SENTINEL_WORD} {ident}")
-    return json.dumps(article.to_json()).encode()
+    return topics.ArticleMessage(article).to_bytes()
 
 
 async def produce(producer: AIOKafkaProducer, topic: str, partitions: int,
@@ -488,8 +489,8 @@ async def run_once(bench: Bench, workers: int) -> Result:
     await ensure_topics(settings)
     config = write_config(folder, bench.rules_dir, bench.bootstrap, prefix, bench.partitions,
                           bench.slack, bench.channels)
-    group = f"{prefix}worker"
-    articles_topic, matches_topic = settings.topic("articles"), settings.topic("matches")
+    group = settings.topic(topics.WORKER_APP)
+    articles_topic, matches_topic = settings.topic(topics.ARTICLES), settings.topic(topics.MATCHES)
     art_tps = [TopicPartition(articles_topic, p) for p in range(bench.partitions)]
     match_tps = [TopicPartition(matches_topic, p) for p in range(bench.partitions)]
     print(f"\n== workers={workers} prefix={prefix} (logs in {folder})", flush=True)

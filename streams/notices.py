@@ -112,3 +112,21 @@ def transition_notifier(
             count(transition.kind)
 
     return on_transition
+
+
+def rejection_notifier(
+    deliver: Callable[[Match], Awaitable[object]], receiver: str | None
+) -> Callable[[str], Awaitable[None]]:
+    """The rule reloader's ``on_rejected`` for a runtime: the problems of a rejected edit
+    become an ops notice delivered through ``deliver`` to ``receiver``, the config's
+    ``ops`` (nothing with no ops receiver: the reloader has logged them). The notice's
+    article id is derived from the text, so the same rejection reported twice (by two
+    Kafka workers) is one notice once deduplicated."""
+
+    async def notify(text: str) -> None:
+        if receiver is not None:
+            await deliver(ops_notice(
+                "rules-rejected", "Rule reload rejected: the previous rules stay in force",
+                text, receiver=receiver))
+
+    return notify

@@ -12,7 +12,10 @@ from collections.abc import Mapping
 
 from newswatch.core.config import Config, ConsoleReceiver, EmailReceiver, SlackReceiver
 from newswatch.core.errors import ConfigError, Issue
-from newswatch.streams.notifiers import ConsoleNotifier, EmailNotifier, Notifier, SlackNotifier
+from newswatch.streams.channels.console import ConsoleNotifier
+from newswatch.streams.channels.email import EmailNotifier
+from newswatch.streams.channels.slack import SlackNotifier
+from newswatch.streams.notifiers import Notifier
 
 __all__ = ["build_notifiers"]
 

@@ -166,3 +166,38 @@ async def kafka_topics(bootstrap: str, *new: NewTopic) -> AsyncIterator[AIOKafka
             yield admin
         finally:
             await admin.delete_topics([t.name for t in new])
+
+
+async def wait_for_stable_group(bootstrap: str, group: str, topic: str, members: int,
+                                timeout: float = 120.0) -> None:
+    """Wait until the consumer group is Stable with ``members`` members, each assigned
+    partitions of ``topic``, every partition of it assigned: a scenario that starts before
+    that would race the last rebalance."""
+    import asyncio
+    import time
+
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+    from aiokafka.errors import KafkaError
+
+    async with kafka_admin(bootstrap) as admin:
+        deadline = time.monotonic() + timeout
+        (described,) = await admin.describe_topics([topic])
+        partitions = sorted(p["partition"] for p in described["partitions"])
+        while True:
+            owned: list[list[int]] = []
+            state = "Unknown"
+            try:
+                (response,) = await admin.describe_consumer_groups([group])
+                found = response.to_object()["groups"][0]
+                state = found["state"]
+                for member in found["members"]:
+                    raw = member["member_assignment"]
+                    tps = ConsumerProtocolMemberAssignment.decode(raw).partitions() if raw else []
+                    owned.append(sorted(tp.partition for tp in tps if tp.topic == topic))
+            except KafkaError:  # no coordinator yet on a fresh group
+                pass
+            if (state == "Stable" and len(owned) == members and all(owned)
+                    and sorted(p for o in owned for p in o) == partitions):
+                return
+            assert time.monotonic() < deadline, f"group {group}: {state}, {owned}"
+            await asyncio.sleep(0.5)  # group membership has no change event to wait on

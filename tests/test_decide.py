@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +18,6 @@ from newswatch.streams.decide import (
     apply,
     decide,
     identify,
-    item_id,
     lead_similarity,
     lead_words,
     prune,
@@ -27,8 +25,8 @@ from newswatch.streams.decide import (
     seal_digests,
     simhash,
     story_id,
-    upgrade,
 )
+from newswatch.streams.rulestate import RuleState, item_id
 from newswatch.streams.silences import new_silence
 
 T0 = 1_700_000_000.0
@@ -68,8 +66,8 @@ def seq() -> Callable[[], int]:
 
 
 def record(
-    state: dict[str, Any], m: Match, now: float, threads: dict[str, bool] | None = None
-) -> tuple[dict[str, Any], Verdict, list[Route], list[str]]:
+    state: RuleState, m: Match, now: float, threads: dict[str, bool] | None = None
+) -> tuple[RuleState, Verdict, list[Route], list[str]]:
     """One delivery decision as the pipeline makes it."""
     state = prune(state, now=now, window=m.dedup_window)
     verdict = decide(state, m, now=now)
@@ -79,8 +77,9 @@ def record(
     return state, verdict, routes, queued
 
 
-def sent(state: dict[str, Any]) -> dict[str, Any]:
+def sent(rule_state: RuleState) -> RuleState:
     """The state after every queued alert was accepted by its receiver."""
+    state = rule_state.to_json()
     stories = []
     for story in state["stories"]:
         parents = {r: ({"state": "sent", "receipt": {"receiver": r, "ref": "1.0"}, "shown": 1}
@@ -88,7 +87,7 @@ def sent(state: dict[str, Any]) -> dict[str, Any]:
                    for r, p in story["parents"].items()}
         stories.append({**story, "parents": parents})
     outbox = {k: v for k, v in state["outbox"].items() if v["kind"] != "alert"}
-    return {**state, "stories": stories, "outbox": outbox}
+    return RuleState.from_json({**state, "stories": stories, "outbox": outbox})
 
 
 # --------------------------------------------------------------------------- identity
@@ -96,25 +95,26 @@ def sent(state: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_new_story_is_sent_and_queued_for_each_receiver() -> None:
     m = match(receivers=("slack", "mail"))
-    state, verdict, routes, queued = record({}, m, T0)
+    state, verdict, routes, queued = record(RuleState(), m, T0)
     assert verdict == Verdict("send", "new story", story_id(m))
     assert [r.action for r in routes] == ["alert", "alert"]
     assert queued == [item_id("alert", "r1", "slack", story_id(m)),
                       item_id("alert", "r1", "mail", story_id(m))]
-    item = state["outbox"][queued[0]]
+    item = state.to_json()["outbox"][queued[0]]
     assert (item["kind"], item["receiver"], item["verdict"]) == ("alert", "slack", "send")
     assert Match.from_json(item["match"]) == m
-    assert state["stories"][0]["parents"] == {"slack": {"state": "pending", "shown": 1},
-                                              "mail": {"state": "pending", "shown": 1}}
+    parents = state.to_json()["stories"][0]["parents"]
+    assert parents == {"slack": {"state": "pending", "shown": 1},
+                       "mail": {"state": "pending", "shown": 1}}
 
 
 def test_the_same_article_from_another_feed_is_same_article() -> None:
-    state, *_ = record({}, match(), T0)
+    state, *_ = record(RuleState(), match(), T0)
     # Same canonical URL from another feed, another GUID.
     again = match(feed="b", ident="guid-b")
     verdict = decide(state, again, now=T0 + 60)
     assert verdict.kind == "same_article"
-    assert verdict.story == state["stories"][0]["id"]
+    assert verdict.story == state.stories[0].id
     # Same GUID-based id without a URL.
     by_id = Match.from_json({**match().to_json(), "article": {
         **match().article.to_json(), "url": "", "id": "https://a.example/1"}})
@@ -122,17 +122,17 @@ def test_the_same_article_from_another_feed_is_same_article() -> None:
 
 
 def test_a_rewritten_title_of_the_same_story_is_same_story_with_the_score() -> None:
-    state, *_ = record({}, match(), T0)
+    state, *_ = record(RuleState(), match(), T0)
     copy = match(title="Le Maroc et les USA signent un accord de coopération militaire de "
                        "dix ans", url="https://b.example/2", feed="b")
     verdict = decide(state, copy, now=T0 + 60)
     assert verdict.kind == "same_story"
     assert verdict.reason == f"title 92% similar to a story first seen at {T0:.0f}"
-    assert verdict.story == state["stories"][0]["id"]
+    assert verdict.story == state.stories[0].id
 
 
 def test_a_near_duplicate_lead_joins_the_story_even_with_another_title() -> None:
-    state, *_ = record({}, match(summary=LEAD), T0)
+    state, *_ = record(RuleState(), match(summary=LEAD), T0)
     rewritten = LEAD.replace("vendredi", "ce vendredi").replace("dix ans", "10 ans")
     copy = match(title="Rabat et Washington scellent leur alliance", summary=rewritten,
                  url="https://c.example/3", feed="c")
@@ -142,23 +142,23 @@ def test_a_near_duplicate_lead_joins_the_story_even_with_another_title() -> None
 
 
 def test_unrelated_stories_and_short_titles_are_new() -> None:
-    state, *_ = record({}, match(summary=LEAD), T0)
+    state, *_ = record(RuleState(), match(summary=LEAD), T0)
     other = match(title="L'Algérie annonce des élections législatives anticipées",
                   summary="Le président a dissous l'assemblée nationale " * 4,
                   url="https://d.example/4")
     assert decide(state, other, now=T0).kind == "send"
     short = match(title="Maroc États-Unis", url="https://d.example/5")  # < 4 words
-    state2, *_ = record({}, match(title="Maroc États-Unis accord"), T0)
+    state2, *_ = record(RuleState(), match(title="Maroc États-Unis accord"), T0)
     assert decide(state2, short, now=T0).kind == "send"
 
 
 def test_a_story_outside_the_window_alerts_again() -> None:
-    state, *_ = record({}, match(), T0)
+    state, *_ = record(RuleState(), match(), T0)
     copy = match(url="https://b.example/2", feed="b")
     assert decide(prune(state, now=T0 + 23 * 3600, window=24 * 3600), copy,
                   now=T0).kind == "same_story"
     later = prune(state, now=T0 + 25 * 3600, window=24 * 3600)
-    assert later["stories"] == [] or later["outbox"]  # kept only while something is pending
+    assert later.stories == () or later.outbox  # kept only while something is pending
     assert decide(prune(sent(state), now=T0 + 25 * 3600, window=24 * 3600), copy,
                   now=T0).kind == "send"
 
@@ -178,7 +178,7 @@ def test_simhash_similarity_is_one_for_equal_leads_and_low_for_unrelated() -> No
 
 
 def test_same_story_replies_in_slack_and_waits_for_the_digest_in_email() -> None:
-    state, *_ = record({}, match(receivers=("slack", "mail")), T0,
+    state, *_ = record(RuleState(), match(receivers=("slack", "mail")), T0,
                        threads={"slack": True, "mail": False})
     copy = match(url="https://b.example/2", feed="b", receivers=("slack", "mail"))
     state, verdict, routes, queued = record(state, copy, T0 + 60,
@@ -187,21 +187,21 @@ def test_same_story_replies_in_slack_and_waits_for_the_digest_in_email() -> None
     assert [(r.receiver, r.action) for r in routes] == [("slack", "reply"), ("mail", "digest")]
     assert "reply in the thread of the first alert" in routes[0].verdict.reason
     assert "in the next digest" in routes[1].verdict.reason
-    story = state["stories"][0]
+    story = state.to_json()["stories"][0]
     assert story["sources"] == 2 and story["feeds"] == ["a", "b"]
-    kinds = sorted(state["outbox"][i]["kind"] for i in queued)
+    kinds = sorted(state.outbox[i].kind for i in queued)
     assert kinds == ["reply", "update"]
-    entries = state["digests"]["mail"]["entries"]
+    entries = state.to_json()["digests"]["mail"]["entries"]
     assert [(e["kind"], e["feed"]) for e in entries] == [("same_story", "b")]
     # A third report queues one more reply but no second pending source-count update.
     third = match(url="https://c.example/3", feed="c", receivers=("slack", "mail"))
     state, _, _, queued = record(state, third, T0 + 90, threads={"slack": True, "mail": False})
-    assert sorted(state["outbox"][i]["kind"] for i in queued) == ["reply"]
-    assert state["stories"][0]["sources"] == 3
+    assert sorted(state.outbox[i].kind for i in queued) == ["reply"]
+    assert state.stories[0].sources == 3
 
 
 def test_beyond_max_per_hour_matches_are_throttled_into_the_digest() -> None:
-    state: dict[str, Any] = {}
+    state = RuleState()
     verdicts = []
     for n in range(5):
         m = match(title=distinct(n), url=f"https://x.example/{n}", max_per_hour=3)
@@ -210,7 +210,7 @@ def test_beyond_max_per_hour_matches_are_throttled_into_the_digest() -> None:
     assert [v.kind for v in verdicts] == ["send", "send", "send", "throttled", "throttled"]
     assert verdicts[3].reason == ("3 alert(s) in the last hour (max_per_hour 3); "
                                   "in the next digest")
-    digest = state["digests"]["slack"]
+    digest = state.to_json()["digests"]["slack"]
     assert len(digest["entries"]) == 2 and digest["due"] == T0 + 3 + 3600.0
     # An hour after the first alerts the budget is back.
     m = match(title=distinct(7), url="https://x.example/9", max_per_hour=3)
@@ -219,19 +219,19 @@ def test_beyond_max_per_hour_matches_are_throttled_into_the_digest() -> None:
 
 
 def test_max_per_hour_zero_sends_everything_to_the_digest() -> None:
-    _, _, routes, queued = record({}, match(max_per_hour=0), T0)
+    _, _, routes, queued = record(RuleState(), match(max_per_hour=0), T0)
     assert routes[0].verdict.kind == "throttled" and queued == []
 
 
 def test_a_due_digest_moves_to_the_outbox_once() -> None:
-    state: dict[str, Any] = {}
+    state = RuleState()
     for n in range(3):
         m = match(title=distinct(n), url=f"https://x.example/{n}", max_per_hour=1)
         state, *_ = record(state, m, T0 + n)
     assert seal_digests(state, "r1", now=T0 + 100, next_seq=seq())[1] == []
     sealed, queued = seal_digests(state, "r1", now=T0 + 1 + 3600, next_seq=seq())
-    assert len(queued) == 1 and "slack" not in sealed["digests"]
-    item = sealed["outbox"][queued[0]]
+    assert len(queued) == 1 and "slack" not in sealed.digests
+    item = sealed.to_json()["outbox"][queued[0]]
     assert item["kind"] == "digest" and len(item["digest"]["entries"]) == 2
     assert seal_digests(sealed, "r1", now=T0 + 7200, next_seq=seq())[1] == []
 
@@ -244,18 +244,18 @@ def test_an_active_silence_gives_a_silenced_verdict_with_its_reason() -> None:
     m = match(evidence=(country,))
     silence = new_silence(reason="covered by the Rabat desk", now=T0, duration=3600,
                           country="ma")
-    verdict = decide({}, m, now=T0 + 10, silences=[silence])
+    verdict = decide(RuleState(), m, now=T0 + 10, silences=[silence])
     assert verdict.kind == "silenced"
     assert verdict.reason == (f"silenced by {silence.id} (country=MA) until {T0 + 3600:.0f}: "
                               "covered by the Rabat desk")
-    assert decide({}, m, now=T0 + 3601, silences=[silence]).kind == "send"  # expired
+    assert decide(RuleState(), m, now=T0 + 3601, silences=[silence]).kind == "send"  # expired
     other = new_silence(reason="x", now=T0, duration=3600, country="DZ")
-    assert decide({}, m, now=T0 + 10, silences=[other]).kind == "send"
+    assert decide(RuleState(), m, now=T0 + 10, silences=[other]).kind == "send"
 
 
 def test_a_story_silence_stops_the_copies_but_a_repeat_stays_same_article() -> None:
-    state, *_ = record({}, match(), T0)
-    sid = state["stories"][0]["id"]
+    state, *_ = record(RuleState(), match(), T0)
+    sid = state.stories[0].id
     silence = new_silence(reason="enough", now=T0, duration=600, story=sid)
     copy = match(url="https://b.example/2", feed="b")
     assert decide(state, copy, now=T0 + 1, silences=[silence]).kind == "silenced"
@@ -263,7 +263,7 @@ def test_a_story_silence_stops_the_copies_but_a_repeat_stays_same_article() -> N
 
 
 def test_silenced_and_same_article_change_nothing() -> None:
-    state, *_ = record({}, match(), T0)
+    state, *_ = record(RuleState(), match(), T0)
     for verdict in (Verdict("silenced", "x", "s"), Verdict("same_article", "y", "s")):
         assert apply(state, match(), [], verdict, now=T0, next_seq=seq()) == (state, [])
 
@@ -281,11 +281,11 @@ def test_state_written_before_the_outbox_keeps_its_pending_deliveries() -> None:
         "replies": {"slack\x1fk": {"state": "pending", "receiver": "slack",
                                    "match": m.to_json()}},
         "match": m.to_json()}]}
-    new = upgrade(old)
-    assert new["v"] == 2
-    kinds = sorted((i["kind"], i["receiver"]) for i in new["outbox"].values())
+    new = RuleState.from_json(old)
+    assert new.to_json()["v"] == 2
+    kinds = sorted((i.kind, i.receiver) for i in new.outbox.values())
     assert kinds == [("alert", "mail"), ("reply", "slack")]
-    assert new["stories"][0]["parents"]["slack"]["state"] == "sent"
+    assert new.stories[0].parents["slack"].state == "sent"
     assert identify(new, m).kind == "same_article"
 
 
@@ -300,10 +300,10 @@ words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P",
 @given(first=words, second=words, summary=words)
 def test_decisions_are_deterministic_and_never_raise(first: str, second: str,
                                                      summary: str) -> None:
-    state, *_ = record({}, match(title=first, summary=summary), T0)
+    state, *_ = record(RuleState(), match(title=first, summary=summary), T0)
     m = match(title=second, summary=summary, url="https://other.example/")
     a = decide(state, m, now=T0 + 1)
     b = decide(state, m, now=T0 + 1)
     assert a == b and a.kind in ("send", "same_story")
     if a.kind == "same_story":
-        assert a.story == state["stories"][0]["id"] and a.reason
+        assert a.story == state.stories[0].id and a.reason

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from newswatch.core.state import Decision
 from newswatch.monitor.health import FeedHealth, Transition
+from newswatch.streams.channels.console import ConsoleNotifier
 from newswatch.streams.notices import feed_notice
-from newswatch.streams.notifiers import ConsoleNotifier
 from newswatch.streams.pipeline import Pipeline
 from tests.fakes.feed_server import FeedServer, rss
 

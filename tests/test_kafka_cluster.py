@@ -30,6 +30,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from newswatch.streams.kafka import topics
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
@@ -199,10 +200,10 @@ async def lag_report(bootstrap: str, prefix: str) -> str:
     await admin.start()
     await consumer.start()
     try:
-        parts = [TopicPartition(f"{prefix}{t}", p) for t in ("articles", "matches")
+        parts = [TopicPartition(f"{prefix}{t}", p) for t in topics.STREAMED
                  for p in range(PARTITIONS)]
         ends = await consumer.end_offsets(parts)
-        committed = await admin.list_consumer_group_offsets(f"{prefix}worker")
+        committed = await admin.list_consumer_group_offsets(prefix + topics.WORKER_APP)
         return ", ".join(
             f"{tp.topic.removeprefix(prefix)}[{tp.partition}] "
             f"{committed[tp].offset if tp in committed else None}/{ends[tp]}" for tp in parts)
@@ -289,8 +290,7 @@ async def test_broker_stopped_30s_and_restarted(
             feeds.publish(10)
             await delivered(slack_api, feeds.expected(), 180, bootstrap, prefix)
             print(f"\nbroker back: all alerts in {time.monotonic() - t0:.0f}s after restart")
-            await drained(bootstrap, f"{prefix}worker",
-                          [f"{prefix}articles", f"{prefix}matches"], timeout=120)
+            await drained(bootstrap, prefix, timeout=120)
             lost, duplicated = report("broker stopped 30 s", slack_api, feeds.expected())
             codes = [await p.stop() for p in (poller, worker)]
     assert (lost, duplicated) == (0, 0)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 
 from newswatch.core.article import Article
+from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
 from newswatch.streams.kafka.dlq import Poison, delivery_dead_letters, poison_events
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
@@ -93,9 +94,10 @@ async def test_kafka_dead_letters_are_listed_replayed_once_and_poison_republishe
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(settings.topic("articles"), key=b"seed-1",
-                                     value=json.dumps(article.to_json()).encode())
-        await producer.send_and_wait(settings.topic("articles"), key=b"broken",
+        seed = topics.ArticleMessage(article)
+        await producer.send_and_wait(settings.topic(topics.ARTICLES), key=seed.key(),
+                                     value=seed.to_bytes())
+        await producer.send_and_wait(settings.topic(topics.ARTICLES), key=b"broken",
                                      value=POISON)
     finally:
         await producer.stop()
@@ -137,7 +139,7 @@ async def test_kafka_dead_letters_are_listed_replayed_once_and_poison_republishe
         letters = await eventually(lambda: delivery_dead_letters(settings),
                                    lambda v: not v)
         assert letters == {}
-        await drained(kafka_bootstrap, f"{prefix}worker", [f"{prefix}matches"])
+        await drained(kafka_bootstrap, prefix, [topics.MATCHES])
         assert len(slack_api.messages) == 1
         assert "Mark Esper" in json.dumps(slack_api.messages[0].payload, ensure_ascii=False)
         assert [r["kind"] for r in await listing(config)] == ["poison"]
@@ -147,7 +149,7 @@ async def test_kafka_dead_letters_are_listed_replayed_once_and_poison_republishe
                                          "--id", bad["id"], "--id", "poison:9:999",
                                          "--id", "nope")
         assert code == 1, err
-        assert out.splitlines() == [f"{bad['id']}: re-published to {prefix}articles",
+        assert out.splitlines() == [f"{bad['id']}: re-published to {prefix}{topics.ARTICLES}",
                                     "poison:9:999: not found", "nope: not found"]
         poison = await eventually(lambda: poison_events(settings), lambda v: len(v) >= 2)
         assert len(poison) == 2 and poison[1].id != bad["id"]

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from newswatch.streams.kafka.client import KafkaSettings, reliable_producer
-from newswatch.streams.kafka.worker import RESUME_EVERY, build_app
+from newswatch.streams.kafka.ticks import TICK_AGAIN, TICK_EVERY
+from newswatch.streams.kafka.worker import build_app
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.fixtures import slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
@@ -47,17 +48,17 @@ async def test_sigterm_then_restart_without_new_input_sends_nothing_again(
         poller = Proc(tmp_path, "poller", "poll", "--config", config)
         async with processes(worker, poller):
             await delivered(slack_api, feeds.expected(), 120, kafka_bootstrap, prefix)
-            await drained(kafka_bootstrap, f"{prefix}worker",
-                          [f"{prefix}articles", f"{prefix}matches"])
+            await drained(kafka_bootstrap, prefix)
             before = len(slack_api.calls_to("chat.postMessage"))
             t0 = time.monotonic()
             assert await worker.stop() == 0
             shutdown = time.monotonic() - t0
             await worker.start()
             await worker.logged("Worker ready", timeout=60)
-            # The scenario is a quiet period: longer than the resume timer, which is what
-            # would re-send a delivery the worker wrongly believed pending.
-            await asyncio.sleep(RESUME_EVERY + 2)
+            # The scenario is a quiet period: longer than the tick timer takes to tick an
+            # outbox, which is what would re-send a delivery the worker wrongly believed
+            # pending.
+            await asyncio.sleep(TICK_AGAIN + 2 * TICK_EVERY + 2)
             resent = len(slack_api.calls_to("chat.postMessage")) - before
             feeds.publish(4)  # new input after the restart: delivered once
             await delivered(slack_api, feeds.expected(), 120, kafka_bootstrap, prefix)

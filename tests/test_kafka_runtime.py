@@ -10,12 +10,14 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from newswatch.streams.kafka import topics
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
@@ -67,14 +69,18 @@ async def stop(proc: asyncio.subprocess.Process) -> int:
         raise
 
 
-async def drained(bootstrap: str, group: str, topics: list[str], timeout: float = 60) -> None:
-    """Wait until the group has committed every message of the topics (lag 0)."""
+async def drained(bootstrap: str, prefix: str, names: Sequence[str] = topics.STREAMED,
+                  timeout: float = 60) -> None:
+    """Wait until the worker group of ``prefix`` has committed every message of the topics
+    ``names`` (lag 0; by default the topics its agents stream)."""
+    group = prefix + topics.WORKER_APP
+    streamed = [prefix + name for name in names]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await admin.start()
     await consumer.start()
     try:
-        parts = [TopicPartition(t, p) for t in topics
+        parts = [TopicPartition(t, p) for t in streamed
                  for p in (consumer.partitions_for_topic(t) or set())]
         deadline = time.monotonic() + timeout
         while True:
@@ -141,8 +147,7 @@ async def test_seed_article_goes_poller_kafka_worker_to_one_slack_alert(
         poller = await start("poll", "--config", str(config))
         try:
             await slack_api.wait_for_calls(1, timeout=120)
-            await drained(kafka_bootstrap, f"{prefix}worker",
-                          [f"{prefix}articles", f"{prefix}matches"])
+            await drained(kafka_bootstrap, prefix)
             posted = slack_api.calls_to("chat.postMessage")
             assert len(posted) == 1
             assert "Mark Esper" in json.dumps(posted[0].payload, ensure_ascii=False)
@@ -152,8 +157,8 @@ async def test_seed_article_goes_poller_kafka_worker_to_one_slack_alert(
                 assert live.status == 200, await live.text()
                 assert "event loop lag" in await live.text()
                 exposition = await worker_metrics(http, port, "newswatch_consumer_lag{")
-            assert f'newswatch_consumer_lag{{partition="0",topic="{prefix}articles"}} 0.0' \
-                in exposition
+            lag = f'newswatch_consumer_lag{{partition="0",topic="{prefix}{topics.ARTICLES}"}}'
+            assert f"{lag} 0.0" in exposition
             assert 'newswatch_deliveries_total{receiver="desk",result="sent"} 1.0' \
                 in exposition
             assert "newswatch_articles_matched_total 1.0" in exposition

@@ -8,7 +8,7 @@ worker` and two `newswatch poll` processes sharing 20 feeds (4 partitions per to
 - (the rebalance storm is in tests/test_kafka_storm.py.)
 
 Each prints "lost x of n, duplicated y" and how many partitions the workers' repairs to
-faust read again (streams/kafka/worker.py: a stalled partition, or records faust dropped
+faust read again (streams/kafka/consumer.py: a stalled partition, or records faust dropped
 before any agent saw them).
 """
 
@@ -36,7 +36,7 @@ from tests.test_kafka_runtime import drained
 
 
 def rewinds(*workers: Proc) -> str:
-    """What the workers' repairs to faust read again (streams/kafka/worker.py)."""
+    """What the workers' repairs to faust read again (streams/kafka/consumer.py)."""
     stalled = sum(w.count_in_logs("stalled: committed") for w in workers)
     dropped = sum(w.count_in_logs("were dropped before any agent saw them") for w in workers)
     return f"partitions read again: {stalled} stalled, {dropped} with records faust dropped"
@@ -57,8 +57,7 @@ async def test_two_workers_two_pollers_one_worker_stopped_mid_stream(
             assert await workers[1].stop() == 0  # its partitions move to worker1
             feeds.publish(10)
             await delivered(slack_api, feeds.expected(), 120, kafka_bootstrap, prefix)
-            await drained(kafka_bootstrap, f"{prefix}worker",
-                          [f"{prefix}articles", f"{prefix}matches"])
+            await drained(kafka_bootstrap, prefix)
             lost, duplicated = report("two workers, one stopped", slack_api, feeds.expected())
             print(rewinds(*workers))
             codes = [await p.stop() for p in (pollers[0], pollers[1], workers[0])]
@@ -95,8 +94,7 @@ async def test_workers_and_poller_killed(
                 await victim.start()
             feeds.publish(25)
             await delivered(slack_api, feeds.expected(), 120, kafka_bootstrap, prefix)
-            await drained(kafka_bootstrap, f"{prefix}worker",
-                          [f"{prefix}articles", f"{prefix}matches"], timeout=120)
+            await drained(kafka_bootstrap, prefix, timeout=120)
             lost, duplicated = report(f"worker killed -9 x{KILLS}, poller killed -9 x1",
                                       slack_api, feeds.expected())
             print(rewinds(victim, steady))

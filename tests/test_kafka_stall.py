@@ -1,5 +1,5 @@
 """The worker's repairs to faust's consumer against the real broker, with the faust app in
-this process (streams/kafka/worker.py, docs/scaling.md "Stalled partitions"):
+this process (streams/kafka/consumer.py, docs/scaling.md "Stalled partitions"):
 
 - the stall guard: a partition faust stopped consuming (records fetched and dropped,
   nothing acked, so the committed offset never moves) is read again from its committed
@@ -11,7 +11,6 @@ this process (streams/kafka/worker.py, docs/scaling.md "Stalled partitions"):
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from newswatch.core.article import Article
 from newswatch.core.metrics import Metrics
+from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
 from newswatch.streams.kafka.worker import build_app
 from newswatch.streams.reload import compile_rules
@@ -63,8 +63,9 @@ class Worker:
                 ident = title.split()[-1]
                 article = Article(id=ident, feed="f", title=title,
                                   url=f"https://news.example/{ident}")
-                await producer.send_and_wait(self.articles.topic, key=ident.encode(),
-                                             value=json.dumps(article.to_json()).encode())
+                message = topics.ArticleMessage(article)
+                await producer.send_and_wait(self.articles.topic, key=message.key(),
+                                             value=message.to_bytes())
         finally:
             await producer.stop()
 
@@ -86,7 +87,7 @@ async def worker(tmp_path: Path, bootstrap: str, stall_after: float) -> AsyncIte
                     metrics=metrics, stall_after=stall_after)
     await app.start()
     try:
-        articles = TP(settings.topic("articles"), 0)
+        articles = TP(settings.topic(topics.ARTICLES), 0)
         await until(lambda: articles in app.consumer.assignment()
                     and app.tables.recovery.completed.is_set(), timeout=60)
         yield Worker(app, articles, desk, metrics, bootstrap)

@@ -18,9 +18,9 @@ from newswatch.core.metrics import MeteredAudit, Metrics, MetricsServer, serve
 from newswatch.core.state import Decision, FetchEvent
 from newswatch.monitor.fetch import Fetcher, FetchLimits
 from newswatch.monitor.poller import ArticleSink, Poller
+from newswatch.streams.channels.console import ConsoleNotifier
 from newswatch.streams.embedded import EmbeddedRuntime
 from newswatch.streams.notices import transition_notifier
-from newswatch.streams.notifiers import ConsoleNotifier
 from newswatch.streams.pipeline import Pipeline
 from newswatch.streams.reload import compile_rules
 from tests.fakes.feed_server import rss

@@ -13,15 +13,11 @@ import aiohttp
 import pytest
 
 from newswatch.core.errors import DeliveryError
-from newswatch.streams.notifiers import (
-    ConsoleNotifier,
-    EmailNotifier,
-    Notifier,
-    Receipt,
-    RefusedRecipient,
-    SlackNotifier,
-)
-from newswatch.streams.render import render_email, render_slack
+from newswatch.streams.channels.console import ConsoleNotifier
+from newswatch.streams.channels.email import EmailNotifier, render_email
+from newswatch.streams.channels.slack import SlackNotifier
+from newswatch.streams.channels.slack_render import render_slack
+from newswatch.streams.notifiers import Notifier, Receipt, RefusedRecipient
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api, smtp_sink  # noqa: F401
 from tests.fakes.samples import TITLE, sample_match
 from tests.fakes.slack_api import FakeSlackAPI

@@ -12,7 +12,9 @@ from typing import Any
 from newswatch.core.errors import DeliveryError
 from newswatch.core.state import Decision
 from newswatch.streams.alerts import Match
-from newswatch.streams.notifiers import EmailNotifier, Notifier, Receipt, SlackNotifier
+from newswatch.streams.channels.email import EmailNotifier
+from newswatch.streams.channels.slack import SlackNotifier
+from newswatch.streams.notifiers import Notifier, Receipt
 from newswatch.streams.pacing import Pacer
 from newswatch.streams.pipeline import Pipeline, RetryPolicy
 from tests.fakes.clock import ManualTime, VirtualTime

@@ -9,7 +9,9 @@ import pytest
 
 from newswatch.core.config import parse_config
 from newswatch.core.errors import ConfigError
-from newswatch.streams.notifiers import ConsoleNotifier, EmailNotifier, SlackNotifier
+from newswatch.streams.channels.console import ConsoleNotifier
+from newswatch.streams.channels.email import EmailNotifier
+from newswatch.streams.channels.slack import SlackNotifier
 from newswatch.streams.receivers import build_notifiers
 
 CONFIG = """rules: []

@@ -17,21 +17,20 @@ from hypothesis import strategies as st
 from newswatch.core.article import FIELDS, Article
 from newswatch.rules.evidence import Evidence
 from newswatch.streams.alerts import Match
-from newswatch.streams.render import (
-    EMAIL_SUBJECT_LIMIT,
+from newswatch.streams.channels.console import render_console
+from newswatch.streams.channels.email import EMAIL_SUBJECT_LIMIT, render_email
+from newswatch.streams.channels.slack_render import (
     MRKDWN_LOOKALIKES,
     SLACK_FALLBACK_LIMIT,
     SLACK_HEADER_LIMIT,
     SLACK_MAX_BLOCKS,
     SLACK_SECTION_LIMIT,
     SlackMessage,
-    render_console,
-    render_email,
     render_slack,
     render_slack_reply,
-    safe_link_url,
     slack_escape,
 )
+from newswatch.streams.channels.text import safe_link_url
 from tests.fakes.samples import SUMMARY, TITLE, URL, sample_match
 from tests.fakes.slack_api import fired_control_sequences
 
@@ -50,7 +49,7 @@ MENTIONS = [
 ]
 # Every str.splitlines() separator plus the classic CRLF injection.
 LINE_BREAKERS = ["\r\n", "\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
-# Our own link, as render.py emits it: an http(s) URL without <>| or spaces, then inert text.
+# Our own link, as slack_render.py emits it: an http(s) URL without <>| or spaces, then inert text.
 OUR_LINK_RE = re.compile(r"<https?://[^\s<>|]+\|[^<>]*>")
 ENTITY_RE = re.compile(r"&(?!amp;|lt;|gt;)")
 
@@ -714,8 +713,8 @@ def test_property_email_is_safe(match: Match) -> None:
     parsed = parse_bytes(msg)  # serialisation never raises
     head = msg.as_bytes(policy=email.policy.SMTP).split(b"\r\n\r\n")[0]
     assert all(len(line) <= 78 for line in head.split(b"\r\n"))
-    # Exact round trip: render.py folds the Subject itself (CPython 3.11's folder can split
-    # an encoded word across lines, gh-144156).
+    # Exact round trip: streams/channels/email.py folds the Subject itself (CPython 3.11's
+    # folder can split an encoded word across lines, gh-144156).
     assert parsed["Subject"] == subject
     assert parsed["Bcc"] is None and parsed["To"] == ", ".join(RECIPIENTS)
     feed = [match.article.title, match.article.summary, match.article.feed, match.title]

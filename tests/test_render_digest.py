@@ -10,13 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newswatch.streams.alerts import Digest, DigestEntry
-from newswatch.streams.render import (
-    EMAIL_SUBJECT_LIMIT,
-    SlackMessage,
-    render_console_digest,
-    render_email_digest,
-    render_slack_digest,
-)
+from newswatch.streams.channels.console import render_console_digest
+from newswatch.streams.channels.email import EMAIL_SUBJECT_LIMIT, render_email_digest
+from newswatch.streams.channels.slack_render import SlackMessage, render_slack_digest
 from tests.test_render import (
     LINE_BREAKERS,
     MENTIONS,

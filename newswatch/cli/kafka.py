@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -26,6 +26,7 @@ from newswatch.core.config import Config
 from newswatch.core.metrics import Metrics
 from newswatch.core.state import FetchEvent
 from newswatch.rules.matcher import Matcher
+from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
 
 log = logging.getLogger("newswatch.poll")
@@ -81,7 +82,8 @@ class _NoFetchLog:
 
 async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics | None = None,
                        environ: Mapping[str, str] = os.environ) -> None:
-    """Poll the feeds this process owns and publish new articles to Kafka until ``stop``."""
+    """Poll the feeds this process owns and publish new articles to Kafka until ``stop``;
+    feed-health transitions become ops notices for the workers to deliver."""
     # lazy: the Kafka extra, and the network stack (aiohttp, feedparser): ~170 ms start-up
     from newswatch.monitor.fetch import Fetcher, FetchLimits
     from newswatch.monitor.poller import Poller
@@ -93,44 +95,68 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
         reliable_producer,
     )
     from newswatch.streams.kafka.feed_state import KafkaFeedState
+    from newswatch.streams.kafka.notices import NoticePublisher
 
     settings = kafka_settings(config, environ)
     await ensure_topics(settings)
     producer = reliable_producer(settings)
     await producer.start()
-    ownership = FeedOwnership(settings)
     fetcher = Fetcher(limits=FetchLimits(total=config.fetch.timeout,
                                          max_bytes=config.fetch.max_bytes),
                       allow=config.fetch.allow)
     state = KafkaFeedState(settings, producer)
+    share = _Share(FeedOwnership(settings), state)
     try:
-        await ownership.start()
+        await share.ownership.start()
         await state.load()
         poller = Poller(
             config.feeds, fetcher, health=state.health, seen=state.seen,
-            fetch_log=_NoFetchLog(), sink=ArticleProducer(producer, settings.topic("articles")),
-            owns=ownership.owns, metrics=metrics,
+            fetch_log=_NoFetchLog(), sink=ArticleProducer(producer, settings),
+            owns=share.owns, metrics=metrics,
+            on_transition=transition_notifier(
+                # the announced state durable before the notice: never announced twice
+                NoticePublisher(producer, settings, before=state.flush), config.ops,
+                metrics.observe_notice if metrics is not None else None),
         )
         polling = asyncio.create_task(poller.run(stop))
-        generation = ownership.generation
         log.info("polling: %d feed(s) configured; waiting for the group to assign feeds",
                  len(config.feeds))
         while not stop.is_set():
-            await ownership.tick()
-            if ownership.generation != generation:
-                generation = ownership.generation
-                await state.load()  # another poller may have polled these feeds
-                poller.reload_schedule()
-                owned = [f.name for f in config.feeds if ownership.owns(f.name)]
-                log.info("feeds assigned to this poller: %s", ", ".join(owned) or "none")
+            await share.follow(poller, config)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=OWNERSHIP_TICK)
         await polling
     finally:
         await state.flush()
-        await ownership.stop()
+        await share.ownership.stop()
         await fetcher.close()
         await producer.stop()
+
+
+class _Share:
+    """This poller's share of the feeds: what the group assigned, once its feed state is
+    loaded. Polled before, with the previous owner's health unknown, a feed would announce
+    again what that owner announced."""
+
+    def __init__(self, ownership: Any, state: Any) -> None:
+        self.ownership = ownership  # FeedOwnership, KafkaFeedState: the Kafka extra
+        self._state = state
+        self._loaded = ownership.generation  # the assignment whose state is loaded
+
+    def owns(self, feed: str) -> bool:
+        return bool(self._loaded == self.ownership.generation and self.ownership.owns(feed))
+
+    async def follow(self, poller: Any, config: Config) -> None:
+        """Keep the group membership alive; after a reassignment, load the feed state
+        (another poller may have polled these feeds) before polling them."""
+        await self.ownership.tick()
+        generation = self.ownership.generation
+        if generation != self._loaded:
+            await self._state.load()
+            poller.reload_schedule()
+            self._loaded = generation
+            owned = [f.name for f in config.feeds if self.ownership.owns(f.name)]
+            log.info("feeds assigned to this poller: %s", ", ".join(owned) or "none")
 
 
 def _health(config: Config, loop: asyncio.AbstractEventLoop | None,
@@ -162,12 +188,17 @@ def _health(config: Config, loop: asyncio.AbstractEventLoop | None,
     return close
 
 
-def watch_rules_in_thread(config: Config, build_matcher: Callable[[], Matcher]) -> RuleReloader:
+def watch_rules_in_thread(
+    config: Config, build_matcher: Callable[[], Matcher],
+    on_rejected: Callable[[str], Awaitable[None]] | None = None,
+) -> RuleReloader:
     """Hot reload for the worker: a ``RuleReloader`` (same rules as ``newswatch run``: quiet
-    for 1 s, then load; a rejected edit keeps the previous rules and is logged) on its own
-    event loop in a daemon thread, so faust's loop is never blocked by a rule compile. The
-    worker reads ``reloader.current`` for every article."""
-    reloader = RuleReloader(config.rules, build_matcher(), build=build_matcher, status={})
+    for 1 s, then load; a rejected edit keeps the previous rules, is logged and handed to
+    ``on_rejected``, awaited on the reloader's loop) on its own event loop in a daemon
+    thread, so faust's loop is never blocked by a rule compile. The worker reads
+    ``reloader.current`` for every article."""
+    reloader = RuleReloader(config.rules, build_matcher(), build=build_matcher, status={},
+                            on_rejected=on_rejected)
 
     def watch() -> None:
         asyncio.run(reloader.run(asyncio.Event()))
@@ -198,7 +229,10 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
     notifiers = build_notifiers(config, environ)
     settings = kafka_settings(config, environ)
     asyncio.run(ensure_topics(settings))
-    reloader = watch_rules_in_thread(config, build_matcher)
+    from newswatch.streams.kafka.notices import publish_notice  # the Kafka extra
+
+    reloader = watch_rules_in_thread(config, build_matcher, rejection_notifier(
+        lambda notice: publish_notice(settings, notice), config.ops))
     metrics = None
     if config.metrics is not None:
         metrics = Metrics(CollectorRegistry())
@@ -224,5 +258,6 @@ async def kafka_health(config: Config, environ: Mapping[str, str] = os.environ
                        ) -> dict[str, Any]:
     """The latest health record of every feed, from the compacted feed-health topic."""
     from newswatch.streams.kafka.client import kafka_settings, read_compacted  # Kafka extra
+    from newswatch.streams.kafka.topics import FEED_HEALTH
 
-    return await read_compacted(kafka_settings(config, environ), "feed-health")
+    return await read_compacted(kafka_settings(config, environ), FEED_HEALTH)

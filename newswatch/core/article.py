@@ -9,7 +9,7 @@ syndicated by several feeds with tracking parameters compares equal.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -110,9 +110,14 @@ class Article:
         return self.url or self.id
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["published"] = self.published.isoformat() if self.published else None
-        return data
+        # Field by field: dataclasses.asdict deep-copies, and the delivery state writes
+        # every story's article back with each change.
+        return {
+            "id": self.id, "feed": self.feed, "title": self.title, "url": self.url,
+            "summary": self.summary, "content": self.content, "language": self.language,
+            "published": self.published.isoformat() if self.published else None,
+            "guid": self.guid, "extra": dict(self.extra),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Article:

@@ -1,18 +1,7 @@
-"""Kafka plumbing shared by the poller and the worker: topics, client settings, the
-article producer, and the compacted feed-state topic.
+"""Kafka plumbing shared by the poller and the worker: client settings, topic creation,
+the article producer, reading compacted topics, and feed ownership.
 
-Topics (names prefixed by ``KafkaSettings.prefix``):
-
-- ``articles``     key = article id, value = Article JSON (pollers → match agent)
-- ``matches``      key = rule id, value = Match JSON (match agent → deliver agent, so a
-                   rule's dedup state lives in one partition)
-- ``alerts-dlq``   poison events an agent could not process: key = the event's key,
-                   value = {stage, reason, message, at, event} (see ``newswatch.streams.kafka.dlq``)
-- ``feed-health``  compacted, key = feed name, value = FeedHealth JSON
-- ``feed-state``   compacted, key = feed name, value = the feed's poll cursor and seen ids
-- ``feeds``        empty registry: its partitions are what pollers own, via their
-                   consumer group; a feed belongs to partition crc32(name) % partitions
-
+The topics and the messages they carry are defined in ``newswatch.streams.kafka.topics``.
 Producers that must not lose articles use ``acks="all"`` and ``enable_idempotence=True``
 (aiokafka's defaults are weaker; docs/reliability.md item 2).
 """
@@ -36,6 +25,7 @@ from aiokafka.structs import ConsumerRecord
 
 from newswatch.core.article import Article
 from newswatch.core.config import Config
+from newswatch.streams.kafka import topics
 
 COMPACTED = {"cleanup.policy": "compact"}
 
@@ -57,6 +47,7 @@ class KafkaSettings:
     ssl_cafile: str | None = None
 
     def topic(self, name: str) -> str:
+        """The full name of a topic or group named in ``newswatch.streams.kafka.topics``."""
         return f"{self.prefix}{name}"
 
     def client_options(self) -> dict[str, Any]:
@@ -96,15 +87,12 @@ def kafka_settings(config: Config, environ: Mapping[str, str] = os.environ) -> K
 
 
 def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
+    """Every topic of ``topics.ALL``: ``partitions`` and ``replication`` of the settings,
+    compacted for ``topics.COMPACTED``."""
     p, r = settings.partitions, settings.replication
-    return [
-        NewTopic(settings.topic("articles"), p, r),
-        NewTopic(settings.topic("matches"), p, r),
-        NewTopic(settings.topic("alerts-dlq"), p, r),
-        NewTopic(settings.topic("feeds"), p, r),
-        NewTopic(settings.topic("feed-health"), p, r, topic_configs=COMPACTED),
-        NewTopic(settings.topic("feed-state"), p, r, topic_configs=COMPACTED),
-    ]
+    return [NewTopic(settings.topic(name), p, r,
+                     topic_configs=COMPACTED if name in topics.COMPACTED else {})
+            for name in topics.ALL]
 
 
 _TOPIC_ALREADY_EXISTS = 36
@@ -176,19 +164,14 @@ class ArticleProducer:
     """The poller's sink in the Kafka runtime: returns once Kafka acknowledged every
     article, so the poller marks them seen only then."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: AIOKafkaProducer, settings: KafkaSettings) -> None:
         self._producer = producer
-        self._topic = topic
+        self._topic = settings.topic(topics.ARTICLES)
 
     async def __call__(self, articles: Sequence[Article]) -> None:
-        futures = [
-            await self._producer.send(
-                self._topic,
-                key=a.id.encode(),
-                value=json.dumps(a.to_json(), ensure_ascii=False).encode(),
-            )
-            for a in articles
-        ]
+        messages = [topics.ArticleMessage(a) for a in articles]
+        futures = [await self._producer.send(self._topic, key=m.key(), value=m.to_bytes())
+                   for m in messages]
         for future in futures:
             await future  # raises if the broker did not take it
 
@@ -276,7 +259,7 @@ class FeedOwnership:
         self._owned: frozenset[int] = frozenset()
         self._consumer = AIOKafkaConsumer(
             **settings.client_options(),
-            group_id=f"{settings.prefix}pollers",
+            group_id=settings.topic(topics.POLLER_GROUP),
             enable_auto_commit=False,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(session_timeout_ms // 5, 100),
@@ -304,7 +287,7 @@ class FeedOwnership:
                 ownership.generation += 1
 
         await self._consumer.start()
-        self._consumer.subscribe([self._settings.topic("feeds")], listener=Listener())
+        self._consumer.subscribe([self._settings.topic(topics.FEEDS)], listener=Listener())
 
     async def tick(self) -> None:
         """Keep the group membership alive; call at least every few seconds."""

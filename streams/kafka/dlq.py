@@ -6,15 +6,15 @@ Two kinds:
 - *Delivery* dead letters: alerts a receiver refused for good (or kept failing for an
   hour). The worker keeps them in its faust Table ``dead-letters`` (the same entries as the
   embedded runtime's ``dlq``); the table is the latest value per key of its changelog topic
-  ``<prefix>worker-dead-letters-changelog`` (JSON keys and values; a tombstone removes the
-  key). Only the worker writes the table, so a replay is a *request*: a control event
-  ``{"replay": [ids]}`` on the matches topic, keyed by the entries' rule id. It lands on the
+  (``topics.changelog(topics.DEAD_LETTERS_TABLE)``, JSON keys and values; a tombstone
+  removes the key). Only the worker writes the table, so a replay is a *request*: a
+  ``ReplayMessage`` on the matches topic, keyed by the entries' rule id. It lands on the
   partition whose table partition holds the entries (faust writes a table's changelog to
   the partition of the event being processed, and every event of a rule is keyed by its
   id), and the worker replays them through the rule's dedup state: an alert the receiver
   meanwhile got is not sent again, so requesting twice delivers once.
 - *Poison* events: events an agent could not process (invalid JSON, a bug), on the
-  ``alerts-dlq`` topic as ``{stage, reason, message, at, event}`` with the event's own key;
+  ``alerts-dlq`` topic as a ``PoisonRecord`` with the event's own key;
   their id is ``poison:<partition>:<offset>``. Replaying one re-publishes the event with its
   key to its source topic (stage ``match`` → articles, ``deliver`` → matches), where it
   goes through matching and dedup again. The topic is a log: an entry stays (until the
@@ -29,16 +29,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import (
     KafkaSettings,
     read_compacted,
     read_topic,
     reliable_producer,
 )
+from newswatch.streams.kafka.topics import MessageError, PoisonRecord, ReplayMessage
 
-DEAD_LETTERS_CHANGELOG = "worker-dead-letters-changelog"  # faust: <app id>-<table>-changelog
-POISON_TOPIC = "alerts-dlq"
-SOURCE_TOPICS = {"match": "articles", "deliver": "matches"}  # stage → topic it came from
 POISON_PREFIX = "poison:"
 EXCERPT = 80  # characters of a poison event shown by `dlq list`
 
@@ -88,19 +87,16 @@ def _json_key(raw: bytes) -> str:
 
 async def delivery_dead_letters(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
     """The worker's delivery dead letters, id → entry (empty before any worker ran)."""
-    return await read_compacted(settings, DEAD_LETTERS_CHANGELOG, key=_json_key)
+    return await read_compacted(settings, topics.changelog(topics.DEAD_LETTERS_TABLE),
+                                key=_json_key)
 
 
 def _poison(ident: str, key: bytes | None, value: bytes | None) -> Poison:
     try:
-        data = json.loads(value or b"")
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return Poison(id=ident, key=key, stage=str(data.get("stage", "")),
-                      reason=str(data.get("reason", "")),
-                      message=str(data.get("message", "")),
-                      at=float(data.get("at") or 0.0), event=str(data.get("event", "")))
-    except (ValueError, TypeError) as error:  # not written by a worker: shown, not replayed
+        record = PoisonRecord.from_bytes(value)
+        return Poison(id=ident, key=key, stage=record.stage, reason=record.reason,
+                      message=record.message, at=record.at, event=record.event)
+    except MessageError as error:  # not written by a worker: shown, not replayed
         return Poison(id=ident, key=key, stage="", reason="unreadable dead-letter record",
                       message=str(error), at=0.0,
                       event=(value or b"").decode("utf-8", "replace"))
@@ -109,7 +105,7 @@ def _poison(ident: str, key: bytes | None, value: bytes | None) -> Poison:
 async def poison_events(settings: KafkaSettings) -> list[Poison]:
     """Every record of the ``alerts-dlq`` topic, oldest first."""
     found = [_poison(poison_id(r.partition, r.offset), r.key, r.value)
-             async for r in read_topic(settings, settings.topic(POISON_TOPIC))]
+             async for r in read_topic(settings, settings.topic(topics.ALERTS_DLQ))]
     return sorted(found, key=lambda p: p.at)
 
 
@@ -136,7 +132,7 @@ async def replay(settings: KafkaSettings, ids: Sequence[str] | None) -> list[Rep
             results[ident] = ReplayResult(ident, True, "requested; a worker replays it "
                                           "through dedup")
         elif (event := poison.get(ident)) is not None:
-            source = SOURCE_TOPICS.get(event.stage)
+            source = topics.SOURCE_TOPICS.get(event.stage)
             if source is None:
                 results[ident] = ReplayResult(ident, False, "not replayable: unknown stage "
                                               f"{event.stage!r}")
@@ -146,9 +142,9 @@ async def replay(settings: KafkaSettings, ids: Sequence[str] | None) -> list[Rep
             results[ident] = ReplayResult(ident, True, f"re-published to {topic}")
         else:
             results[ident] = ReplayResult(ident, False, "not found")
-    matches = settings.topic("matches")
-    sends += [(matches, rule_id.encode(), json.dumps({"replay": idents}).encode())
-              for rule_id, idents in by_rule.items()]
+    matches = settings.topic(topics.MATCHES)
+    requests = [ReplayMessage(rule_id, tuple(idents)) for rule_id, idents in by_rule.items()]
+    sends += [(matches, m.key(), m.to_bytes()) for m in requests]
     if sends:
         producer = reliable_producer(settings)
         await producer.start()

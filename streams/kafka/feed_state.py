@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from newswatch.streams.kafka.client import KafkaSettings, read_compacted
+from newswatch.streams.kafka.topics import FEED_HEALTH, FEED_STATE
 
 SEEN_PER_FEED = 2000  # ids remembered per feed; feeds list far fewer items at a time
 
@@ -109,8 +110,8 @@ class KafkaFeedState:
         self._settings = settings
         self._producer = producer
         self._pending: set[asyncio.Future[Any]] = set()
-        self.health = _TopicBacked(self, settings.topic("feed-health"))
-        self._state = _TopicBacked(self, settings.topic("feed-state"))
+        self.health = _TopicBacked(self, settings.topic(FEED_HEALTH))
+        self._state = _TopicBacked(self, settings.topic(FEED_STATE))
         self.seen = _SeenView(self._state)
 
     def publish(self, topic: str, key: str, value: Any) -> None:
@@ -124,8 +125,8 @@ class KafkaFeedState:
     async def load(self) -> None:
         """Read the latest health and state of every feed (after start or a rebalance)."""
         await self.flush()
-        self.health.data = await read_compacted(self._settings, "feed-health")
-        self._state.data = await read_compacted(self._settings, "feed-state")
+        self.health.data = await read_compacted(self._settings, FEED_HEALTH)
+        self._state.data = await read_compacted(self._settings, FEED_STATE)
 
     async def flush(self) -> None:
         if self._pending:

@@ -1,0 +1,78 @@
+"""Which rules the Kafka worker's tick timer ticks, and when (pure; no faust).
+
+A rule needs a tick when its stored delivery state holds a digest that is due or something
+in its outbox (a delivery a crashed or replaced worker left pending, a digest sealed and not
+sent yet). The tick itself (``Pipeline.tick_rule``: seal the due digests, send the outbox)
+writes the rule's table row, which faust allows only inside an event of the row's partition,
+so the timer does not run it: it sends a ``TickMessage`` keyed by the rule id through the
+matches topic, and the worker that owns the partition runs it in its deliver agent.
+
+Every worker's timer scans its local table, which may include faust's standby copies of
+partitions the worker does not own: a tick sent for such a rule reaches the owner too, and
+a tick for a rule with nothing due (a stale copy, a second tick) does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from newswatch.streams.pipeline import Pipeline
+from newswatch.streams.rulestate import DigestDraft
+
+TICK_EVERY = 2.0  # seconds between scans: a digest goes out within this of its due time
+# An outbox item still there this long is ticked (one being sent right now is not: the
+# deliver agent settles it within its event); a rule still due this long after its tick is
+# ticked again (the tick may wait behind the partition's other events, an inline retry can
+# hold the agent, or be lost with a worker).
+TICK_AGAIN = 10.0
+
+Need = Literal["digest", "outbox"]
+
+
+def tick_need(stored: Mapping[str, Any] | None, now: float) -> Need | None:
+    """Why a rule's stored state (as the table holds it) needs a tick at ``now``: a
+    ``digest`` due, something in its ``outbox``, or nothing (None)."""
+    if not stored:
+        return None
+    # Only the digests are parsed: the timer reads every rule of the table each round.
+    digests = stored.get("digests") or {}
+    if any(DigestDraft.from_json(d).due <= now for d in digests.values()):
+        return "digest"
+    return "outbox" if Pipeline.has_pending(stored) else None
+
+
+class TickPlanner:
+    """The rules to tick in one timer round: a rule with a due digest at once, a rule
+    whose outbox holds something for ``again`` seconds then; while a rule still needs a
+    tick for the same reason, again every ``again`` seconds."""
+
+    def __init__(self, *, again: float = TICK_AGAIN) -> None:
+        self.again = again
+        self._since: dict[tuple[str, Need], float] = {}  # since when a rule needs a tick
+        self._ticked: dict[tuple[str, Need], float] = {}  # when it was last ticked for it
+
+    def due(self, rules: Iterable[tuple[str, Mapping[str, Any] | None]],
+            now: float) -> list[str]:
+        """The rule ids of ``rules`` (rule id, stored state) to tick at ``now``."""
+        wanted: list[str] = []
+        still: set[tuple[str, Need]] = set()
+        for rule_id, stored in rules:
+            need = tick_need(stored, now)
+            if need is None:
+                continue
+            key = (rule_id, need)
+            still.add(key)
+            since = self._since.setdefault(key, now)
+            last = self._ticked.get(key)
+            if last is not None:
+                ready = now - last >= self.again
+            else:
+                ready = need == "digest" or now - since >= self.again
+            if ready:
+                self._ticked[key] = now
+                wanted.append(rule_id)
+        for key in set(self._since) - still:  # settled: forget it
+            self._since.pop(key, None)
+            self._ticked.pop(key, None)
+        return wanted
