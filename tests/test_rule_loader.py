@@ -1,6 +1,6 @@
 """The watch-rule loader (newswatch.rules.loader) and rule-file reader (newswatch.core.rulefiles).
 
-Every check of the rule-format contract has a test that accepts good input and one that
+Every check of the rule language (docs/rules.md) has a test that accepts good input and one that
 rejects bad input with ``path:line: error: message [rule id]`` at the right line.
 """
 
@@ -34,7 +34,7 @@ from newswatch.rules.model import (
 
 CODES = frozenset({"US", "MA", "DZ", "TN", "LY", "MR", "FR", "NO", "GB"})
 
-# Copied from the rule-format contract, section "A rule file".
+# Copied from docs/rules.md, "A rule file".
 CONTRACT_EXAMPLE = """\
 aliases:                      # optional, file-level: extra names for countries, any language
   MA: ["royaume chérifien"]

@@ -2,7 +2,7 @@
 ``newswatch backup``: copy the SQLite state consistently.
 
 ``config check`` lists every problem as ``path:line: message`` (rule problems keep the
-rule-format ``path:line: error: message [rule id]``):
+form of docs/rules.md, ``path:line: error: message [rule id]``):
 
 - the config file itself (keys, types, feeds, receivers, fetch, kafka, metrics, silences);
 - the rule paths it names exist, and the rules load, validate and pass their examples,

@@ -27,7 +27,7 @@ class Issue:
     line: int
     message: str
     rule_id: str | None = None
-    #: "error: " for rule files (rule-format contract), "" for the config file (config contract).
+    #: "error: " for rule files (docs/rules.md), "" for the config file (docs/configuration.md).
     label: str = ""
 
     def __str__(self) -> str:
