@@ -22,8 +22,7 @@ from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.metrics import MeteredAudit, Metrics
 from newswatch.core.state import Database, RuntimeLock
 from newswatch.rules.matcher import Matcher
-from newswatch.streams.alerts import Match
-from newswatch.streams.notices import ops_notice, transition_notifier
+from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
 
 log = logging.getLogger("newswatch")
@@ -80,7 +79,7 @@ async def run_embedded(
 
         reloader = RuleReloader(
             config.rules, matcher, status=db.mapping("meta"),
-            on_rejected=_rejection_notifier(pipeline.deliver, config.ops),
+            on_rejected=rejection_notifier(pipeline.deliver, config.ops),
             build=lambda: compile_rules(config.rules, frozenset(config.receivers)))
         runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
                                   pipeline=pipeline, metrics=metrics)
@@ -126,21 +125,6 @@ def _lock_state(config: Config) -> RuntimeLock:
         raise ConfigError([Issue(str(config.state), 0, "another `newswatch run` (pid "
                                  f"{lock.holder()}) is using this state file")])
     return lock
-
-
-def _rejection_notifier(
-    deliver: Callable[[Match], Awaitable[object]], ops: str | None
-) -> Callable[[str], Awaitable[None]]:
-    """What to do with a rejected rule reload's problems: an ops notice (when the config
-    names an ``ops`` receiver); the reloader has logged them already."""
-
-    async def notify(text: str) -> None:
-        if ops is not None:
-            await deliver(ops_notice(
-                "rules-rejected", "Rule reload rejected: the previous rules stay in force",
-                text, receiver=ops))
-
-    return notify
 
 
 async def _run_until_signalled(
