@@ -95,6 +95,11 @@ class Lanes:
                 if item.kind != "update":
                     self._suspects.add(item.id)
 
+    def holds(self, ident: str) -> bool:
+        """Whether item ``ident`` is queued or being sent here (then it is this process's
+        own, not something a crashed one may have sent)."""
+        return ident in self._queued
+
     def put_all(self, rule_id: str, items: Iterable[OutboxItem]) -> None:
         """Queue the ``items`` of ``rule_id`` not queued yet."""
         for item in items:

@@ -151,20 +151,31 @@ class Pipeline:
         return len(items)
 
     async def resume_rule(self, rule_id: str) -> int:
-        """Queue (inline: send) what the outbox of one rule holds; returns how many."""
+        """Queue (inline: send) what the outbox of one rule holds; returns how many.
+
+        What is left there may have been sent by a worker that died before recording it
+        (the Kafka runtime's previous owner of the partition): each lane's head is looked
+        up before it is sent again, as after a restart."""
         items = self._store.load(rule_id).pending()
+        self._lanes.suspect_heads(i for i in items if not self._lanes.holds(i.id))
+        return await self._queue_rule(rule_id, items)
+
+    async def tick_rule(self, rule_id: str) -> int:
+        """One rule's maintenance, where that rule's state is written (the Kafka worker
+        owning its partition): seal its due digests into the outbox, then queue (inline:
+        send) what the outbox holds; returns how many items that was. What was there
+        before the seal is looked up first, as in ``resume_rule``."""
+        left = self._store.load(rule_id).pending()
+        self._lanes.suspect_heads(i for i in left if not self._lanes.holds(i.id))
+        self._seal(rule_id, self._clock())
+        return await self._queue_rule(rule_id, self._store.load(rule_id).pending())
+
+    async def _queue_rule(self, rule_id: str, items: list[OutboxItem]) -> int:
         for item in items:
             self._store.saw_seq(item.seq)
         self._lanes.put_all(rule_id, items)
         await self._lanes.run_inline()
         return len(items)
-
-    async def tick_rule(self, rule_id: str) -> int:
-        """One rule's maintenance, where that rule's state is written (the Kafka worker
-        owning its partition): seal its due digests into the outbox, then queue (inline:
-        send) what the outbox holds; returns how many items that was."""
-        self._seal(rule_id, self._clock())
-        return await self.resume_rule(rule_id)
 
     @staticmethod
     def has_pending(state: Mapping[str, Any]) -> bool:

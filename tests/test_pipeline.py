@@ -17,6 +17,7 @@ from newswatch.streams.channels.slack import SlackNotifier
 from newswatch.streams.notifiers import Notifier, Receipt
 from newswatch.streams.pacing import Pacer
 from newswatch.streams.pipeline import Pipeline, RetryPolicy
+from newswatch.streams.rulestate import RuleState
 from tests.fakes.clock import ManualTime, VirtualTime
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api, smtp_sink  # noqa: F401
 from tests.fakes.notifiers import RecordingNotifier
@@ -441,6 +442,30 @@ async def test_inline_mode_settles_before_deliver_returns_for_the_kafka_runtime(
     assert await pipeline.resume_rule("maghreb-military") == 1
     assert desk.titles() == [story(0).article.title, story(1).article.title]
     assert not Pipeline.has_pending(state["maghreb-military"])
+
+
+async def test_what_a_dead_worker_sent_but_did_not_record_is_looked_up_not_sent_again(
+) -> None:
+    """The Kafka worker that owned a rule died between the receiver's answer and the state
+    write: the new owner's tick (``tick_rule``) finds the message by its id at the
+    receiver and records it instead of sending it a second time; the next item, never sent,
+    is sent."""
+    time = ManualTime()
+    desk = RecordingNotifier("a", time)
+    state: dict[str, Any] = {}
+    dead = Pipeline(notifiers={"a": desk}, state=state, dlq={}, audit=Audit(), clock=time)
+    await dead.deliver(with_receivers(story(0), "a"))
+    await dead.deliver(with_receivers(story(1), "a"))
+    await dead.aclose()  # both items left in the outbox, nothing sent
+    first, second = RuleState.from_json(state["maghreb-military"]).pending()
+    desk._post("alert", story(0).article.title, first.id)  # it reached the receiver
+    owner = Pipeline(notifiers={"a": desk}, state=state, dlq={}, audit=Audit(), clock=time,
+                     sleep=time.sleep, pacer=Pacer(clock=time, sleep=time.sleep), inline=True)
+    assert await owner.tick_rule("maghreb-military") == 2
+    assert desk.titles() == [story(0).article.title, story(1).article.title]  # once each
+    assert owner.reconciled == 1
+    assert not Pipeline.has_pending(state["maghreb-military"])
+    assert second.id in {s.ident for s in desk.sent}
 
 
 async def test_replays_requested_by_the_cli_are_done_by_the_running_pipeline() -> None:
