@@ -36,8 +36,8 @@ from tests.fakes.slack_api import FakeSlackAPI
 class _NoPoller:
     """The benchmark feeds the runtime's sink directly: polling has its own benchmark."""
 
-    def __init__(self, sink: object) -> None:
-        self.sink = sink
+    def __init__(self, runtime: object) -> None:
+        self.runtime = runtime
 
 
 async def main() -> None:

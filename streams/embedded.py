@@ -1,8 +1,8 @@
 """The embedded runtime: poll → match → deliver in one asyncio loop, state in SQLite.
 
-It is the single-machine default. The same ``match`` (newswatch.rules.matcher) and ``deliver``
-(newswatch.streams.pipeline) run here and in the Kafka runtime; this module only wires them to the
-poller and keeps the current rule set (reloaded by ``RuleSource``).
+It is the single-machine default. It meets the runtime contract (newswatch.streams.runtime)
+with the same match stage (newswatch.streams.matching) and delivery pipeline
+(newswatch.streams.pipeline) as the Kafka runtime; this module only wires them to the poller.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from newswatch.core.article import Article
 from newswatch.core.config import Config
 from newswatch.core.state import Database
-from newswatch.monitor.poller import ArticleSink, Poller
-from newswatch.rules.matcher import Matcher, RuleMatch
+from newswatch.monitor.poller import Poller
+from newswatch.rules.matcher import Matcher
 from newswatch.streams.alerts import Match
-from newswatch.streams.decide import Verdict
+from newswatch.streams.matching import Matching, MatchMetrics
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pipeline import DecisionLog, Pipeline
+from newswatch.streams.runtime import Runtime
 from newswatch.streams.silences import SilenceStore, configured_silences
 
 log = logging.getLogger("newswatch.embedded")
@@ -30,28 +30,6 @@ log = logging.getLogger("newswatch.embedded")
 RESUME_EVERY = 60.0  # seconds between re-queueing what is left in the outbox
 TICK = 2.0  # seconds between checks for due digests and requested DLQ replays
 GRACE = 10.0  # seconds sends in flight may take to finish at shutdown
-
-
-class MatchMetrics(Protocol):
-    """Where the match stage reports (``newswatch.core.metrics.Metrics`` implements it)."""
-
-    def observe_match(self, *, seconds: float, matches: int) -> None: ...
-
-
-def to_match(found: RuleMatch, article: Article) -> Match:
-    """The delivery-stage value of a rule match: everything deliver needs, frozen."""
-    rule = found.rule
-    return Match(
-        rule_id=rule.id,
-        title=rule.title,
-        severity=rule.severity,
-        receivers=rule.notify,
-        article=article,
-        evidence=found.evidence,
-        dedup_window=rule.dedup.window,
-        max_per_hour=rule.dedup.max_per_hour,
-        digest_interval=rule.dedup.digest_interval,
-    )
 
 
 def make_pipeline(
@@ -79,52 +57,67 @@ class Counters:
     verdicts: dict[str, int] = field(default_factory=dict)
 
 
-class EmbeddedRuntime:
-    """Wires a poller to the matcher and the delivery pipeline.
+class EmbeddedRuntime(Runtime):
+    """The runtime contract (``newswatch.streams.runtime``) in one process: the poller's
+    articles are matched and delivered here, ops notices go straight to the pipeline, and
+    ``tick`` runs every ``TICK`` seconds beside the poller.
 
-    ``matcher`` is a callable returning the current Matcher, so a rules reload swaps it
-    between articles without touching matches in flight (a Match carries all it needs).
-    """
+    ``poller_factory`` builds the poller from the runtime (its sink is ``take``, its
+    feed-health notices go to ``notify``)."""
 
     def __init__(
-        self, *, poller_factory: Callable[[ArticleSink], Poller],
+        self, *, poller_factory: Callable[[Runtime], Poller],
         matcher: Callable[[], Matcher], pipeline: Pipeline,
-        metrics: MatchMetrics | None = None,
+        metrics: MatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._matcher = matcher
-        self._metrics = metrics
+        self._matching = Matching(matcher, metrics)
+        self._clock = clock
+        self._resumed_at: float | None = None
         self.pipeline = pipeline
         self.grace = GRACE
         self.counters = Counters()
-        self.poller = poller_factory(self.take)
+        self.poller = poller_factory(self)
 
     async def take(self, articles: Sequence[Article]) -> None:
-        """The poller's sink: match and deliver each article before it is marked seen."""
-        matcher = self._matcher()
+        """Match and deliver each article: returns once every decision is recorded (the
+        poller marks the articles seen after that)."""
         for article in articles:
             self.counters.articles += 1
-            started = time.perf_counter()
-            matched = matcher.match(article)
-            if self._metrics is not None:
-                self._metrics.observe_match(seconds=time.perf_counter() - started,
-                                            matches=len(matched))
-            for found in matched:
+            for match in self._matching(article):
                 self.counters.matches += 1
-                verdict: Verdict = await self.pipeline.deliver(to_match(found, article))
+                verdict = await self.pipeline.deliver(match)
                 self.counters.verdicts[verdict.kind] = self.counters.verdicts.get(
                     verdict.kind, 0) + 1
                 log.info(
-                    "rule %s: %s (%s) — %s", found.rule.id, verdict.kind, verdict.reason,
+                    "rule %s: %s (%s) — %s", match.rule_id, verdict.kind, verdict.reason,
                     article.title[:120],
-                    extra={"rule_id": found.rule.id, "article_id": article.id,
+                    extra={"rule_id": match.rule_id, "article_id": article.id,
                            "verdict": verdict.kind, "feed": article.feed},
                 )
+
+    async def notify(self, notice: Match) -> None:
+        """Deliver an ops notice (the poller's feed-health transitions, the reloader's
+        rejected edits: both in this process, each decided once)."""
+        verdict = await self.pipeline.deliver(notice)
+        log.info("ops notice %s: %s (%s) — %s", notice.rule_id, verdict.kind, verdict.reason,
+                 notice.article.title[:120],
+                 extra={"rule_id": notice.rule_id, "verdict": verdict.kind})
+
+    async def tick(self) -> None:
+        """On the first round and every ``RESUME_EVERY`` seconds, queue what is left in
+        the outbox (first after a start: what a crash left); then seal and queue due
+        digests, and run requested replays."""
+        now = self._clock()
+        if self._resumed_at is None or now - self._resumed_at >= RESUME_EVERY:
+            self._resumed_at = now
+            await self.pipeline.resume()
+        await self.pipeline.flush_digests()
+        await self.pipeline.replay_requested()
 
     async def run_once(self) -> None:
         """Queue what a crash left pending, poll every feed once, send due digests, wait
         until every lane has delivered (or dead-lettered) what was queued, return."""
-        await self.pipeline.resume()
-        await self.pipeline.replay_requested()
+        await self.tick()
         await self.poller.poll_all()
         await self.pipeline.flush_digests()
         await self.pipeline.drain()
@@ -134,8 +127,8 @@ class EmbeddedRuntime:
         """Poll on schedule until ``stop`` is set; then sends in flight finish (up to
         ``grace`` seconds) and whatever is still queued stays in the outbox for the next
         start."""
-        await self.pipeline.resume()
-        ticker = asyncio.create_task(self._tick(stop))
+        await self.tick()
+        ticker = asyncio.create_task(self._ticks(stop))
         try:
             await self.poller.run(stop)
         finally:
@@ -143,20 +136,13 @@ class EmbeddedRuntime:
             await asyncio.gather(ticker, return_exceptions=True)
             await self.pipeline.aclose(self.grace)
 
-    async def _tick(self, stop: asyncio.Event) -> None:
-        """Send due digests and requested replays every ``TICK`` seconds; re-queue what is
-        left in the outbox every ``RESUME_EVERY`` seconds."""
-        since_resume = 0.0
+    async def _ticks(self, stop: asyncio.Event) -> None:
+        """``tick`` every ``TICK`` seconds until ``stop``."""
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=TICK)
             except TimeoutError:
                 try:
-                    await self.pipeline.flush_digests()
-                    await self.pipeline.replay_requested()
-                    since_resume += TICK
-                    if since_resume >= RESUME_EVERY:
-                        since_resume = 0.0
-                        await self.pipeline.resume()
+                    await self.tick()
                 except Exception:  # state trouble: log, keep ticking
                     log.exception("delivery tick failed")

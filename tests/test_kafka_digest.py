@@ -27,13 +27,14 @@ from pathlib import Path
 from newswatch.core.article import Article
 from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import (
-    ArticleProducer,
     KafkaSettings,
     ensure_topics,
+    producer_publish,
     read_compacted,
     read_topic,
     reliable_producer,
 )
+from newswatch.streams.kafka.runtime import KafkaRuntime
 from newswatch.streams.rulestate import RuleState
 from tests.fakes.fixtures import SLACK_TEST_TOKEN
 from tests.fakes.slack_api import FakeSlackAPI, StoredMessage
@@ -124,7 +125,7 @@ async def publish(settings: KafkaSettings, items: list[Article]) -> None:
     producer = reliable_producer(settings)
     await producer.start()
     try:
-        await ArticleProducer(producer, settings)(items)
+        await KafkaRuntime(settings, producer_publish(producer)).take(items)
     finally:
         await producer.stop()
 

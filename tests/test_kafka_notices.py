@@ -1,6 +1,6 @@
 """Ops notices in the Kafka runtime, against the project's real Kafka broker, with real
 `newswatch poll` / `newswatch worker` processes and the fake Slack API as the ops receiver
-(issue 13; streams/kafka/notices.py):
+(issue 13; KafkaRuntime.notify in streams/kafka/runtime.py):
 
 - a feed failing 3 times in a row: exactly 1 "failing" notice; recovering: exactly 1
   "recovered" notice, with 2 pollers and the one polling the feed killed -9 in between

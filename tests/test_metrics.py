@@ -17,12 +17,13 @@ from newswatch.core.config import FeedConfig
 from newswatch.core.metrics import MeteredAudit, Metrics, MetricsServer, serve
 from newswatch.core.state import Decision, FetchEvent
 from newswatch.monitor.fetch import Fetcher, FetchLimits
-from newswatch.monitor.poller import ArticleSink, Poller
+from newswatch.monitor.poller import Poller
 from newswatch.streams.channels.console import ConsoleNotifier
 from newswatch.streams.embedded import EmbeddedRuntime
 from newswatch.streams.notices import transition_notifier
 from newswatch.streams.pipeline import Pipeline
 from newswatch.streams.reload import compile_rules
+from newswatch.streams.runtime import Runtime
 from tests.fakes.feed_server import rss
 from tests.fakes.hostile_server import Conditional, LocalServer, status
 
@@ -91,10 +92,10 @@ async def test_every_stage_reports_and_the_endpoint_serves_it(
         config = [FeedConfig("news", feeds.url("/news.xml")),
                   FeedConfig("missing", feeds.url("/missing.xml"))]
 
-        def make_poller(sink: ArticleSink) -> Poller:
+        def make_poller(runtime: Runtime) -> Poller:
             return Poller(config, fetcher, health={}, seen={}, fetch_log=Log(),
-                          sink=sink, rng=random.Random(2), metrics=metrics,
-                          on_transition=transition_notifier(pipeline.deliver, "console",
+                          sink=runtime.take, rng=random.Random(2), metrics=metrics,
+                          on_transition=transition_notifier(runtime.notify, "console",
                                                             metrics.observe_notice))
 
         runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: matcher,

@@ -28,6 +28,7 @@ from newswatch.core.state import FetchEvent
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
+from newswatch.streams.silences import SilenceStore, configured_silences
 
 log = logging.getLogger("newswatch.poll")
 
@@ -88,14 +89,14 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
     from newswatch.monitor.fetch import Fetcher, FetchLimits
     from newswatch.monitor.poller import Poller
     from newswatch.streams.kafka.client import (
-        ArticleProducer,
         FeedOwnership,
         ensure_topics,
         kafka_settings,
+        producer_publish,
         reliable_producer,
     )
     from newswatch.streams.kafka.feed_state import KafkaFeedState
-    from newswatch.streams.kafka.notices import NoticePublisher
+    from newswatch.streams.kafka.runtime import KafkaRuntime
 
     settings = kafka_settings(config, environ)
     await ensure_topics(settings)
@@ -106,16 +107,16 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
                       allow=config.fetch.allow)
     state = KafkaFeedState(settings, producer)
     share = _Share(FeedOwnership(settings), state)
+    # the announced feed state durable before each notice: never announced twice
+    runtime = KafkaRuntime(settings, producer_publish(producer), before_notice=state.flush)
     try:
         await share.ownership.start()
         await state.load()
         poller = Poller(
             config.feeds, fetcher, health=state.health, seen=state.seen,
-            fetch_log=_NoFetchLog(), sink=ArticleProducer(producer, settings),
-            owns=share.owns, metrics=metrics,
+            fetch_log=_NoFetchLog(), sink=runtime.take, owns=share.owns, metrics=metrics,
             on_transition=transition_notifier(
-                # the announced state durable before the notice: never announced twice
-                NoticePublisher(producer, settings, before=state.flush), config.ops,
+                runtime.notify, config.ops,
                 metrics.observe_notice if metrics is not None else None),
         )
         polling = asyncio.create_task(poller.run(stop))
@@ -229,7 +230,7 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
     notifiers = build_notifiers(config, environ)
     settings = kafka_settings(config, environ)
     asyncio.run(ensure_topics(settings))
-    from newswatch.streams.kafka.notices import publish_notice  # the Kafka extra
+    from newswatch.streams.kafka.runtime import publish_notice  # the Kafka extra
 
     reloader = watch_rules_in_thread(config, build_matcher, rejection_notifier(
         lambda notice: publish_notice(settings, notice), config.ops))
@@ -239,8 +240,9 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
         ProcessCollector(registry=metrics.registry)
         PlatformCollector(registry=metrics.registry)
     fence = FreezeFence(limit=kafka_worker.FENCE_LIMIT, on_frozen=exit_frozen).start()
+    silences = SilenceStore({}, configured_silences(config.silences))  # the config's only
     app = kafka_worker.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers,
-                                 metrics=metrics, fence=fence.check)
+                                 metrics=metrics, fence=fence.check, silences=silences.active)
     # faust runs on the loop we give it, so the same loop-stall watchdog as `run` and `poll`
     # backs /healthz (a stall appears only once the loop runs: probes need an initial delay
     # covering table recovery).

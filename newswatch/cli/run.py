@@ -24,6 +24,7 @@ from newswatch.core.state import Database, RuntimeLock
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
+from newswatch.streams.runtime import Runtime
 
 log = logging.getLogger("newswatch")
 
@@ -50,7 +51,7 @@ async def run_embedded(
     prints the counters on stderr at the end."""
     # lazy: the network stack (aiohttp, slack_sdk, aiosmtplib, feedparser): ~170 ms start-up
     from newswatch.monitor.fetch import Fetcher, FetchLimits
-    from newswatch.monitor.poller import ArticleSink, Poller
+    from newswatch.monitor.poller import Poller
     from newswatch.streams.embedded import EmbeddedRuntime, make_pipeline
     from newswatch.streams.receivers import build_notifiers
 
@@ -69,20 +70,21 @@ async def run_embedded(
         pipeline = make_pipeline(
             config, db, notifiers, audit=MeteredAudit(db, metrics) if metrics else None)
 
-        def make_poller(sink: ArticleSink) -> Poller:
+        def make_poller(runtime: Runtime) -> Poller:
             return Poller(config.feeds, fetcher, health=db.mapping("health"),
                           seen=db.mapping("seen"), entries=db.mapping("entries"), fetch_log=db,
-                          sink=sink, metrics=metrics,
+                          sink=runtime.take, metrics=metrics,
                           on_transition=transition_notifier(
-                              pipeline.deliver, config.ops,
+                              runtime.notify, config.ops,
                               metrics.observe_notice if metrics is not None else None))
 
-        reloader = RuleReloader(
-            config.rules, matcher, status=db.mapping("meta"),
-            on_rejected=rejection_notifier(pipeline.deliver, config.ops),
-            build=lambda: compile_rules(config.rules, frozenset(config.receivers)))
+        # the runtime reads the reloader's rules per article, the reloader reports to it
         runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
                                   pipeline=pipeline, metrics=metrics)
+        reloader = RuleReloader(
+            config.rules, matcher, status=db.mapping("meta"),
+            on_rejected=rejection_notifier(runtime.notify, config.ops),
+            build=lambda: compile_rules(config.rules, frozenset(config.receivers)))
         if once:
             await runtime.run_once()
         else:

@@ -14,7 +14,7 @@ import os
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError as KafkaError  # re-exported: the CLI catches it
 from aiokafka.structs import ConsumerRecord
 
-from newswatch.core.article import Article
 from newswatch.core.config import Config
 from newswatch.streams.kafka import topics
 
@@ -160,20 +159,15 @@ def reliable_producer(settings: KafkaSettings) -> AIOKafkaProducer:
     )
 
 
-class ArticleProducer:
-    """The poller's sink in the Kafka runtime: returns once Kafka acknowledged every
-    article, so the poller marks them seen only then."""
+def producer_publish(producer: AIOKafkaProducer) -> Callable[[str, bytes, bytes], Awaitable[None]]:
+    """The ``Publish`` port (``newswatch.streams.kafka.runtime``) over an aiokafka producer
+    (a ``reliable_producer``, started): returns once Kafka acknowledged the record."""
 
-    def __init__(self, producer: AIOKafkaProducer, settings: KafkaSettings) -> None:
-        self._producer = producer
-        self._topic = settings.topic(topics.ARTICLES)
+    async def publish(topic: str, key: bytes, value: bytes) -> None:
+        written = await producer.send(topic, key=key, value=value)
+        await written  # raises if the broker did not take it
 
-    async def __call__(self, articles: Sequence[Article]) -> None:
-        messages = [topics.ArticleMessage(a) for a in articles]
-        futures = [await self._producer.send(self._topic, key=m.key(), value=m.to_bytes())
-                   for m in messages]
-        for future in futures:
-            await future  # raises if the broker did not take it
+    return publish
 
 
 async def _topic_partitions(settings: KafkaSettings, topic: str) -> list[int]:

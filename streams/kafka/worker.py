@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import faust
@@ -35,7 +35,6 @@ import faust
 from newswatch.core.metrics import MeteredAudit, Metrics
 from newswatch.core.state import Decision
 from newswatch.rules.matcher import Matcher
-from newswatch.streams.embedded import to_match
 from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import KafkaSettings
 from newswatch.streams.kafka.consumer import (
@@ -47,8 +46,9 @@ from newswatch.streams.kafka.consumer import (
     guard_round,
 )
 from newswatch.streams.kafka.fence import FencedMapping
+from newswatch.streams.kafka.runtime import KafkaRuntime
 from newswatch.streams.kafka.stallguard import StallGuard
-from newswatch.streams.kafka.ticks import TICK_EVERY, TickPlanner
+from newswatch.streams.kafka.ticks import TICK_EVERY
 from newswatch.streams.kafka.topics import (
     ArticleMessage,
     MatchesMessage,
@@ -60,8 +60,10 @@ from newswatch.streams.kafka.topics import (
     TickMessage,
     decode_matches,
 )
+from newswatch.streams.matching import Matching
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pipeline import Pipeline
+from newswatch.streams.silences import Silence
 
 log = logging.getLogger("newswatch.worker")
 
@@ -133,10 +135,12 @@ def build_app(
     metrics: Metrics | None = None,
     stall_after: float = STALL_AFTER,
     fence: Callable[[], None] | None = None,
+    silences: Callable[[float], Sequence[Silence]] | None = None,
 ) -> faust.App:
     """The worker app. Start it with ``run_worker``. With ``metrics``, the agents count
     matches, decisions and dead letters, and the stall guard sets lag and commit age.
-    ``fence`` (``FreezeFence.check``) is called before every send and every table write."""
+    ``fence`` (``FreezeFence.check``) is called before every send and every table write;
+    ``silences`` gives the silences active at a time (the config's)."""
     app = _faust_app(settings, metrics)
     articles = app.topic(settings.topic(topics.ARTICLES), partitions=settings.partitions)
     matches = app.topic(settings.topic(topics.MATCHES), partitions=settings.partitions)
@@ -155,7 +159,7 @@ def build_app(
     if fence is not None:
         state, dead_letters = FencedMapping(dedup, fence), FencedMapping(dead, fence)
     pipeline = Pipeline(notifiers=notifiers, state=state, dlq=dead_letters, audit=audit,
-                        clock=clock, inline=True, fence=fence)
+                        silences=silences, clock=clock, inline=True, fence=fence)
 
     async def dead_letter(key: bytes | None, value: bytes | None, stage: Stage,
                           error: BaseException) -> None:
@@ -165,23 +169,20 @@ def build_app(
         if metrics is not None:
             metrics.observe_dead_letter(stage)
 
+    matching = Matching(matcher, metrics)
+
     @app.agent(articles)
     async def match(stream: Any) -> None:
         async for event in stream.events():
             try:
                 article = ArticleMessage.from_bytes(event.value).article
-                started = time.perf_counter()
-                found_all = matcher().match(article)
-                if metrics is not None:
-                    metrics.observe_match(seconds=time.perf_counter() - started,
-                                          matches=len(found_all))
                 # Kafka must have every match before the article event ends (and may be
                 # committed): faust's flush-before-commit gives up after 0.1 s without
                 # progress, leaving matches in its producer buffer, and a worker that
                 # then stops or dies would lose them with the article committed.
                 sent = []
-                for found in found_all:
-                    m = MatchMessage(to_match(found, article))
+                for found in matching(article):
+                    m = MatchMessage(found)
                     sent.append(await matches.send(key=m.key(), value=m.to_bytes()))
                 for written in sent:
                     await written
@@ -203,7 +204,10 @@ def build_app(
         for notifier in notifiers.values():
             await notifier.aclose()
 
-    _add_tick_timer(app, dedup, matches, clock)
+    _add_tick_timer(app, KafkaRuntime(
+        settings, _faust_publish(app),
+        rules=lambda: [(str(key), dedup.get(key)) for key in list(dedup.keys())],
+        clock=clock))
     _add_guard_timer(app, StallGuard(after=stall_after),
                      {articles.get_topic_name(), matches.get_topic_name()}, metrics)
     return app
@@ -224,21 +228,26 @@ async def _handle(pipeline: Pipeline, message: MatchesMessage) -> None:
                 log.info("dead letter %s: replay %s", outcome.id, outcome.outcome)
 
 
-def _add_tick_timer(app: faust.App, table: Any, matches: Any,
-                    clock: Callable[[], float]) -> None:
-    """Every ``TICK_EVERY`` seconds, a ``TickMessage`` through the matches topic for each
-    rule of the local table (standby copies included) that ``TickPlanner`` says is due:
+def _faust_publish(app: faust.App) -> Callable[[str, bytes, bytes], Awaitable[None]]:
+    """The ``Publish`` port over faust's own producer (the worker's records go out in
+    order with its table writes)."""
+
+    async def publish(topic: str, key: bytes, value: bytes) -> None:
+        await (await app.send(topic, key=key, value=value))
+
+    return publish
+
+
+def _add_tick_timer(app: faust.App, runtime: KafkaRuntime) -> None:
+    """``runtime.tick`` every ``TICK_EVERY`` seconds: a ``TickMessage`` through the
+    matches topic for each rule of the local table (standby copies included) that is due;
     the tick runs in the deliver agent of the partition's owner, where the table may be
     written (docs/kafka.md, "Maintenance ticks")."""
-    planner = TickPlanner()
 
     @app.timer(interval=TICK_EVERY)  # type: ignore[untyped-decorator]
     async def tick_rules() -> None:
         try:
-            rules = [(str(key), table.get(key)) for key in list(table.keys())]
-            for rule_id in planner.due(rules, clock()):
-                tick = TickMessage(rule_id)
-                await matches.send(key=tick.key(), value=tick.to_bytes())
+            await runtime.tick()
         except Exception as error:  # a failed round is retried by the next one
             log.warning("tick round failed: %r", error)
 

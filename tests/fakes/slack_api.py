@@ -114,6 +114,7 @@ class FakeSlackAPI:
         self.calls: list[Call] = []
         self.messages: list[StoredMessage] = []
         self._scripts: dict[str, deque[Scripted]] = {}
+        self._refused: dict[str, str] = {}  # channel id → the error its posts answer
         self._ts = 0.0
         self._storms: list[tuple[float, str | None, tuple[int, int]]] = []
         #: (monotonic time, channel id, Retry-After seconds) of every storm 429 answered.
@@ -191,6 +192,15 @@ class FakeSlackAPI:
                     hang=hang,
                 )
             )
+
+    def refuse(self, channel: str, error: str = "not_in_channel") -> None:
+        """Answer every post to ``channel`` (name or id) ``{"ok": false, "error": error}``
+        until ``admit``: a permanent failure of one channel while the others work."""
+        self._refused[self._channel_id(channel)] = error
+
+    def admit(self, channel: str) -> None:
+        """Posts to ``channel`` succeed again."""
+        self._refused.pop(self._channel_id(channel), None)
 
     def unscript(self, method: str) -> int:
         """Drop the answers still queued for ``method`` (calls succeed again); returns how
@@ -282,6 +292,8 @@ class FakeSlackAPI:
         if not payload.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
         if method == "chat.postMessage":
+            if channel in self._refused:
+                return {"ok": False, "error": self._refused[channel]}
             if not payload.get("text") and not payload.get("blocks"):
                 return {"ok": False, "error": "no_text"}
             ts = self._next_ts()
