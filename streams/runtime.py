@@ -5,7 +5,7 @@ SQLite state) and the Kafka one (``newswatch.streams.kafka.runtime``: pollers an
 around a broker). Each obligation is an abstract method, so a runtime missing one cannot be
 built, and mypy says so where the CLI builds it ("Cannot instantiate abstract class"):
 adding an obligation here fails type-checking until both runtimes meet it. The same
-acceptance scenarios run against both (tests/scenarios/).
+acceptance scenarios run against both (tests/test_scenarios.py).
 
 What both share is not here but in the stages they call: ``newswatch.streams.matching``
 (article → matches) and ``newswatch.streams.pipeline`` (match → receiver).

@@ -1,0 +1,453 @@
+"""The delivery acceptance scenarios, written once and run against both runtimes (issue 13).
+
+One working day, the same for both: the real processes (`newswatch run`; `newswatch poll`
+with two `newswatch worker`s on the project's Kafka broker) read the same feeds from a real
+feed server and post to the fake Slack Web API, and one config holds every scenario:
+
+- dedup and threads: the seed article syndicated by 3 outlets → 1 alert, 2 replies in its
+  thread;
+- throttle and digest: 25 distinct stories for a rule with ``max_per_hour: 20`` and
+  ``digest_interval: 1m`` → 20 alerts, then 1 digest holding the other 5;
+- silences: a rule silenced in the config → nothing sent, the decision says why;
+- DLQ replay: a channel refusing posts → 1 dead letter; once the channel works again,
+  ``newswatch dlq replay`` twice → delivered once;
+- feed-health notices: a feed failing 3 times → 1 ops notice; recovering → 1;
+- rule-reload notices: a broken watchlist edit → 1 ops notice (with 2 Kafka workers,
+  each seeing the edit), and the previous rules keep matching.
+
+What differs between the runtimes is only how a scenario looks inside them (where the
+decisions and dead letters are read, how the CLI reaches them): ``Embedded`` and ``Kafka``
+below. Both days run side by side (about 2 minutes: the digest interval and the failing
+feed's backoff); each test checks one scenario in each runtime. The Kafka-only cases
+(a worker or a poller killed -9) are in tests/test_kafka_digest.py and
+tests/test_kafka_notices.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from newswatch.streams.kafka import topics
+from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
+from newswatch.streams.runtime import Runtime
+from tests.fakes.feed_server import FeedServer, rss
+from tests.fakes.fixtures import SLACK_TEST_TOKEN
+from tests.fakes.slack_api import FakeSlackAPI, StoredMessage
+from tests.fakes.stories import distinct_title
+from tests.kafka_fixtures import kafka_bootstrap, unique_name, wait_for_stable_group  # noqa: F401
+from tests.test_delivery_e2e import TITLES
+from tests.test_end_to_end import newswatch, seed_item
+from tests.test_kafka_cluster import Proc, processes
+from tests.test_kafka_runtime import drained
+
+RUNTIMES = ("embedded", "kafka")
+PER_HOUR, STORIES = 20, 25
+ZQ = re.compile(r"zq\d{3}")
+RULES = """\
+rules:
+  - id: us-maghreb-military
+    title: US military agreements in the Maghreb
+    countries: {all: [US, MA]}
+    phrases: ["accord militaire"]
+    people: ["Mark Esper"]
+    notify: [desk]
+  - id: zircon-watch
+    title: Zircon watch
+    phrases: [zircon]
+    notify: [zircon]
+    dedup: {max_per_hour: 20, digest_interval: 1m}
+  - id: quartz-watch
+    title: Quartz watch
+    phrases: [quartz]
+    notify: [desk]
+  - id: ledger-watch
+    title: Ledger watch
+    phrases: [ledger]
+    notify: [archive]
+  - id: amber-watch
+    title: Amber watch
+    phrases: [amber]
+    notify: [desk]
+"""
+BROKEN = RULES + "    colour: blue\n"  # an unknown key: the edit is rejected
+FEEDS = ("wire0", "wire1", "wire2", "zircon", "quartz", "ledger", "flaky", "late")
+
+
+def config_text(feeds: FeedServer, slack: FakeSlackAPI, extra: str) -> str:
+    feed_lines = "".join(
+        f"  - name: {name}\n    url: {feeds.url(f'/{name}.xml')}\n"
+        f"    interval: 10s\n    min_interval: 10s\n" for name in FEEDS)
+    receivers = "".join(
+        f"  {name}:\n    slack:\n      channel: '#{name}'\n      base_url: {slack.base_url}\n"
+        for name in ("desk", "zircon", "archive", "ops"))
+    return (f"rules: [rules.yaml]\nfeeds:\n{feed_lines}ops: ops\nreceivers:\n{receivers}"
+            f"silences:\n  - rule: quartz-watch\n    until: 2099-01-01\n"
+            f"    reason: the quartz desk is on leave\n"
+            f"fetch:\n  allow: ['{feeds.allow}']\n{extra}")
+
+
+def serve_the_day(feeds: FeedServer) -> None:
+    """Every feed but ``flaky`` (404 until it recovers) and ``late`` (empty until the
+    broken edit)."""
+    for n in range(3):
+        feeds.serve(f"/wire{n}.xml", rss([{**seed_item(f"https://outlet{n}.example/maroc-{n}",
+                                                       f"outlet{n}-guid"),
+                                           "title": TITLES[n]}], title=f"Outlet {n}"))
+    feeds.serve("/zircon.xml", rss([
+        {"title": f"zircon {distinct_title(n)} zq{n:03d}", "guid": f"zq{n:03d}",
+         "link": f"https://news.example/zq{n:03d}"} for n in range(STORIES)]))
+    feeds.serve("/quartz.xml", rss([{"title": "quartz mine reopens", "guid": "qz1",
+                                     "link": "https://news.example/qz1"}]))
+    feeds.serve("/ledger.xml", rss([{"title": "the harbour ledger goes public", "guid": "lg1",
+                                     "link": "https://news.example/lg1"}]))
+    feeds.serve("/late.xml", rss([]))
+
+
+class Deployment(Protocol):
+    """One runtime as a user deploys it, and where its inside is read."""
+
+    def config_extra(self) -> str: ...
+
+    async def start(self, tmp: Path, config: Path) -> None: ...
+
+    async def decisions(self, rule_id: str) -> list[str]:
+        """The verdicts recorded for ``rule_id`` so far."""
+        ...
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        """The delivery dead letters (id, receiver, reason)."""
+        ...
+
+    async def replay(self) -> tuple[int, str]:
+        """``newswatch dlq replay --all``: exit code and output."""
+        ...
+
+    async def settle(self) -> None:
+        """Wait until everything handed to the runtime has been processed."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+class Embedded:
+    def __init__(self) -> None:
+        self.proc: Proc | None = None
+        self.config = Path()
+
+    def config_extra(self) -> str:
+        return "state: ./state.db\n"
+
+    async def start(self, tmp: Path, config: Path) -> None:
+        self.config = config
+        self.proc = Proc(tmp, "run", "run", "--config", str(config))
+        await self.proc.start()
+
+    async def decisions(self, rule_id: str) -> list[str]:
+        code, out, err = await newswatch("alerts", "--config", str(self.config), "--json",
+                                         "--limit", "500")
+        assert code == 0, err
+        return [d["verdict"] for d in json.loads(out) if d["rule_id"] == rule_id]
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        code, out, err = await newswatch("dlq", "list", "--config", str(self.config), "--json")
+        assert code == 0, err
+        return list(json.loads(out))
+
+    async def replay(self) -> tuple[int, str]:
+        code, out, _ = await newswatch("dlq", "replay", "--config", str(self.config), "--all")
+        return code, out
+
+    async def settle(self) -> None:
+        """Sends are prompt here: what the checks waited for is all there is."""
+
+    async def stop(self) -> None:
+        assert self.proc is not None
+        assert await self.proc.stop(signal.SIGTERM) == 0, self.proc.tail()
+
+
+class Kafka:
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = unique_name("day") + "."
+        self.config = Path()
+        self.procs: list[Proc] = []
+        self._running: Any = None
+
+    def config_extra(self) -> str:
+        return (f"kafka:\n  bootstrap: {self.bootstrap}\n  topic_prefix: {self.prefix}\n"
+                f"  partitions: 4\n")
+
+    async def start(self, tmp: Path, config: Path) -> None:
+        self.config = config
+        await ensure_topics(KafkaSettings(bootstrap=self.bootstrap, prefix=self.prefix,
+                                          partitions=4))
+        args = ("--config", str(config))
+        self.procs = [Proc(tmp, "worker1", "worker", *args),
+                      Proc(tmp, "worker2", "worker", *args), Proc(tmp, "poller", "poll", *args)]
+        self._running = processes(*self.procs)
+        await self._running.__aenter__()
+        await wait_for_stable_group(self.bootstrap, self.prefix + topics.WORKER_APP,
+                                    self.prefix + topics.MATCHES, members=2)
+
+    async def decisions(self, rule_id: str) -> list[str]:
+        found = re.compile(rf"decision rule={re.escape(rule_id)} article=\S+ verdict=(\S+)")
+        return [m.group(1) for p in self.procs for log in sorted(p.dir.glob("run*.log"))
+                for m in found.finditer(log.read_text("utf-8", "replace"))]
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        code, out, err = await newswatch("dlq", "list", "--kafka", "--config", str(self.config),
+                                         "--json")
+        assert code == 0, err
+        return [e for e in json.loads(out) if e["kind"] == "delivery"]
+
+    async def replay(self) -> tuple[int, str]:
+        code, out, _ = await newswatch("dlq", "replay", "--kafka", "--config",
+                                       str(self.config), "--all")
+        return code, out
+
+    async def settle(self) -> None:
+        await drained(self.bootstrap, self.prefix, timeout=120)
+
+    async def stop(self) -> None:
+        await self._running.__aexit__(None, None, None)
+
+
+@dataclass
+class Day:
+    """What one runtime did during the day."""
+
+    messages: dict[str, list[StoredMessage]] = field(default_factory=dict)  # by channel
+    quartz: list[str] = field(default_factory=list)  # verdicts of the silenced rule
+    dead: list[dict[str, Any]] = field(default_factory=list)  # before the replay
+    replays: list[tuple[int, str]] = field(default_factory=list)
+    dead_after: list[dict[str, Any]] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def texts(self, channel: str) -> list[str]:
+        return [" ".join(m.texts()) for m in self.messages.get(channel, [])]
+
+    def count(self, channel: str, text: str) -> int:
+        return sum(text in t for t in self.texts(channel))
+
+
+def by_channel(slack: FakeSlackAPI) -> dict[str, list[StoredMessage]]:
+    names = {FakeSlackAPI._channel_id(f"#{n}"): n for n in ("desk", "zircon", "archive", "ops")}
+    out: dict[str, list[StoredMessage]] = {}
+    for m in slack.messages:
+        out.setdefault(names.get(m.channel, m.channel), []).append(m)
+    return out
+
+
+def is_digest(m: StoredMessage) -> bool:
+    return any("digest of" in t for t in m.texts())
+
+
+async def eventually(read: Callable[[], Any], holds: Callable[[Any], bool],
+                     timeout: float) -> Any:
+    """``read()`` (a state with no change event: a CLI answer, a log) once ``holds``."""
+    async with asyncio.timeout(timeout):
+        while not holds(value := await read()):
+            await asyncio.sleep(0.5)
+    return value
+
+
+async def live_a_day(runtime: Deployment, tmp: Path) -> Day:
+    """The day's script, the same for both runtimes (see the module docstring)."""
+    tmp.mkdir()
+    day = Day()
+    async with FakeSlackAPI(token=SLACK_TEST_TOKEN) as slack, FeedServer() as feeds:
+        (tmp / "rules.yaml").write_text(RULES, encoding="utf-8")
+        config = tmp / "config.yaml"
+        config.write_text(config_text(feeds, slack, runtime.config_extra()), encoding="utf-8")
+        slack.refuse("#archive", "not_in_channel")
+        serve_the_day(feeds)
+        await runtime.start(tmp, config)
+        try:
+            await script(runtime, slack, feeds, tmp, day)
+            await runtime.settle()
+        finally:
+            await runtime.stop()
+        day.messages = by_channel(slack)
+    return day
+
+
+async def script(runtime: Deployment, slack: FakeSlackAPI, feeds: FeedServer, tmp: Path,
+                 day: Day) -> None:
+    def seen(channel: str, text: str, n: int = 1) -> Callable[[], bool]:
+        return lambda: Day(messages=by_channel(slack)).count(channel, text) >= n
+
+    # Rules loaded and running: the seed story is alerted; now a broken edit.
+    await slack.wait_until(seen("desk", "US military agreements", 1), timeout=90)
+    (tmp / "rules.yaml").write_text(BROKEN, encoding="utf-8")
+    await slack.wait_until(seen("ops", "Rule reload rejected"), timeout=60)
+    feeds.serve("/late.xml", rss([{"title": "amber sunrise over the bay", "guid": "am1",
+                                   "link": "https://news.example/am1"}]))
+    # A dead letter, then the channel works again and the replay is asked for twice.
+    day.dead = await eventually(runtime.dead_letters, bool, timeout=60)
+    slack.admit("#archive")
+    day.replays.append(await runtime.replay())
+    await slack.wait_until(seen("archive", "harbour ledger"), timeout=60)
+    day.replays.append(await runtime.replay())
+    # The failing feed recovers once it has been announced.
+    await slack.wait_until(seen("ops", "Feed flaky is failing"), timeout=120)
+    feeds.serve("/flaky.xml", rss([{"title": "nothing to watch", "guid": "f1",
+                                    "link": "https://news.example/f1"}]))
+    await slack.wait_until(seen("ops", "Feed flaky recovered"), timeout=120)
+    await slack.wait_until(seen("desk", "amber sunrise"), timeout=60)
+    await slack.wait_until(lambda: any(map(is_digest, slack.messages)), timeout=150)
+    await slack.wait_until(seen("desk", "Also reported by", 2), timeout=60)
+    day.quartz = await eventually(lambda: runtime.decisions("quartz-watch"), bool, timeout=30)
+    day.dead_after = await runtime.dead_letters()
+
+
+async def both_days(bootstrap: str, tmp: Path) -> dict[str, Day]:
+    runtimes: dict[str, Deployment] = {"embedded": Embedded(), "kafka": Kafka(bootstrap)}
+    results = await asyncio.gather(*(live_a_day(r, tmp / name) for name, r in runtimes.items()),
+                                   return_exceptions=True)
+    days = {}
+    for name, result in zip(runtimes, results, strict=True):
+        if isinstance(result, BaseException):
+            print(f"\n{name}: the day failed: {result!r}", file=sys.stderr)
+            days[name] = Day(error=result)
+        else:
+            days[name] = result
+    return days
+
+
+@pytest.fixture(scope="module")
+def days(kafka_bootstrap: str,  # noqa: F811
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Day]]:
+    yield asyncio.run(both_days(kafka_bootstrap, tmp_path_factory.mktemp("days")))
+
+
+def day_of(days: dict[str, Day], runtime: str) -> Day:
+    day = days[runtime]
+    if day.error is not None:
+        raise day.error
+    return day
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_story_in_three_feeds_is_one_alert_with_the_copies_in_its_thread(
+    days: dict[str, Day], runtime: str
+) -> None:
+    day = day_of(days, runtime)
+    seed = [m for m in day.messages["desk"] if "US military agreements" in " ".join(m.texts())
+            or "Also reported by" in " ".join(m.texts())]
+    top = [m for m in seed if m.thread_ts is None]
+    replies = [m for m in seed if m.thread_ts is not None]
+    assert len(top) == 1, [m.texts()[:1] for m in top]
+    assert len(replies) == 2 and {r.thread_ts for r in replies} == {top[0].ts}
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_throttled_matches_arrive_in_one_digest_after_the_interval(
+    days: dict[str, Day], runtime: str
+) -> None:
+    day = day_of(days, runtime)
+    zircon = day.messages["zircon"]
+    alerts = [m for m in zircon if not is_digest(m)]
+    (digest,) = [m for m in zircon if is_digest(m)]
+    alerted = [t for m in alerts for t in set(ZQ.findall(" ".join(m.texts())))]
+    in_digest = set(ZQ.findall(" ".join(digest.texts())))
+    first, last = float(alerts[0].ts), float(alerts[-1].ts)
+    print(f"\n{runtime}: {len(alerts)} alerts, 1 digest of {len(in_digest)}, sent "
+          f"{float(digest.ts) - first:.1f}s after the first alert, "
+          f"{float(digest.ts) - last:.1f}s after the last")
+    assert len(alerted) == len(set(alerted)) == PER_HOUR
+    assert sorted(set(alerted) | in_digest) == [f"zq{n:03d}" for n in range(STORIES)]
+    assert len(in_digest) == STORIES - PER_HOUR
+    # Due 1 m after its first entry (decided at or after the first alert's decision, by
+    # the last alert at the latest), sent within a tick and a lane's pacing of that.
+    assert float(digest.ts) - first >= 55
+    assert float(digest.ts) - last <= 72
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_silenced_rule_sends_nothing_and_says_why(days: dict[str, Day], runtime: str) -> None:
+    day = day_of(days, runtime)
+    assert day.quartz == ["silenced"]
+    assert not any("quartz" in t for ts in map(day.texts, day.messages) for t in ts)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_dead_letter_is_replayed_once_however_often_replay_runs(
+    days: dict[str, Day], runtime: str
+) -> None:
+    day = day_of(days, runtime)
+    (letter,) = day.dead
+    assert (letter["receiver"], letter["reason"]) == ("archive", "not_in_channel")
+    first, second = day.replays
+    assert first[0] == 0 and first[1].startswith(f"{letter['id']}: requested")
+    assert second[0] == 0  # nothing left to replay, or replayed through dedup: not sent
+    assert day.count("archive", "harbour ledger") == 1
+    assert day.dead_after == []
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_failing_feed_is_one_notice_and_its_recovery_another(
+    days: dict[str, Day], runtime: str
+) -> None:
+    day = day_of(days, runtime)
+    notices = Counter(re.sub(r" \(.*", "", t.split("\n")[0]) for t in day.texts("ops"))
+    assert day.count("ops", "Feed flaky is failing") == 1
+    assert day.count("ops", "Feed flaky recovered") == 1
+    assert day.count("ops", "Feed ") == 2, notices  # no other feed announced
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_broken_rule_edit_is_one_notice_and_the_old_rules_keep_matching(
+    days: dict[str, Day], runtime: str
+) -> None:
+    day = day_of(days, runtime)
+    assert day.count("ops", "Rule reload rejected") == 1
+    assert day.count("ops", "colour") >= 1  # the notice says what is wrong
+    assert day.count("desk", "amber sunrise") == 1
+
+
+def test_a_runtime_missing_an_obligation_cannot_be_built() -> None:
+    """The contract is an abstract base: both runtimes meet all of it, and a runtime that
+    misses one obligation fails when built (and in mypy, where it is built)."""
+    from newswatch.streams.embedded import EmbeddedRuntime
+    from newswatch.streams.kafka.runtime import KafkaRuntime
+
+    obligations = {"take", "notify", "tick"}
+    assert Runtime.__abstractmethods__ == obligations
+    assert EmbeddedRuntime.__abstractmethods__ == KafkaRuntime.__abstractmethods__ == set()
+
+    class Partial(Runtime):
+        async def take(self, articles: Any) -> None: ...
+        async def notify(self, notice: Any) -> None: ...
+
+    with pytest.raises(TypeError, match="tick"):
+        Partial()  # type: ignore[abstract]
+
+
+def test_mypy_reports_a_runtime_missing_an_obligation(tmp_path: Path) -> None:
+    from mypy import api
+
+    partial = tmp_path / "partial.py"
+    partial.write_text(textwrap.dedent("""\
+        from newswatch.streams.runtime import Runtime
+
+        class Partial(Runtime):
+            async def take(self, articles: object) -> None: ...
+            async def tick(self) -> None: ...
+
+        Partial()
+        """), encoding="utf-8")
+    out, _, code = api.run([str(partial), "--no-incremental", "--follow-imports=silent"])
+    assert code == 1
+    assert 'Cannot instantiate abstract class "Partial" with abstract attribute "notify"' in out
