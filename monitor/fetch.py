@@ -41,6 +41,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from newswatch.core.config import FetchConfig
 from newswatch.core.errors import FetchError, FetchErrorKind
 from newswatch.monitor.netguard import GuardedResolver, check_redirect, check_url, normalize_allow
 
@@ -279,6 +280,12 @@ class Fetcher:
     aiohttp's ThreadedResolver); tests inject a stub. The session is created on first use,
     inside the running event loop. Safe to call ``fetch`` concurrently.
     """
+
+    @classmethod
+    def for_config(cls, fetch: FetchConfig) -> Fetcher:
+        """The fetcher the config's ``fetch:`` section describes."""
+        return cls(FetchLimits(total=fetch.timeout, max_bytes=fetch.max_bytes),
+                   allow=fetch.allow)
 
     def __init__(
         self,

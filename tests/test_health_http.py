@@ -83,8 +83,9 @@ def test_readyz_checks_the_state_is_writable(tmp_path: Path) -> None:
         missing.close()
 
 
-def test_poll_readiness_follows_kafka_reachability() -> None:
-    from newswatch.cli.kafka import _health
+async def test_poll_readiness_follows_kafka_reachability() -> None:
+    from newswatch.cli.kafka import _kafka_ready
+    from newswatch.cli.serving import new_metrics, serve_health
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -100,7 +101,8 @@ def test_poll_readiness_follows_kafka_reachability() -> None:
         config = parse_config(
             f"rules: []\nkafka: {{bootstrap: '{bootstrap}'}}\nmetrics: {{port: {port}}}\n",
             "c.yaml", base=Path("."))
-        close = _health(config, None)
+        close = serve_health(config, new_metrics(config, process=True),
+                             loop=asyncio.get_running_loop(), ready=_kafka_ready(config))
         try:
             code, body = get(port, "/readyz")
             assert code == expected, body

@@ -13,14 +13,12 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-
 from newswatch.cli.options import Commands, Context, add_command
+from newswatch.cli.serving import new_metrics, serve_health, stop_on_signals
 from newswatch.core import health_http
 from newswatch.core.config import Config
 from newswatch.core.metrics import Metrics
@@ -51,12 +49,10 @@ def poll_command(args: argparse.Namespace, context: Context) -> int:
     config = context.config(args)
 
     async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        metrics = Metrics(CollectorRegistry()) if config.metrics is not None else None
-        close_health = _health(config, loop, metrics.registry if metrics else None)
+        stop = stop_on_signals()
+        metrics = new_metrics(config)
+        close_health = serve_health(config, metrics, loop=asyncio.get_running_loop(),
+                                    ready=_kafka_ready(config))
         try:
             await poll_forever(config, stop=stop, metrics=metrics, environ=context.environ)
         finally:
@@ -86,7 +82,7 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
     """Poll the feeds this process owns and publish new articles to Kafka until ``stop``;
     feed-health transitions become ops notices for the workers to deliver."""
     # lazy: the Kafka extra, and the network stack (aiohttp, feedparser): ~170 ms start-up
-    from newswatch.monitor.fetch import Fetcher, FetchLimits
+    from newswatch.monitor.fetch import Fetcher
     from newswatch.monitor.poller import Poller
     from newswatch.streams.kafka.client import (
         FeedOwnership,
@@ -102,9 +98,7 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
     await ensure_topics(settings)
     producer = reliable_producer(settings)
     await producer.start()
-    fetcher = Fetcher(limits=FetchLimits(total=config.fetch.timeout,
-                                         max_bytes=config.fetch.max_bytes),
-                      allow=config.fetch.allow)
+    fetcher = Fetcher.for_config(config.fetch)
     state = KafkaFeedState(settings, producer)
     share = _Share(FeedOwnership(settings), state)
     # the announced feed state durable before each notice: never announced twice
@@ -160,33 +154,9 @@ class _Share:
             log.info("feeds assigned to this poller: %s", ", ".join(owned) or "none")
 
 
-def _health(config: Config, loop: asyncio.AbstractEventLoop | None,
-            registry: CollectorRegistry | None = None) -> Callable[[], None]:
-    """With ``metrics:`` in the config, serve /healthz (event loop, when given), /readyz
-    (Kafka reachable) and /metrics (``registry``, else process metrics) on the metrics port;
-    returns a closer."""
-    if config.metrics is None:
-        return lambda: None
-    if registry is None:
-        registry = CollectorRegistry()
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-    watchdog = health_http.LoopWatchdog(loop).start() if loop is not None else None
-    live: dict[str, health_http.Check] = (
-        {"loop": watchdog.check} if watchdog is not None
-        else {"process": lambda: (True, "health thread answering")})
-    server = health_http.serve(port=config.metrics.port, host=config.metrics.host, live=live,
-                               registry=registry,
-                               ready={"kafka": health_http.kafka_reachable(
-                                   config.kafka.bootstrap)})
-    log.info("health on http://%s:%d/healthz and /readyz", config.metrics.host, server.port)
-
-    def close() -> None:
-        server.close()
-        if watchdog is not None:
-            watchdog.stop()
-
-    return close
+def _kafka_ready(config: Config) -> dict[str, health_http.Check]:
+    """/readyz of the Kafka commands: the cluster answers."""
+    return {"kafka": health_http.kafka_reachable(config.kafka.bootstrap)}
 
 
 def watch_rules_in_thread(
@@ -234,11 +204,7 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
 
     reloader = watch_rules_in_thread(config, build_matcher, rejection_notifier(
         lambda notice: publish_notice(settings, notice), config.ops))
-    metrics = None
-    if config.metrics is not None:
-        metrics = Metrics(CollectorRegistry())
-        ProcessCollector(registry=metrics.registry)
-        PlatformCollector(registry=metrics.registry)
+    metrics = new_metrics(config, process=True)
     fence = FreezeFence(limit=kafka_worker.FENCE_LIMIT, on_frozen=exit_frozen).start()
     silences = SilenceStore({}, configured_silences(config.silences))  # the config's only
     app = kafka_worker.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers,
@@ -248,7 +214,7 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
     # covering table recovery).
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    close_health = _health(config, loop, metrics.registry if metrics else None)
+    close_health = serve_health(config, metrics, loop=loop, ready=_kafka_ready(config))
     try:
         kafka_worker.run_worker(app, loop=loop)
     finally:

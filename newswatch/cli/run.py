@@ -9,17 +9,15 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 
-from prometheus_client import CollectorRegistry
-
 from newswatch.cli.options import EXIT_OK, Commands, Context, add_command
+from newswatch.cli.serving import new_metrics, serve_health, stop_on_signals
 from newswatch.core import health_http
 from newswatch.core.config import Config
 from newswatch.core.errors import ConfigError, Issue
-from newswatch.core.metrics import MeteredAudit, Metrics
+from newswatch.core.metrics import MeteredAudit
 from newswatch.core.state import Database, RuntimeLock
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.notices import rejection_notifier, transition_notifier
@@ -50,22 +48,23 @@ async def run_embedded(
     """Wire fetcher, poller, pipeline and rule reloader over the state file and run them;
     prints the counters on stderr at the end."""
     # lazy: the network stack (aiohttp, slack_sdk, aiosmtplib, feedparser): ~170 ms start-up
-    from newswatch.monitor.fetch import Fetcher, FetchLimits
+    from newswatch.monitor.fetch import Fetcher
     from newswatch.monitor.poller import Poller
     from newswatch.streams.embedded import EmbeddedRuntime, make_pipeline
     from newswatch.streams.receivers import build_notifiers
 
     notifiers = build_notifiers(config, environ)  # a missing secret stops us here, exit 2
     async with contextlib.AsyncExitStack() as stack:
-        metrics = _serve_metrics(config, stack)
+        metrics = new_metrics(config)
+        stack.callback(serve_health(
+            config, metrics, loop=asyncio.get_running_loop(),
+            ready={"state": health_http.state_writable(config.state)}))
         stack.callback(_lock_state(config).release)  # one writer of the delivery state
         db = Database.open(config.state)
         stack.callback(db.close)
         for notifier in notifiers.values():
             stack.push_async_callback(notifier.aclose)
-        fetcher = Fetcher(limits=FetchLimits(total=config.fetch.timeout,
-                                             max_bytes=config.fetch.max_bytes),
-                          allow=config.fetch.allow)
+        fetcher = Fetcher.for_config(config.fetch)
         stack.push_async_callback(fetcher.close)
         pipeline = make_pipeline(
             config, db, notifiers, audit=MeteredAudit(db, metrics) if metrics else None)
@@ -97,29 +96,6 @@ async def run_embedded(
     return EXIT_OK
 
 
-def _serve_metrics(config: Config, stack: contextlib.AsyncExitStack) -> Metrics | None:
-    """With ``metrics:`` in the config: the metrics, served with the health endpoints until
-    ``stack`` closes; ConfigError when the port cannot be bound. None without."""
-    if config.metrics is None:
-        return None
-    metrics = Metrics(CollectorRegistry())
-    watchdog = health_http.LoopWatchdog(asyncio.get_running_loop()).start()
-    stack.callback(watchdog.stop)
-    try:
-        server = health_http.serve(
-            port=config.metrics.port, host=config.metrics.host, registry=metrics.registry,
-            live={"loop": watchdog.check},
-            ready={"state": health_http.state_writable(config.state)})
-    except OSError as error:
-        raise ConfigError([Issue(str(config.path), 0, f"metrics: cannot listen on "
-                                 f"{config.metrics.host}:{config.metrics.port}: "
-                                 f"{error.strerror or error}")]) from None
-    stack.callback(server.close)
-    log.info("metrics on http://%s:%d/metrics (health: /healthz, /readyz)",
-             config.metrics.host, server.port)
-    return metrics
-
-
 def _lock_state(config: Config) -> RuntimeLock:
     """The state's runtime lock, held; ConfigError when another process holds it."""
     lock = RuntimeLock(config.state)
@@ -133,10 +109,7 @@ async def _run_until_signalled(
     run: Callable[[asyncio.Event], Awaitable[None]], reloader: RuleReloader
 ) -> None:
     """``run`` and the rule watcher until SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     watcher = asyncio.create_task(reloader.run(stop))
     try:
         await run(stop)
