@@ -208,7 +208,8 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
     fence = FreezeFence(limit=kafka_worker.FENCE_LIMIT, on_frozen=exit_frozen).start()
     silences = SilenceStore({}, configured_silences(config.silences))  # the config's only
     app = kafka_worker.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers,
-                                 metrics=metrics, fence=fence.check, silences=silences.active)
+                                 metrics=metrics, fence=fence.check, silences=silences.active,
+                                 redrive_after=config.kafka.redrive_after)
     # faust runs on the loop we give it, so the same loop-stall watchdog as `run` and `poll`
     # backs /healthz (a stall appears only once the loop runs: probes need an initial delay
     # covering table recovery).

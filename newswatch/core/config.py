@@ -101,6 +101,7 @@ class KafkaConfig:
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     ssl_cafile: str | None = None
+    redrive_after: float = 60.0  # seconds a ledger entry may stay pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +350,8 @@ def _kafka(top: MapReader, shown: str, issues: list[Issue]) -> KafkaConfig:
         return KafkaConfig()
     r = MapReader(data, shown, issues, where="kafka", allowed=(
         "bootstrap", "topic_prefix", "partitions", "replication", "client_id",
-        "security_protocol", "sasl_mechanism", "sasl_username", "ssl_cafile"))
+        "security_protocol", "sasl_mechanism", "sasl_username", "ssl_cafile",
+        "redrive_after"))
     r.finish()
     protocol = r.text("security_protocol", default="PLAINTEXT") or "PLAINTEXT"
     if protocol not in _SECURITY_PROTOCOLS:
@@ -371,7 +373,18 @@ def _kafka(top: MapReader, shown: str, issues: list[Issue]) -> KafkaConfig:
         sasl_mechanism=mechanism,
         sasl_username=r.text("sasl_username"),
         ssl_cafile=r.text("ssl_cafile"),
+        redrive_after=_redrive_after(r),
     )
+
+
+def _redrive_after(r: MapReader) -> float:
+    seconds = r.duration("redrive_after", default=60.0)
+    if seconds < 5:
+        # a delivery in progress (retries, a rebalance) takes seconds: sooner, every
+        # re-drive would be a false alarm
+        r.error("redrive_after must be at least 5s", r.line("redrive_after"))
+        return 60.0
+    return seconds
 
 
 def _metrics(top: MapReader, shown: str, issues: list[Issue]) -> MetricsConfig | None:

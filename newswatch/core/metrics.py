@@ -122,6 +122,11 @@ class Metrics:
             "newswatch_dead_letters", "Events sent to the dead-letter topic by stage",
             ["stage"], registry=registry,
         )
+        self.redrives = Counter(
+            "newswatch_kafka_redrives", "Ledger entries still pending after the bound, "
+            "published again, by the stage that had not done them", ["stage"],
+            registry=registry,
+        )
         self._partitions: set[tuple[str, str]] = set()
         for status in STATUSES:
             self.feeds.labels(status).set(0)
@@ -175,6 +180,9 @@ class Metrics:
 
     def observe_dead_letter(self, stage: str) -> None:
         self.dead_letters.labels(stage).inc()
+
+    def observe_redrive(self, stage: str) -> None:
+        self.redrives.labels(stage).inc()
 
 
 class DecisionLog(Protocol):

@@ -27,6 +27,11 @@ from newswatch.core.config import Config
 from newswatch.streams.kafka import topics
 
 COMPACTED = {"cleanup.policy": "compact"}
+# The ledger is read from its first offset at every rebalance: roll segments often so the
+# cleaner keeps it to the entries still pending (and tombstones for 10 minutes, so a
+# reader that saw an entry also sees it done).
+LEDGER_CONFIG = {**COMPACTED, "segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1",
+                 "delete.retention.ms": "600000"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +94,12 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     """Every topic of ``topics.ALL``: ``partitions`` and ``replication`` of the settings,
     compacted for ``topics.COMPACTED``."""
     p, r = settings.partitions, settings.replication
-    return [NewTopic(settings.topic(name), p, r,
-                     topic_configs=COMPACTED if name in topics.COMPACTED else {})
+    def configs(name: str) -> dict[str, str]:
+        if name == topics.LEDGER:
+            return LEDGER_CONFIG
+        return COMPACTED if name in topics.COMPACTED else {}
+
+    return [NewTopic(settings.topic(name), p, r, topic_configs=configs(name))
             for name in topics.ALL]
 
 
@@ -159,11 +168,16 @@ def reliable_producer(settings: KafkaSettings) -> AIOKafkaProducer:
     )
 
 
-def producer_publish(producer: AIOKafkaProducer) -> Callable[[str, bytes, bytes], Awaitable[None]]:
-    """The ``Publish`` port (``newswatch.streams.kafka.runtime``) over an aiokafka producer
-    (a ``reliable_producer``, started): returns once Kafka acknowledged the record."""
+# Writes one record (topic full name, key, value; a None value is a tombstone) and returns
+# once Kafka acknowledged it; raises when the broker did not take it. Each process passes
+# its own producer's: ``producer_publish`` here, faust's in the worker.
+Publish = Callable[[str, bytes, bytes | None], Awaitable[None]]
 
-    async def publish(topic: str, key: bytes, value: bytes) -> None:
+
+def producer_publish(producer: AIOKafkaProducer) -> Publish:
+    """``Publish`` over an aiokafka producer (a ``reliable_producer``, started)."""
+
+    async def publish(topic: str, key: bytes, value: bytes | None) -> None:
         written = await producer.send(topic, key=key, value=value)
         await written  # raises if the broker did not take it
 

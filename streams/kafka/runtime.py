@@ -3,7 +3,8 @@
 Its obligations are spread over processes, each reaching the others through a topic; this
 class is what every process calls, with a ``Publish`` port for its own producer:
 
-- ``take`` (``newswatch poll``'s sink) publishes the articles to the articles topic; the
+- ``take`` (``newswatch poll``'s sink) records the articles pending in the completion
+  ledger (``newswatch.streams.kafka.ledger``), then publishes them to the articles topic; the
   workers' match agent matches them (``newswatch.streams.matching``) and publishes each
   match to the matches topic keyed by rule id, where the deliver agent of the worker
   owning that partition runs the pipeline (``newswatch.streams.kafka.worker``).
@@ -39,7 +40,13 @@ from typing import Any
 from newswatch.core.article import Article
 from newswatch.streams.alerts import Match
 from newswatch.streams.kafka import topics
-from newswatch.streams.kafka.client import KafkaSettings, producer_publish, reliable_producer
+from newswatch.streams.kafka.client import (
+    KafkaSettings,
+    Publish,
+    producer_publish,
+    reliable_producer,
+)
+from newswatch.streams.kafka.ledger import Ledger, pending_article
 from newswatch.streams.kafka.ticks import TickPlanner
 from newswatch.streams.runtime import Runtime
 
@@ -49,11 +56,6 @@ from newswatch.streams.runtime import Runtime
 REREAD_WINDOW = 600.0
 
 RuleRows = Callable[[], Iterable[tuple[str, Mapping[str, Any] | None]]]
-
-
-# Writes one record to a topic (full name): (topic, key, value); returns once Kafka
-# acknowledged it, raises when the broker did not take it.
-Publish = Callable[[str, bytes, bytes], Awaitable[None]]
 
 
 class KafkaRuntime(Runtime):
@@ -74,11 +76,15 @@ class KafkaRuntime(Runtime):
         self._before_notice = before_notice
         self._clock = clock
         self._planner = TickPlanner()
+        self._ledger = Ledger(settings, publish)
 
     async def take(self, articles: Sequence[Article]) -> None:
-        """Publish the articles; returns once Kafka acknowledged every one."""
+        """Record the articles pending in the ledger, then publish them; returns once
+        Kafka acknowledged every one (``newswatch.streams.kafka.ledger``, step 1)."""
         topic = self._settings.topic(topics.ARTICLES)
         messages = [topics.ArticleMessage(a) for a in articles]
+        now = self._clock()
+        await self._ledger.pending(pending_article(m, now) for m in messages)
         await asyncio.gather(*(self._publish(topic, m.key(), m.to_bytes()) for m in messages))
 
     async def notify(self, notice: Match) -> None:

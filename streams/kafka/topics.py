@@ -15,6 +15,9 @@ topic               key            value
 ``feeds``           —              empty registry; its partitions are what pollers own
 ``feed-health``     feed name      compacted; the feed's health
 ``feed-state``      feed name      compacted; the feed's poll cursor and seen ids
+``ledger``          ``article/…``  compacted; work outstanding: a pending entry with the
+                    ``match/…``    record to publish again, a tombstone once done
+                                   (``newswatch.streams.kafka.ledger``)
 ==================  =============  =======================================================
 
 The worker is the faust app ``<prefix>worker`` (also its consumer group); faust names a
@@ -44,15 +47,17 @@ ALERTS_DLQ = "alerts-dlq"
 FEEDS = "feeds"
 FEED_HEALTH = "feed-health"
 FEED_STATE = "feed-state"
+LEDGER = "ledger"
 #: Topics the worker's agents stream (their offsets are committed by the worker group).
 STREAMED = (ARTICLES, MATCHES)
 #: Topics that keep the latest value per key.
-COMPACTED = (FEED_HEALTH, FEED_STATE)
+COMPACTED = (FEED_HEALTH, FEED_STATE, LEDGER)
 #: Every topic ``ensure_topics`` creates, in that order.
-ALL = (ARTICLES, MATCHES, ALERTS_DLQ, FEEDS, FEED_HEALTH, FEED_STATE)
+ALL = (ARTICLES, MATCHES, ALERTS_DLQ, FEEDS, FEED_HEALTH, FEED_STATE, LEDGER)
 
 WORKER_APP = "worker"  # the faust app id and consumer group of `newswatch worker`
 POLLER_GROUP = "pollers"  # the consumer group of `newswatch poll` on FEEDS
+LEDGER_GROUP = "ledger-reconcilers"  # the workers' reconcilers on LEDGER
 DEDUP_TABLE = "dedup"  # rule id → the rule's delivery state
 DEAD_LETTERS_TABLE = "dead-letters"  # dead letter id → entry
 

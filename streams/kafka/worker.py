@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import faust
@@ -36,7 +36,7 @@ from newswatch.core.metrics import MeteredAudit, Metrics
 from newswatch.core.state import Decision
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.kafka import topics
-from newswatch.streams.kafka.client import KafkaSettings
+from newswatch.streams.kafka.client import KafkaSettings, Publish
 from newswatch.streams.kafka.consumer import (
     GUARD_EVERY,
     STALL_AFTER,
@@ -46,6 +46,14 @@ from newswatch.streams.kafka.consumer import (
     guard_round,
 )
 from newswatch.streams.kafka.fence import FencedMapping
+from newswatch.streams.kafka.ledger import (
+    REDRIVE_AFTER,
+    Ledger,
+    Reconciler,
+    article_key,
+    match_key,
+    pending_match,
+)
 from newswatch.streams.kafka.runtime import KafkaRuntime
 from newswatch.streams.kafka.stallguard import StallGuard
 from newswatch.streams.kafka.ticks import TICK_EVERY
@@ -136,11 +144,13 @@ def build_app(
     stall_after: float = STALL_AFTER,
     fence: Callable[[], None] | None = None,
     silences: Callable[[float], Sequence[Silence]] | None = None,
+    redrive_after: float = REDRIVE_AFTER,
 ) -> faust.App:
     """The worker app. Start it with ``run_worker``. With ``metrics``, the agents count
     matches, decisions and dead letters, and the stall guard sets lag and commit age.
     ``fence`` (``FreezeFence.check``) is called before every send and every table write;
-    ``silences`` gives the silences active at a time (the config's)."""
+    ``silences`` gives the silences active at a time (the config's); the ledger's
+    reconciler re-drives what stays pending ``redrive_after`` seconds."""
     app = _faust_app(settings, metrics)
     articles = app.topic(settings.topic(topics.ARTICLES), partitions=settings.partitions)
     matches = app.topic(settings.topic(topics.MATCHES), partitions=settings.partitions)
@@ -171,31 +181,40 @@ def build_app(
 
     matching = Matching(matcher, metrics)
 
+    publish = _faust_publish(app)
+    ledger = Ledger(settings, publish, mark=_faust_publish(app, wait=False))
+
     @app.agent(articles)
     async def match(stream: Any) -> None:
         async for event in stream.events():
             try:
                 article = ArticleMessage.from_bytes(event.value).article
+                found = [MatchMessage(m) for m in matching(article)]
+                await ledger.pending(pending_match(m, clock()) for m in found)
                 # Kafka must have every match before the article event ends (and may be
                 # committed): faust's flush-before-commit gives up after 0.1 s without
                 # progress, leaving matches in its producer buffer, and a worker that
                 # then stops or dies would lose them with the article committed.
-                sent = []
-                for found in matching(article):
-                    m = MatchMessage(found)
-                    sent.append(await matches.send(key=m.key(), value=m.to_bytes()))
+                sent = [await matches.send(key=m.key(), value=m.to_bytes()) for m in found]
                 for written in sent:
                     await written
             except Exception as error:
                 await dead_letter(event.key, event.value, "match", error)
+            if event.key is not None:
+                await _mark_done(ledger, article_key(event.key.decode("utf-8", "replace")))
 
     @app.agent(matches)
     async def deliver(stream: Any) -> None:
         async for event in stream.events():
+            message: MatchesMessage | None = None
             try:
-                await _handle(pipeline, decode_matches(event.key, event.value))
+                message = decode_matches(event.key, event.value)
+                await _handle(pipeline, message)
             except Exception as error:
                 await dead_letter(event.key, event.value, "deliver", error)
+            if isinstance(message, MatchMessage):
+                found = message.match
+                await _mark_done(ledger, match_key(found.rule_id, found.article.id))
 
     @app.on_before_shutdown.connect
     async def close_notifiers(sender: Any, /, *_: Any, **__: Any) -> None:
@@ -204,13 +223,30 @@ def build_app(
         for notifier in notifiers.values():
             await notifier.aclose()
 
+    reconciler = Reconciler(settings, publish, after=redrive_after, metrics=metrics,
+                            clock=clock)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def reconcile() -> None:
+        """Step 5 of the ledger's protocol, for the whole life of the worker."""
+        await reconciler.run()
+
     _add_tick_timer(app, KafkaRuntime(
-        settings, _faust_publish(app),
+        settings, publish,
         rules=lambda: [(str(key), dedup.get(key)) for key in list(dedup.keys())],
         clock=clock))
     _add_guard_timer(app, StallGuard(after=stall_after),
                      {articles.get_topic_name(), matches.get_topic_name()}, metrics)
     return app
+
+
+async def _mark_done(ledger: Ledger, key: bytes) -> None:
+    """Mark a ledger entry done; a failure only costs a silent re-drive later."""
+    try:
+        await ledger.done([key])
+    except Exception as error:
+        log.warning("ledger: cannot mark %s done (%r); it will be re-driven", key.decode(),
+                    error)
 
 
 async def _handle(pipeline: Pipeline, message: MatchesMessage) -> None:
@@ -228,12 +264,15 @@ async def _handle(pipeline: Pipeline, message: MatchesMessage) -> None:
                 log.info("dead letter %s: replay %s", outcome.id, outcome.outcome)
 
 
-def _faust_publish(app: faust.App) -> Callable[[str, bytes, bytes], Awaitable[None]]:
-    """The ``Publish`` port over faust's own producer (the worker's records go out in
-    order with its table writes)."""
+def _faust_publish(app: faust.App, *, wait: bool = True) -> Publish:
+    """``Publish`` over faust's own producer (the worker's records go out in order with
+    its table writes); ``wait=False`` returns once the record is in the producer's buffer,
+    without Kafka's acknowledgement."""
 
-    async def publish(topic: str, key: bytes, value: bytes) -> None:
-        await (await app.send(topic, key=key, value=value))
+    async def publish(topic: str, key: bytes, value: bytes | None) -> None:
+        written = await app.send(topic, key=key, value=value)
+        if wait:
+            await written
 
     return publish
 
