@@ -1,6 +1,7 @@
-"""Kafka runtime benchmark: end-to-end latency from producing an article to the articles
-topic until the Slack-API server (tests/fakes/slack_api.py, in this process) receives the
-alert, with real `newswatch worker` processes against a real broker.
+"""Kafka runtime benchmark: end-to-end latency from handing an article to the runtime as
+the poller does (``KafkaRuntime.take``: ledger entry, then the articles topic) until the
+Slack-API server (tests/fakes/slack_api.py, in this process) receives the alert, with real
+`newswatch worker` processes against a real broker.
 
     python bench/kafka_bench.py --bootstrap 127.0.0.1:PORT [--workers 1] [--rate 50]
                                 [--seconds 30]
@@ -8,7 +9,17 @@ alert, with real `newswatch worker` processes against a real broker.
 Start a broker first: `bash deploy/kafka/broker.sh start bench` (prints the bootstrap).
 Each article matches exactly one of ``--channels`` rules, each rule alerting its own Slack
 channel, so the pipeline's 1 msg/s per-channel pacing is not what is measured as long as
-rate < channels. Prints p50/p99/max latency and the delivered rate.
+rate < channels. Prints p50/p99/max latency and the delivered rate, then where the time
+goes: p50/p99 of each stage, from stamps the run leaves behind (all on this machine's
+clock):
+
+- ``publish``: ``take`` called → it returned (ledger entry and article acknowledged);
+- ``consume+match``: → the match agent recorded the match pending (the ledger entry's
+  ``at``), so it includes the wait for the consumer's fetch;
+- ``matches acked``: → the article marked done (its ledger tombstone's timestamp,
+  written once Kafka acknowledged the matches);
+- ``decide``: → the worker logged the decision (its log line's time);
+- ``send``: → the Slack API received the post.
 """
 
 from __future__ import annotations
@@ -28,13 +39,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.kafka_scale_bench import group_members, stable
 from newswatch.core.article import Article
 from newswatch.streams.kafka import topics
-from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
+from newswatch.streams.kafka.client import (
+    KafkaSettings,
+    ensure_topics,
+    producer_publish,
+    read_topic,
+    reliable_producer,
+)
+from newswatch.streams.kafka.ledger import Pending
+from newswatch.streams.kafka.runtime import KafkaRuntime
 from tests.fakes.slack_api import FakeSlackAPI
 
 TOKEN = "xoxb-test-token"
@@ -54,9 +72,13 @@ class Arrivals:
     time it was handed to the system), scanned incrementally: this process also serves
     the Slack API, so its own CPU is part of the setup."""
 
-    def __init__(self, slack: FakeSlackAPI, sent: dict[str, float], first: int = 0) -> None:
+    def __init__(self, slack: FakeSlackAPI, sent: dict[str, float], first: int = 0, *,
+                 offset: float = 0.0) -> None:
+        """``offset`` turns the fake's stamps (``time.monotonic``) into the clock of
+        ``sent``: ``time.time() - time.monotonic()`` for Unix times."""
         self.slack = slack
         self.sent = sent
+        self.offset = offset
         self.seen: dict[str, list[float]] = {}  # id -> arrival time of each post
         self._scanned = first
 
@@ -67,7 +89,7 @@ class Arrivals:
             if call.method == "chat.postMessage":
                 for ident in set(IDENT.findall(json.dumps(call.payload))):
                     if ident in self.sent:
-                        self.seen.setdefault(ident, []).append(call.at)
+                        self.seen.setdefault(ident, []).append(call.at + self.offset)
         return len(self.seen)
 
     async def wait(self, total: int, timeout: float) -> bool:
@@ -78,6 +100,10 @@ class Arrivals:
         except TimeoutError:
             self.scan()
             return False
+
+    def first(self) -> dict[str, float]:
+        """Each id's first post (on the clock of ``sent``)."""
+        return {i: min(t) for i, t in self.seen.items()}
 
     def summary(self, total: int, t0: float) -> str:
         """alerted, delivered rate since ``t0``, p50/p99/max latency of each id's first
@@ -143,18 +169,20 @@ async def main() -> None:
                     stdout=subprocess.DEVNULL, stderr=(tmp / f"worker{n}.log").open("wb"))
                 for n in range(args.workers)
             ]
-            producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all",
-                                        enable_idempotence=True, linger_ms=0)
+            settings = KafkaSettings(bootstrap=args.bootstrap, prefix=prefix,
+                                     partitions=args.partitions)
+            producer = reliable_producer(settings)  # the poller's
             await producer.start()
             try:
                 sent: dict[str, float] = {}
+                taken: dict[str, float] = {}
+                runtime = KafkaRuntime(settings, producer_publish(producer))
 
                 async def publish(i: int) -> None:
                     article = bench_article(i, args.channels)
-                    sent[article.id] = time.monotonic()
-                    await producer.send_and_wait(
-                        prefix + topics.ARTICLES, key=article.id.encode(),
-                        value=topics.ArticleMessage(article).to_bytes())
+                    sent[article.id] = time.time()
+                    await runtime.take([article])
+                    taken[article.id] = time.time()
 
                 # every worker in the group and owning partitions first: a worker joining
                 # late rebalances the group mid-measurement (a ~1.5 s pause in the p99)
@@ -166,20 +194,26 @@ async def main() -> None:
                 sent.clear()
                 first = len(slack.calls)
                 total = int(args.rate * args.seconds)
-                t0 = time.monotonic()
+                t0 = time.time()
                 for i in range(1, total + 1):
-                    delay = t0 + (i - 1) / args.rate - time.monotonic()
+                    delay = t0 + (i - 1) / args.rate - time.time()
                     if delay > 0:
                         await asyncio.sleep(delay)  # the offered rate is the experiment
                     await publish(i)
-                offered = total / (time.monotonic() - t0)
+                offered = total / (time.time() - t0)
 
-                arrivals = Arrivals(slack, sent, first)
+                arrivals = Arrivals(slack, sent, first, offset=time.time() - time.monotonic())
                 if not await arrivals.wait(total, timeout=args.seconds * 2 + 30):
                     print("not sustained: not every alert arrived within "
                           f"{args.seconds * 2 + 30:.0f}s of the start")
                 print(f"workers={args.workers} offered={offered:.1f}/s "
                       f"{arrivals.summary(total, t0)}")
+                posted = arrivals.first()
+                decided = decision_times(tmp)
+                pending, done = await ledger_stamps(settings)
+                print(stage_table(sent, [("publish", taken), ("consume+match", pending),
+                                         ("matches acked", done), ("decide", decided),
+                                         ("send", posted)]))
             finally:
                 await producer.stop()
                 for w in workers:
@@ -198,6 +232,52 @@ async def main() -> None:
                     for p in tmp.glob("worker*.log"):
                         p.rename(Path(args.keep_logs) / p.name)
                         w.wait()
+
+
+def stage_table(start: dict[str, float], stages: list[tuple[str, dict[str, float]]]) -> str:
+    """p50/p99 (ms) of each stage: from the previous stamp of an article to this one."""
+    lines = [f"{'stage':<16}{'p50':>8}{'p99':>8}  articles"]
+    previous = start
+    for name, stamps in stages:
+        spans = sorted((stamps[i] - previous[i]) * 1000 for i in stamps if i in previous)
+        if len(spans) >= 2:
+            q = statistics.quantiles(spans, n=100)
+            lines.append(f"{name:<16}{q[49]:>6.0f}ms{q[98]:>6.0f}ms  {len(spans)}")
+        else:
+            lines.append(f"{name:<16}{'-':>8}{'-':>8}  {len(spans)}")
+        previous = stamps
+    return "\n".join(lines)
+
+
+# faust's log format: "[2026-12-06 20:22:04,409] [pid] [INFO] decision rule=… article=<url>"
+DECISION = re.compile(r"^\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]? .*decision "
+                      r"rule=\S+ article=\S*?(b\d{6}) verdict=send", re.M)
+
+
+def decision_times(tmp: Path) -> dict[str, float]:
+    """When each article's first send decision was logged (the log's local time, ms)."""
+    out: dict[str, float] = {}
+    for log in tmp.glob("worker*.log"):
+        for m in DECISION.finditer(log.read_text("utf-8", "replace")):
+            at = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(
+                m.group(2)) / 1000
+            out[m.group(3)] = min(at, out.get(m.group(3), at))
+    return out
+
+
+async def ledger_stamps(settings: KafkaSettings) -> tuple[dict[str, float], dict[str, float]]:
+    """From the ledger topic: when each article's match was recorded pending (the entry's
+    ``at``) and when the article was marked done (the tombstone's timestamp)."""
+    pending: dict[str, float] = {}
+    done: dict[str, float] = {}
+    async for record in read_topic(settings, settings.topic(topics.LEDGER)):
+        key = (record.key or b"").decode()
+        if key.startswith("match/") and record.value is not None:
+            ident = key.rsplit("/", 1)[1]
+            pending.setdefault(ident, Pending.from_bytes(record.value).at)
+        elif key.startswith("article/") and record.value is None:
+            done.setdefault(key.split("/", 1)[1], record.timestamp / 1000)
+    return pending, done
 
 
 async def wait_stable(bootstrap: str, group: str, topic: str, workers: int,

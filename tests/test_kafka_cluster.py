@@ -76,7 +76,9 @@ def write_config(tmp: Path, bootstrap: str, prefix: str, feeds: FeedServer,
                   f"      base_url: {slack.base_url}"]
     lines += ["fetch:", f"  allow: ['{feeds.allow}']",
               "kafka:", f"  bootstrap: {bootstrap}", f"  topic_prefix: {prefix}",
-              f"  partitions: {PARTITIONS}"]
+              f"  partitions: {PARTITIONS}",
+              # well within the scenarios' waits: a record faust drops is re-driven in time
+              "  redrive_after: 20s"]
     config = tmp / "config.yaml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return config

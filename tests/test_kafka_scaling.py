@@ -36,10 +36,13 @@ from tests.test_kafka_runtime import drained
 
 
 def rewinds(*workers: Proc) -> str:
-    """What the workers' repairs to faust read again (streams/kafka/consumer.py)."""
+    """What the workers' repairs to faust read again (streams/kafka/consumer.py), and
+    what the completion ledger had to re-drive (streams/kafka/ledger.py)."""
     stalled = sum(w.count_in_logs("stalled: committed") for w in workers)
     dropped = sum(w.count_in_logs("were dropped before any agent saw them") for w in workers)
-    return f"partitions read again: {stalled} stalled, {dropped} with records faust dropped"
+    redriven = sum(w.count_in_logs(" re-drove ") for w in workers)
+    return (f"partitions read again: {stalled} stalled, {dropped} with records faust "
+            f"dropped; ledger re-drives: {redriven}")
 
 
 async def test_two_workers_two_pollers_one_worker_stopped_mid_stream(

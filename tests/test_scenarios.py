@@ -206,10 +206,11 @@ class Kafka:
                                     self.prefix + topics.MATCHES, members=2)
 
     async def decisions(self, rule_id: str) -> list[tuple[str, float]]:
-        """From the workers' logs: one line per decision, stamped to the millisecond in
-        local time."""
-        found = re.compile(rf"^(\S+ \S+),(\d+) .*decision rule={re.escape(rule_id)} "
-                           rf"article=\S+ verdict=(\S+)", re.M)
+        """From the workers' logs (faust's format): one line per decision, stamped to the
+        millisecond in local time."""
+        found = re.compile(rf"^\[?(\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{{3}})\]? .*"
+                           rf"decision rule={re.escape(rule_id)} article=\S+ verdict=(\S+)",
+                           re.M)
         return [(m.group(3), time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
                  + int(m.group(2)) / 1000)
                 for p in self.procs for log in sorted(p.dir.glob("run*.log"))
