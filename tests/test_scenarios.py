@@ -124,8 +124,9 @@ class Deployment(Protocol):
 
     async def start(self, tmp: Path, config: Path) -> None: ...
 
-    async def decisions(self, rule_id: str) -> list[tuple[str, float]]:
-        """The verdicts recorded for ``rule_id`` so far, with their times (Unix)."""
+    async def decisions(self, rule_id: str) -> list[tuple[str, str, float]]:
+        """The decisions recorded for ``rule_id`` so far: verdict, result (``pending``,
+        ``digest``, ``sent``, …), time (Unix)."""
         ...
 
     async def dead_letters(self) -> list[dict[str, Any]]:
@@ -156,12 +157,12 @@ class Embedded:
         self.proc = Proc(tmp, "run", "run", "--config", str(config))
         await self.proc.start()
 
-    async def decisions(self, rule_id: str) -> list[tuple[str, float]]:
+    async def decisions(self, rule_id: str) -> list[tuple[str, str, float]]:
         """From ``newswatch alerts --json`` (times to the second)."""
         code, out, err = await newswatch("alerts", "--config", str(self.config), "--json",
                                          "--limit", "500")
         assert code == 0, err
-        return [(d["verdict"], datetime.fromisoformat(d["at"]).timestamp())
+        return [(d["verdict"], d["result"], datetime.fromisoformat(d["at"]).timestamp())
                 for d in json.loads(out) if d["rule_id"] == rule_id]
 
     async def dead_letters(self) -> list[dict[str, Any]]:
@@ -205,13 +206,13 @@ class Kafka:
         await wait_for_stable_group(self.bootstrap, self.prefix + topics.WORKER_APP,
                                     self.prefix + topics.MATCHES, members=2)
 
-    async def decisions(self, rule_id: str) -> list[tuple[str, float]]:
+    async def decisions(self, rule_id: str) -> list[tuple[str, str, float]]:
         """From the workers' logs (faust's format): one line per decision, stamped to the
         millisecond in local time."""
         found = re.compile(rf"^\[?(\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{{3}})\]? .*"
-                           rf"decision rule={re.escape(rule_id)} article=\S+ verdict=(\S+)",
-                           re.M)
-        return [(m.group(3), time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
+                           rf"decision rule={re.escape(rule_id)} article=\S+ verdict=(\S+) "
+                           rf"receiver=\S+ result=(\S+)", re.M)
+        return [(m.group(3), m.group(4), time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
                  + int(m.group(2)) / 1000)
                 for p in self.procs for log in sorted(p.dir.glob("run*.log"))
                 for m in found.finditer(log.read_text("utf-8", "replace"))]
@@ -319,10 +320,10 @@ async def script(runtime: Deployment, slack: FakeSlackAPI, feeds: FeedServer, tm
     await slack.wait_until(seen("desk", "amber sunrise"), timeout=60)
     await slack.wait_until(lambda: any(map(is_digest, slack.messages)), timeout=150)
     await slack.wait_until(seen("desk", "Also reported by", 2), timeout=60)
-    day.quartz = [v for v, _ in await eventually(lambda: runtime.decisions("quartz-watch"),
-                                                 bool, timeout=30)]
-    day.throttled_at = [at for v, at in await runtime.decisions("zircon-watch")
-                        if v == "throttled"]
+    day.quartz = [v for v, _, _ in await eventually(
+        lambda: runtime.decisions("quartz-watch"), bool, timeout=30)]
+    day.throttled_at = [at for v, result, at in await runtime.decisions("zircon-watch")
+                        if (v, result) == ("throttled", "digest")]
     day.dead_after = await runtime.dead_letters()
 
 
