@@ -59,7 +59,7 @@ def item(feed: int, i: int) -> dict[str, str]:
 
 
 def write_config(tmp: Path, bootstrap: str, prefix: str, feeds: FeedServer,
-                 slack: FakeSlackAPI, n_feeds: int) -> Path:
+                 slack: FakeSlackAPI, n_feeds: int, *, replication: int = 1) -> Path:
     rules = ["rules:"]
     for n, word in enumerate(WORDS):
         rules += [f"  - id: r{n:02d}-{word}", f"    title: {word} watch",
@@ -76,9 +76,10 @@ def write_config(tmp: Path, bootstrap: str, prefix: str, feeds: FeedServer,
                   f"      base_url: {slack.base_url}"]
     lines += ["fetch:", f"  allow: ['{feeds.allow}']",
               "kafka:", f"  bootstrap: {bootstrap}", f"  topic_prefix: {prefix}",
-              f"  partitions: {PARTITIONS}",
-              # well within the scenarios' waits: a record faust drops is re-driven in time
-              "  redrive_after: 20s"]
+              f"  partitions: {PARTITIONS}", f"  replication: {replication}",
+              # well within the scenarios' waits (a record faust drops is re-driven in
+              # time), beyond the stalls a kill or an election causes (10-20 s)
+              "  redrive_after: 30s"]
     config = tmp / "config.yaml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return config

@@ -1,7 +1,9 @@
 """A 3-node KRaft cluster (deploy/kafka/broker.sh start NAME --brokers 3): topics at
 replication 3 and min.insync.replicas 2 keep every acknowledged write when the broker that
 leads a partition, or the active controller, is killed -9 under load, and the node comes
-back into the in-sync replicas after a restart.
+back into the in-sync replicas after a restart. And newswatch on it (a poller, two
+workers, 200 articles streaming): the node leading the articles and matches partitions,
+or the active controller, killed -9 and restarted mid-stream: lost 0, duplicated 0.
 
 The module starts and stops its own cluster (next to the single broker of the other Kafka
 tests), so it runs the same in CI and on a laptop.
@@ -21,7 +23,25 @@ from typing import Any
 
 import pytest
 
+from newswatch.streams.kafka import topics
+from tests.fakes.feed_server import FeedServer
+from tests.fakes.fixtures import slack_api  # noqa: F401
+from tests.fakes.slack_api import FakeSlackAPI
 from tests.kafka_fixtures import unique_name
+from tests.test_kafka_cluster import (
+    Feeds,
+    Proc,
+    at_least,
+    delivered,
+    processes,
+    report,
+    write_config,
+)
+from tests.test_kafka_runtime import drained
+from tests.test_kafka_scaling import rewinds
+
+# The heaviest Kafka scenarios run one after another, never side by side (pyproject addopts).
+pytestmark = pytest.mark.xdist_group("kafka-failures")
 
 aiokafka = pytest.importorskip("aiokafka")
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
@@ -195,3 +215,39 @@ async def test_a_node_killed_under_load_loses_no_acknowledged_write(
     print(f"\n{victim} (node {node}) killed after {MESSAGES // 2} of {MESSAGES} writes: "
           f"read back {len(values)}, distinct {len(set(values))}")
     assert sorted(values) == list(range(MESSAGES))  # lost 0, duplicated 0
+
+
+@pytest.mark.parametrize("victim", ["partition leader", "active controller"])
+async def test_newswatch_loses_and_doubles_no_alert_when_a_node_dies(
+    cluster: Cluster, victim: str, tmp_path: Path, slack_api: FakeSlackAPI  # noqa: F811
+) -> None:
+    prefix = unique_name("trio") + "."
+    async with FeedServer() as server:
+        feeds = Feeds(server, 10)
+        feeds.publish(8)  # 80 articles now, 120 more once the node is dead
+        config = str(write_config(tmp_path, cluster.bootstrap, prefix, server, slack_api, 10,
+                                  replication=NODES))
+        workers = [Proc(tmp_path, f"worker{n}", "worker", "--config", config) for n in (1, 2)]
+        poller = Proc(tmp_path, "poller", "poll", "--config", config)
+        async with processes(*workers, poller):
+            for w in workers:
+                await w.logged("Worker ready", timeout=WAIT_S)
+            await at_least(slack_api, 30, timeout=WAIT_S)
+            if victim == "partition leader":
+                leaders = [p["leader"] for t in (topics.ARTICLES, topics.MATCHES)
+                           for p in await partitions_of(cluster, prefix + t)]
+                node = max(set(leaders), key=leaders.count)  # leads the most of them
+            else:
+                node = int(cluster.broker_sh("controller"))
+            await asyncio.to_thread(cluster.broker_sh, "kill", node)
+            feeds.publish(20)
+            await at_least(slack_api, 120, timeout=WAIT_S)
+            await asyncio.to_thread(cluster.broker_sh, "restart", node)
+            await delivered(slack_api, feeds.expected(), 180, cluster.bootstrap, prefix)
+            await drained(cluster.bootstrap, prefix, timeout=WAIT_S)
+            lost, duplicated = report(f"{victim} (node {node}) killed -9 mid-stream, then "
+                                      "restarted", slack_api, feeds.expected())
+            print(rewinds(*workers))
+            codes = [await p.stop() for p in (poller, *workers)]
+    assert (lost, duplicated) == (0, 0)
+    assert codes == [0, 0, 0]

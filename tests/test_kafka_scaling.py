@@ -19,6 +19,8 @@ import random
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.fixtures import slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
@@ -33,6 +35,9 @@ from tests.test_kafka_cluster import (
     write_config,
 )
 from tests.test_kafka_runtime import drained
+
+# The heaviest Kafka scenarios run one after another, never side by side (pyproject addopts).
+pytestmark = pytest.mark.xdist_group("kafka-failures")
 
 
 def rewinds(*workers: Proc) -> str:

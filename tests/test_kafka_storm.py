@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.fixtures import slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
@@ -25,6 +27,9 @@ from tests.test_kafka_cluster import (
 )
 from tests.test_kafka_runtime import drained
 from tests.test_kafka_scaling import rewinds
+
+# The heaviest Kafka scenarios run one after another, never side by side (pyproject addopts).
+pytestmark = pytest.mark.xdist_group("kafka-failures")
 
 STORM_ROUNDS = 6  # a second worker joins and leaves every ~10 s: 12 rebalances
 

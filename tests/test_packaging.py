@@ -33,6 +33,9 @@ from packaging.utils import canonicalize_name
 from tests.fakes.feed_server import FeedServer, rss
 from tests.test_end_to_end import seed_item
 
+# One test process runs the whole module: its fixture builds the wheel once.
+pytestmark = pytest.mark.xdist_group("packaging")
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 LOCKS = ROOT / "requirements"

@@ -54,6 +54,9 @@ from tests.test_end_to_end import newswatch, seed_item
 from tests.test_kafka_cluster import Proc, processes
 from tests.test_kafka_runtime import drained
 
+# One test process runs the whole module: its fixture lives both runtimes' day once.
+pytestmark = pytest.mark.xdist_group("scenarios")
+
 RUNTIMES = ("embedded", "kafka")
 PER_HOUR, STORIES = 20, 25
 ZQ = re.compile(r"zq\d{3}")

@@ -7,10 +7,13 @@ with nothing to show for it. The ledger is a record of work outstanding, kept ap
 that bookkeeping, in the compacted topic ``ledger``:
 
 1. ``KafkaRuntime.take`` (the poller) writes ``article/<article id>`` *pending*, with the
-   article message, and only once Kafka acknowledged it publishes the article.
-2. The match agent, for an article: writes ``match/<rule id>/<article id>`` pending for each
-   match (acknowledged), publishes the matches (acknowledged), then marks the article
-   *done* (a tombstone).
+   article message, and publishes the article; it returns once Kafka acknowledged both,
+   and only then does the poller mark the article seen (a crash before: it is polled and
+   published again).
+2. The match agent, for an article: writes ``match/<rule id>/<article id>`` pending for
+   each match and publishes the matches; once Kafka acknowledged all of them, it marks the
+   article *done* (a tombstone). A crash before that leaves the article pending: it is
+   re-driven, matched again, and its matches recorded again.
 3. The deliver agent, once ``Pipeline.deliver`` returned for a match (decided, and in the
    Kafka runtime sent: it runs inline), marks the match done.
 4. An agent that dead-letters an event marks it done too: the dead-letter topic has it.

@@ -79,13 +79,14 @@ class KafkaRuntime(Runtime):
         self._ledger = Ledger(settings, publish)
 
     async def take(self, articles: Sequence[Article]) -> None:
-        """Record the articles pending in the ledger, then publish them; returns once
-        Kafka acknowledged every one (``newswatch.streams.kafka.ledger``, step 1)."""
+        """Record the articles pending in the ledger and publish them; returns once Kafka
+        acknowledged every one (``newswatch.streams.kafka.ledger``, step 1)."""
         topic = self._settings.topic(topics.ARTICLES)
         messages = [topics.ArticleMessage(a) for a in articles]
         now = self._clock()
-        await self._ledger.pending(pending_article(m, now) for m in messages)
-        await asyncio.gather(*(self._publish(topic, m.key(), m.to_bytes()) for m in messages))
+        await asyncio.gather(
+            self._ledger.pending(pending_article(m, now) for m in messages),
+            *(self._publish(topic, m.key(), m.to_bytes()) for m in messages))
 
     async def notify(self, notice: Match) -> None:
         """Publish an ops notice to the matches topic, kept ``REREAD_WINDOW`` seconds in

@@ -154,67 +154,31 @@ def build_app(
     app = _faust_app(settings, metrics)
     articles = app.topic(settings.topic(topics.ARTICLES), partitions=settings.partitions)
     matches = app.topic(settings.topic(topics.MATCHES), partitions=settings.partitions)
-    dlq = app.topic(settings.topic(topics.ALERTS_DLQ), partitions=settings.partitions)
     # JSON keys and values: rule ids come back as str after a changelog recovery.
     json_schema: Any = faust.Schema(key_serializer="json", value_serializer="json")
     dedup = app.Table(topics.DEDUP_TABLE, default=None, partitions=settings.partitions,
                       schema=json_schema)
     dead = app.Table(topics.DEAD_LETTERS_TABLE, default=None, partitions=settings.partitions,
                      schema=json_schema)
-    # inline: faust tables may only be written inside the event being processed, so
-    # deliveries finish before the agent takes the next event.
-    audit: Any = _LogDecisions() if metrics is None else MeteredAudit(_LogDecisions(), metrics)
-    state: MutableMapping[str, Any] = dedup
-    dead_letters: MutableMapping[str, Any] = dead
-    if fence is not None:
-        state, dead_letters = FencedMapping(dedup, fence), FencedMapping(dead, fence)
-    pipeline = Pipeline(notifiers=notifiers, state=state, dlq=dead_letters, audit=audit,
-                        silences=silences, clock=clock, inline=True, fence=fence)
-
-    async def dead_letter(key: bytes | None, value: bytes | None, stage: Stage,
-                          error: BaseException) -> None:
-        record = PoisonRecord.of(stage, error, value, at=clock())
-        await (await dlq.send(key=key, value=record.to_bytes()))
-        log.error("%s: event sent to the dead-letter topic: %r", stage, error)
-        if metrics is not None:
-            metrics.observe_dead_letter(stage)
-
-    matching = Matching(matcher, metrics)
-
     publish = _faust_publish(app)
-    ledger = Ledger(settings, publish, mark=_faust_publish(app, wait=False))
+    agents = _Agents(
+        matching=Matching(matcher, metrics),
+        pipeline=_pipeline(dedup, dead, notifiers, metrics=metrics, clock=clock, fence=fence,
+                           silences=silences),
+        ledger=Ledger(settings, publish, mark=_faust_publish(app, wait=False)),
+        matches=matches,
+        dlq=app.topic(settings.topic(topics.ALERTS_DLQ), partitions=settings.partitions),
+        clock=clock, metrics=metrics)
 
     @app.agent(articles)
     async def match(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                article = ArticleMessage.from_bytes(event.value).article
-                found = [MatchMessage(m) for m in matching(article)]
-                await ledger.pending(pending_match(m, clock()) for m in found)
-                # Kafka must have every match before the article event ends (and may be
-                # committed): faust's flush-before-commit gives up after 0.1 s without
-                # progress, leaving matches in its producer buffer, and a worker that
-                # then stops or dies would lose them with the article committed.
-                sent = [await matches.send(key=m.key(), value=m.to_bytes()) for m in found]
-                for written in sent:
-                    await written
-            except Exception as error:
-                await dead_letter(event.key, event.value, "match", error)
-            if event.key is not None:
-                await _mark_done(ledger, article_key(event.key.decode("utf-8", "replace")))
+            await agents.match(event.key, event.value)
 
     @app.agent(matches)
     async def deliver(stream: Any) -> None:
         async for event in stream.events():
-            message: MatchesMessage | None = None
-            try:
-                message = decode_matches(event.key, event.value)
-                await _handle(pipeline, message)
-            except Exception as error:
-                await dead_letter(event.key, event.value, "deliver", error)
-            if isinstance(message, MatchMessage):
-                found = message.match
-                await _mark_done(ledger, match_key(found.rule_id, found.article.id))
+            await agents.deliver(event.key, event.value)
 
     @app.on_before_shutdown.connect
     async def close_notifiers(sender: Any, /, *_: Any, **__: Any) -> None:
@@ -240,13 +204,83 @@ def build_app(
     return app
 
 
-async def _mark_done(ledger: Ledger, key: bytes) -> None:
-    """Mark a ledger entry done; a failure only costs a silent re-drive later."""
-    try:
-        await ledger.done([key])
-    except Exception as error:
-        log.warning("ledger: cannot mark %s done (%r); it will be re-driven", key.decode(),
-                    error)
+def _pipeline(
+    dedup: MutableMapping[str, Any], dead: MutableMapping[str, Any],
+    notifiers: Mapping[str, Notifier], *, metrics: Metrics | None,
+    clock: Callable[[], float], fence: Callable[[], None] | None,
+    silences: Callable[[float], Sequence[Silence]] | None,
+) -> Pipeline:
+    """The delivery pipeline over the worker's tables. Inline: faust tables may only be
+    written inside the event being processed, so deliveries finish before the agent takes
+    the next event."""
+    audit: Any = _LogDecisions() if metrics is None else MeteredAudit(_LogDecisions(), metrics)
+    state, dead_letters = dedup, dead
+    if fence is not None:
+        state, dead_letters = FencedMapping(dedup, fence), FencedMapping(dead, fence)
+    return Pipeline(notifiers=notifiers, state=state, dlq=dead_letters, audit=audit,
+                    silences=silences, clock=clock, inline=True, fence=fence)
+
+
+class _Agents:
+    """What the two agents do with each event: the ``match`` agent's articles and the
+    ``deliver`` agent's matches topic, with the ledger's steps 2 to 4
+    (``newswatch.streams.kafka.ledger``). faust acks an event whose agent raised, so every
+    failure goes to the dead-letter topic with its reason."""
+
+    def __init__(self, *, matching: Matching, pipeline: Pipeline, ledger: Ledger,
+                 matches: Any, dlq: Any, clock: Callable[[], float],
+                 metrics: Metrics | None) -> None:
+        self._matching = matching
+        self._pipeline = pipeline
+        self._ledger = ledger
+        self._matches = matches  # faust topics
+        self._dlq = dlq
+        self._clock = clock
+        self._metrics = metrics
+
+    async def match(self, key: bytes | None, value: bytes | None) -> None:
+        try:
+            article = ArticleMessage.from_bytes(value).article
+            found = [MatchMessage(m) for m in self._matching(article)]
+            recorded = self._ledger.pending(pending_match(m, self._clock()) for m in found)
+            # Kafka must have every match before the article event ends (and may be
+            # committed): faust's flush-before-commit gives up after 0.1 s without
+            # progress, leaving matches in its producer buffer, and a worker that then
+            # stops or dies would lose them with the article committed.
+            sent = [await self._matches.send(key=m.key(), value=m.to_bytes()) for m in found]
+            await recorded
+            for written in sent:
+                await written
+        except Exception as error:
+            await self._dead_letter(key, value, "match", error)
+        if key is not None:
+            await self._done(article_key(key.decode("utf-8", "replace")))
+
+    async def deliver(self, key: bytes | None, value: bytes | None) -> None:
+        message: MatchesMessage | None = None
+        try:
+            message = decode_matches(key, value)
+            await _handle(self._pipeline, message)
+        except Exception as error:
+            await self._dead_letter(key, value, "deliver", error)
+        if isinstance(message, MatchMessage):
+            await self._done(match_key(message.match.rule_id, message.match.article.id))
+
+    async def _dead_letter(self, key: bytes | None, value: bytes | None, stage: Stage,
+                           error: BaseException) -> None:
+        record = PoisonRecord.of(stage, error, value, at=self._clock())
+        await (await self._dlq.send(key=key, value=record.to_bytes()))
+        log.error("%s: event sent to the dead-letter topic: %r", stage, error)
+        if self._metrics is not None:
+            self._metrics.observe_dead_letter(stage)
+
+    async def _done(self, key: bytes) -> None:
+        """Mark a ledger entry done; a failure only costs a silent re-drive later."""
+        try:
+            await self._ledger.done([key])
+        except Exception as error:
+            log.warning("ledger: cannot mark %s done (%r); it will be re-driven",
+                        key.decode(), error)
 
 
 async def _handle(pipeline: Pipeline, message: MatchesMessage) -> None:
