@@ -36,8 +36,8 @@ def test_what_stays_pending_past_the_bound_is_due_once_per_bound() -> None:
     entries = {n: pending_article(topics.ArticleMessage(
         Article(id=f"a-{n}", feed="wire", title="t")), at=100.0) for n in range(3)}
     for n, (key, entry) in entries.items():
-        outstanding.apply(n % 2, key, entry.to_bytes())
-    outstanding.apply(0, entries[0][0], None)  # a-0 done
+        outstanding.apply(n % 2, key, entry.to_bytes(), at=entry.at)
+    outstanding.apply(0, entries[0][0], None, at=101.0)  # a-0 done
     assert outstanding.due(159.0) == []
     due = outstanding.due(160.0)
     assert sorted(k for k, _ in due) == [b"article/a-1", b"article/a-2"]
@@ -45,12 +45,13 @@ def test_what_stays_pending_past_the_bound_is_due_once_per_bound() -> None:
     assert len(outstanding.due(220.0)) == 2
     outstanding.forget([1])  # partition 1 (a-1) revoked
     assert [k for k, _ in outstanding.due(280.0)] == [b"article/a-2"]
-    outstanding.apply(0, b"article/a-2", None)
+    outstanding.apply(0, b"article/a-2", None, at=281.0)
     assert len(outstanding) == 0
 
 
-def test_a_record_that_is_not_an_entry_is_ignored() -> None:
+def test_a_record_that_is_not_an_entry_is_dropped_when_due() -> None:
     outstanding = Outstanding(after=1.0)
-    outstanding.apply(0, b"article/x", b"{not json")
-    outstanding.apply(0, b"article/y", b'{"kind": "other"}')
-    assert len(outstanding) == 0 and outstanding.due(1e12) == []
+    outstanding.apply(0, b"article/x", b"{not json", at=0.0)
+    outstanding.apply(0, b"article/y", b'{"kind": "other"}', at=0.0)
+    assert outstanding.due(0.5) == [] and len(outstanding) == 2
+    assert outstanding.due(2.0) == [] and len(outstanding) == 0

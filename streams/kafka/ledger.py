@@ -132,30 +132,27 @@ class RedriveMetrics(Protocol):
 
 class Outstanding:
     """The pending entries of the partitions one reconciler watches (pure: fed records,
-    asked what is due)."""
+    asked what is due). An entry is parsed only when it is due: most are done within
+    milliseconds, and the reconciler reads every one of them."""
 
     def __init__(self, *, after: float = REDRIVE_AFTER) -> None:
         self.after = after
-        self._entries: dict[tuple[int, bytes], Pending] = {}
+        self._entries: dict[tuple[int, bytes], bytes] = {}  # the pending records' values
         self._since: dict[tuple[int, bytes], float] = {}  # written or last re-driven
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def apply(self, partition: int, key: bytes, value: bytes | None) -> None:
-        """One ledger record, in partition order: a pending entry, or a tombstone."""
+    def apply(self, partition: int, key: bytes, value: bytes | None, at: float) -> None:
+        """One ledger record, in partition order: a pending entry written at ``at`` (its
+        timestamp, Unix seconds), or a tombstone."""
         ident = (partition, key)
         if value is None:
             self._entries.pop(ident, None)
             self._since.pop(ident, None)
-            return
-        try:
-            entry = Pending.from_bytes(value)
-        except (ValueError, KeyError, TypeError) as error:
-            log.warning("ledger record %r is not an entry (%s): ignored", key, error)
-            return
-        self._entries[ident] = entry
-        self._since[ident] = entry.at
+        else:
+            self._entries[ident] = value
+            self._since[ident] = at
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Partitions no longer watched here (revoked)."""
@@ -166,12 +163,18 @@ class Outstanding:
 
     def due(self, now: float) -> list[tuple[bytes, Pending]]:
         """Entries pending ``after`` seconds since written or last re-driven; each is
-        counted as re-driven at ``now``."""
+        counted as re-driven at ``now``. A record that is not an entry is dropped."""
         out = []
-        for ident, entry in self._entries.items():
-            if now - self._since[ident] >= self.after:
-                self._since[ident] = now
-                out.append((ident[1], entry))
+        for ident in [i for i, since in self._since.items() if now - since >= self.after]:
+            try:
+                entry = Pending.from_bytes(self._entries[ident])
+            except (ValueError, KeyError, TypeError) as error:
+                log.warning("ledger record %r is not an entry (%s): ignored", ident[1], error)
+                self._entries.pop(ident)
+                self._since.pop(ident)
+                continue
+            self._since[ident] = now
+            out.append((ident[1], entry))
         return out
 
 
@@ -204,7 +207,8 @@ class Reconciler:
                 for tp, records in batches.items():
                     for record in records:
                         if record.key is not None:
-                            self.outstanding.apply(tp.partition, record.key, record.value)
+                            self.outstanding.apply(tp.partition, record.key, record.value,
+                                                   record.timestamp / 1000)
                 await self.redrive_due()
         finally:
             await stop_quietly(consumer)
