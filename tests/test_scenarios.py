@@ -54,7 +54,7 @@ from tests.test_end_to_end import newswatch, seed_item
 from tests.test_kafka_cluster import Proc, processes
 from tests.test_kafka_runtime import drained
 
-# One test process runs the whole module: its fixture lives both runtimes' day once.
+# One test process runs the whole module (its fixture lives both runtimes' day once).
 pytestmark = pytest.mark.xdist_group("scenarios")
 
 RUNTIMES = ("embedded", "kafka")
@@ -344,7 +344,9 @@ async def both_days(bootstrap: str, tmp: Path) -> dict[str, Day]:
     return days
 
 
-@pytest.fixture(scope="module")
+# Session-wide, not module-wide: a test process may run another module's tests between two
+# of this module's, which would end a module fixture and live both days again.
+@pytest.fixture(scope="session")
 def days(kafka_bootstrap: str,  # noqa: F811
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Day]]:
     yield asyncio.run(both_days(kafka_bootstrap, tmp_path_factory.mktemp("days")))
