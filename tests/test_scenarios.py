@@ -396,7 +396,9 @@ def test_throttled_matches_arrive_in_one_digest_after_the_interval(
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_a_silenced_rule_sends_nothing_and_says_why(days: dict[str, Day], runtime: str) -> None:
     day = day_of(days, runtime)
-    assert day.quartz == ["silenced"]
+    # Silenced matches are not recorded, so an event read again (Kafka delivers at least
+    # once: a rebalance, a re-drive) is silenced again, with its own audit line.
+    assert day.quartz and set(day.quartz) == {"silenced"}
     assert not any("quartz" in t for ts in map(day.texts, day.messages) for t in ts)
 
 
