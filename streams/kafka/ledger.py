@@ -50,6 +50,7 @@ log = logging.getLogger("newswatch.ledger")
 
 REDRIVE_AFTER = 60.0  # seconds an entry may stay pending before it is re-driven
 CHECK_EVERY = 2.0  # seconds between the reconciler's scans
+RESTART_AFTER = 5.0  # seconds before a reconciler that failed starts over
 
 LedgerStage = Literal["match", "deliver"]  # the stage an entry waits for
 
@@ -143,6 +144,11 @@ class Outstanding:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> None:
+        """Forget everything (the partitions are read again from their first offset)."""
+        self._entries.clear()
+        self._since.clear()
+
     def apply(self, partition: int, key: bytes, value: bytes | None, at: float) -> None:
         """One ledger record, in partition order: a pending entry written at ``at`` (its
         timestamp, Unix seconds), or a tombstone."""
@@ -193,6 +199,20 @@ class Reconciler:
         self.redriven = 0
 
     async def run(self) -> None:
+        """Follow the ledger until cancelled; trouble with the cluster is logged and the
+        reconciler starts over (its partitions are read again from their first offset)."""
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("ledger reconciler stopped (%r); starting over in %.0fs", error,
+                            RESTART_AFTER)
+                self.outstanding.clear()
+                await asyncio.sleep(RESTART_AFTER)
+
+    async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
             **self._settings.client_options(),
             group_id=self._settings.topic(topics.LEDGER_GROUP),
