@@ -20,6 +20,7 @@ import pytest
 from newswatch import __version__
 from newswatch.cli import build_parser, main
 from newswatch.cli.options import SYSTEM_CONFIG, Context, default_config
+from newswatch.core.state import Database, Decision
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = """rules:
@@ -346,3 +347,21 @@ def test_python_m_newswatch_from_a_folder_with_rules_monitor_streams_folders(
                      stdin="rules: [rules]\nreceivers: {desk: {console: {}}}\n")
     assert (done.returncode, done.stdout) == (
         0, "ok: <stdin>: 0 feed(s), 1 receiver(s), 1 rule(s)\n")
+
+
+@pytest.mark.parametrize("limit", ["99999999999999999999999", "0", "-3", "ten"])
+def test_alerts_limit_out_of_range_is_one_line_and_exit_2(tmp_path: Path, limit: str) -> None:
+    """Issue 15: with a decision in the state, a huge ``--limit`` reached SQLite and raised
+    OverflowError with a traceback."""
+    db = Database.open(tmp_path / "state.db")
+    db.log_decision(Decision(at=1.0, rule_id="r", article="a", title="t", receiver="desk",
+                             verdict="send", reason="new story", result="sent"))
+    db.close()
+    config = tmp_path / "config.yaml"
+    config.write_text("state: ./state.db\nrules: []\n", encoding="utf-8")
+    done = newswatch("alerts", "--config", str(config), "--limit", limit, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "argument --limit:" in done.stderr.splitlines()[-1]
+    assert newswatch("alerts", "--config", str(config), "--limit", "1",
+                     cwd=tmp_path).returncode == 0

@@ -38,6 +38,21 @@ class UsageError(NewswatchError):
     """The command line cannot be carried out as given (exit 2, the message on stderr)."""
 
 
+MAX_COUNT = 1_000_000  # the most rows any listing prints
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number from 1 to ``MAX_COUNT`` (SQLite and the terminal
+    take nothing larger)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and {MAX_COUNT:,}")
+    return value
+
+
 def default_config(environ: Mapping[str, str], exists: Callable[[Path], bool]) -> Path | None:
     """The config to use when ``--config`` is not given: ``$NEWSWATCH_CONFIG`` when set and
     not empty (even if no such file exists: reading it then names the problem), else

@@ -25,9 +25,11 @@ from newswatch.cli.kafka import kafka_health
 from newswatch.cli.options import (
     EXIT_OK,
     EXIT_PROBLEMS,
+    MAX_COUNT,
     Commands,
     Context,
     add_command,
+    count,
 )
 from newswatch.core.config import Config, FeedConfig
 from newswatch.core.errors import ConfigError, Issue
@@ -62,8 +64,8 @@ def add_commands(commands: Commands) -> None:
 
     alerts = add_command(commands, "alerts", help="recent delivery decisions, newest first")
     alerts.add_argument("--json", action="store_true", help="JSON out: one object per decision")
-    alerts.add_argument("--limit", type=int, default=50, metavar="N",
-                        help="how many decisions (default: 50)")
+    alerts.add_argument("--limit", type=count, default=50, metavar="N",
+                        help=f"how many decisions, 1 to {MAX_COUNT:,} (default: 50)")
     alerts.set_defaults(handler=alerts_command)
 
 
