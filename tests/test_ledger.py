@@ -43,6 +43,7 @@ def test_what_stays_pending_past_the_bound_is_due_once_per_bound() -> None:
     assert sorted(k for k, _ in due) == [b"article/a-1", b"article/a-2"]
     assert outstanding.due(200.0) == []  # re-driven at 160: next at 220
     assert len(outstanding.due(220.0)) == 2
+    assert [k for k, _ in outstanding.due(280.0, partitions={1})] == [b"article/a-1"]
     outstanding.forget([1])  # partition 1 (a-1) revoked
     assert [k for k, _ in outstanding.due(280.0)] == [b"article/a-2"]
     outstanding.apply(0, b"article/a-2", None, at=281.0)

@@ -167,11 +167,14 @@ class Outstanding:
             self._entries.pop(ident)
             self._since.pop(ident, None)
 
-    def due(self, now: float) -> list[tuple[bytes, Pending]]:
-        """Entries pending ``after`` seconds since written or last re-driven; each is
-        counted as re-driven at ``now``. A record that is not an entry is dropped."""
+    def due(self, now: float, partitions: set[int] | None = None
+            ) -> list[tuple[bytes, Pending]]:
+        """Entries (of ``partitions`` only, when given) pending ``after`` seconds since
+        written or last re-driven; each is counted as re-driven at ``now``. A record that
+        is not an entry is dropped."""
         out = []
-        for ident in [i for i, since in self._since.items() if now - since >= self.after]:
+        for ident in [i for i, since in self._since.items() if now - since >= self.after
+                      and (partitions is None or i[0] in partitions)]:
             try:
                 entry = Pending.from_bytes(self._entries[ident])
             except (ValueError, KeyError, TypeError) as error:
@@ -229,13 +232,14 @@ class Reconciler:
                         if record.key is not None:
                             self.outstanding.apply(tp.partition, record.key, record.value,
                                                    record.timestamp / 1000)
-                await self.redrive_due()
+                await self.redrive_due(await _caught_up(consumer))
         finally:
             await stop_quietly(consumer)
 
-    async def redrive_due(self) -> int:
-        """Re-publish every entry due; returns how many."""
-        due = self.outstanding.due(self._clock())
+    async def redrive_due(self, partitions: set[int] | None = None) -> int:
+        """Re-publish every entry due (of ``partitions`` only, when given); returns how
+        many."""
+        due = self.outstanding.due(self._clock(), partitions)
         for key, entry in due:
             await self._publish(self._settings.topic(entry.topic), entry.key, entry.value)
             self.redriven += 1
@@ -245,6 +249,18 @@ class Reconciler:
             if self._metrics is not None:
                 self._metrics.observe_redrive(entry.stage)
         return len(due)
+
+
+async def _caught_up(consumer: AIOKafkaConsumer) -> set[int]:
+    """The assigned partitions read up to their end. Only their entries may be re-driven:
+    in a partition still being read (after a rebalance, from its first offset), an old
+    pending entry's tombstone may be in the records not read yet."""
+    done = set()
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        if end is not None and await consumer.position(tp) >= end:
+            done.add(tp.partition)
+    return done
 
 
 class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
