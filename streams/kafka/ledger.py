@@ -23,7 +23,8 @@ that bookkeeping, in the compacted topic ``ledger``:
    published again to its topic, with a warning naming the id and the stage that dropped
    it, and the ``newswatch_kafka_redrives_total`` metric. A partition it gains (a
    rebalance, a restart) is read again from its first offset, so what the previous
-   watcher left pending is found.
+   watcher left pending is found; its entries are re-driven only once it is read to its
+   end (an old entry's tombstone may be further on).
 
 Re-drives are silent downstream: a re-published article matches again and its matches are
 ``same_article`` to the dedup state when they were delivered; a re-published match too. A
