@@ -31,6 +31,7 @@ _APOSTROPHE = "'"
 _IGNORABLE = set(
     "\u00ad\u0640\u061c\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
     "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+    "\u115f\u1160\u3164\uffa0"  # Hangul fillers: letters that render as nothing
 )
 _APOSTROPHES = set("'’‘ʼ`´′ʹ‛")
 _QUOTES = {"«": '"', "»": '"', "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"'}

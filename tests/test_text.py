@@ -98,3 +98,17 @@ def test_rule_key_drops_the_arabic_article_only() -> None:
 def test_control_characters_never_reach_keys() -> None:
     tokens = tokenize("Bad\x00title\x07 with \x1b[31m escape")
     assert all(ch.isprintable() for key in tokens.keys for ch in key)
+
+
+@pytest.mark.parametrize("filler", ["\u3164", "\u115f", "\u1160", "\uffa0"])
+def test_hangul_fillers_are_invisible_everywhere(filler: str) -> None:
+    """Issue 15: the Hangul fillers are letters (Lo) that render as nothing, so they
+    passed the invisible-character filters: a name split by one did not match, and one
+    reached Slack and the terminal."""
+    from newswatch.monitor.textclean import clean_text as clean_feed_text
+    from newswatch.streams.channels.text import clean_inline
+
+    spoofed = f"Mark{filler}Esper"
+    assert clean_feed_text(spoofed, 100) == "MarkEsper"
+    assert filler not in clean_inline(spoofed)  # what Slack, e-mail and the console get
+    assert normalize(spoofed) == normalize("MarkEsper")

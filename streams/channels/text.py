@@ -68,7 +68,8 @@ ELLIPSIS = "…"
 # e-mail serialiser). ZWJ/ZWNJ are kept: emoji sequences and some scripts need them.
 _UNSAFE_RE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-    "\u200b\u2060\ufeff\ud800-\udfff]"
+    "\u200b\u2060\ufeff\ud800-\udfff"
+    "\u115f\u1160\u3164\uffa0]"  # Hangul fillers: letters that render as nothing
 )
 SPACES_RE = re.compile(r"\s+")
 # Characters kept verbatim in a link URL; everything else (space, |, <, >, ", `, {, }, ^,
