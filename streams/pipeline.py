@@ -157,7 +157,7 @@ class Pipeline:
         (the Kafka runtime's previous owner of the partition): each lane's head is looked
         up before it is sent again, as after a restart."""
         items = self._store.load(rule_id).pending()
-        self._lanes.suspect_heads(i for i in items if not self._lanes.holds(i.id))
+        self._suspect_left(items)
         return await self._queue_rule(rule_id, items)
 
     async def tick_rule(self, rule_id: str) -> int:
@@ -165,10 +165,14 @@ class Pipeline:
         owning its partition): seal its due digests into the outbox, then queue (inline:
         send) what the outbox holds; returns how many items that was. What was there
         before the seal is looked up first, as in ``resume_rule``."""
-        left = self._store.load(rule_id).pending()
-        self._lanes.suspect_heads(i for i in left if not self._lanes.holds(i.id))
+        self._suspect_left(self._store.load(rule_id).pending())
         self._seal(rule_id, self._clock())
         return await self._queue_rule(rule_id, self._store.load(rule_id).pending())
+
+    def _suspect_left(self, items: list[OutboxItem]) -> None:
+        """Items in the outbox that this process is not sending may have been sent by one
+        that died: each lane's head among them is looked up before it is sent again."""
+        self._lanes.suspect_heads(i for i in items if not self._lanes.holds(i.id))
 
     async def _queue_rule(self, rule_id: str, items: list[OutboxItem]) -> int:
         for item in items:

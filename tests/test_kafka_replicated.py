@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from newswatch.streams.kafka import topics
 from tests.fakes.feed_server import FeedServer
@@ -43,10 +46,6 @@ from tests.test_kafka_scaling import rewinds
 # The heaviest Kafka scenarios run one after another, never side by side (pyproject addopts).
 pytestmark = pytest.mark.xdist_group("kafka-failures")
 
-aiokafka = pytest.importorskip("aiokafka")
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType  # noqa: E402
 
 BROKER_SH = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "broker.sh"
 NODES = 3

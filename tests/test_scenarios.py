@@ -26,6 +26,7 @@ tests/test_kafka_notices.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
@@ -191,7 +192,7 @@ class Kafka:
         self.prefix = unique_name("day") + "."
         self.config = Path()
         self.procs: list[Proc] = []
-        self._running: Any = None
+        self._running = contextlib.AsyncExitStack()
 
     def config_extra(self) -> str:
         return (f"kafka:\n  bootstrap: {self.bootstrap}\n  topic_prefix: {self.prefix}\n"
@@ -204,8 +205,7 @@ class Kafka:
         args = ("--config", str(config))
         self.procs = [Proc(tmp, "worker1", "worker", *args),
                       Proc(tmp, "worker2", "worker", *args), Proc(tmp, "poller", "poll", *args)]
-        self._running = processes(*self.procs)
-        await self._running.__aenter__()
+        await self._running.enter_async_context(processes(*self.procs))
         await wait_for_stable_group(self.bootstrap, self.prefix + topics.WORKER_APP,
                                     self.prefix + topics.MATCHES, members=2)
 
@@ -235,7 +235,7 @@ class Kafka:
         await drained(self.bootstrap, self.prefix, timeout=120)
 
     async def stop(self) -> None:
-        await self._running.__aexit__(None, None, None)
+        await self._running.aclose()
 
 
 @dataclass

@@ -242,13 +242,13 @@ class _Agents:
         try:
             article = ArticleMessage.from_bytes(value).article
             found = [MatchMessage(m) for m in self._matching(article)]
-            recorded = self._ledger.pending(pending_match(m, self._clock()) for m in found)
             # Kafka must have every match before the article event ends (and may be
             # committed): faust's flush-before-commit gives up after 0.1 s without
             # progress, leaving matches in its producer buffer, and a worker that then
-            # stops or dies would lose them with the article committed.
+            # stops or dies would lose them with the article committed. The matches are
+            # in the producer's buffer while their ledger entries are written.
             sent = [await self._matches.send(key=m.key(), value=m.to_bytes()) for m in found]
-            await recorded
+            await self._ledger.pending(pending_match(m, self._clock()) for m in found)
             for written in sent:
                 await written
         except Exception as error:
