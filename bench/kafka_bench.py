@@ -20,6 +20,9 @@ clock):
   written once Kafka acknowledged the matches);
 - ``decide``: → the worker logged the decision (its log line's time);
 - ``send``: → the Slack API received the post.
+
+Then, for each worker, the full garbage collections it logged (bench/gctrace, put on the
+workers' PYTHONPATH): each one stops the worker's event loop.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,6 +61,7 @@ from tests.fakes.slack_api import FakeSlackAPI
 
 TOKEN = "xoxb-test-token"
 LETTERS = "bcdfghjklmnpqrstvwxz"
+GC_TRACE = Path(__file__).resolve().parent / "gctrace"  # on the workers' PYTHONPATH
 IDENT = re.compile(r"\bb\d{6}\b")  # not inside a hex delivery id
 
 
@@ -165,7 +170,9 @@ async def main() -> None:
                 subprocess.Popen(
                     [sys.executable, "-m", "newswatch", "worker", "--config", str(config)],
                     cwd=tmp, env={**os.environ, "SLACK_BOT_TOKEN": TOKEN,
-                         "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                         "PYTHONPATH": os.pathsep.join(filter(None, [
+                             str(Path(__file__).resolve().parents[1]), str(GC_TRACE),
+                             os.environ.get("PYTHONPATH")]))},
                     stdout=subprocess.DEVNULL, stderr=(tmp / f"worker{n}.log").open("wb"))
                 for n in range(args.workers)
             ]
@@ -224,14 +231,16 @@ async def main() -> None:
                     except subprocess.TimeoutExpired:
                         w.kill()
                 logs = " ".join(p.read_text("utf-8", "replace") for p in tmp.glob("worker*.log"))
+                for log in sorted(tmp.glob("worker*.log")):
+                    print(f"{log.stem}: {full_collections(log.read_text('utf-8', 'replace'))}")
                 print(f"worker logs: {logs.count('stalled: committed')} stalled-partition "
                       f"re-reads, {logs.count('dropped before any agent')} dropped-record "
                       f"re-reads, {logs.count('Traceback')} tracebacks, "
                       f"{logs.count('retry')} retries")
                 if args.keep_logs:
+                    Path(args.keep_logs).mkdir(parents=True, exist_ok=True)
                     for p in tmp.glob("worker*.log"):
-                        p.rename(Path(args.keep_logs) / p.name)
-                        w.wait()
+                        shutil.move(p, Path(args.keep_logs) / p.name)
 
 
 def stage_table(start: dict[str, float], stages: list[tuple[str, dict[str, float]]]) -> str:
@@ -252,6 +261,15 @@ def stage_table(start: dict[str, float], stages: list[tuple[str, dict[str, float
 # faust's log format: "[2026-12-06 20:22:04,409] [pid] [INFO] decision rule=… article=<url>"
 DECISION = re.compile(r"^\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]? .*decision "
                       r"rule=\S+ article=\S*?(b\d{6}) verdict=send", re.M)
+
+
+def full_collections(log: str) -> str:
+    """The full garbage collections a worker logged (bench/gctrace), as a summary."""
+    pauses = sorted(int(ms) for ms in re.findall(r"gc: full collection (\d+) ms", log))
+    if not pauses:
+        return "no full collection of 10 ms or more"
+    return (f"{len(pauses)} full collections of 10 ms or more, p50 "
+            f"{pauses[len(pauses) // 2]} ms, max {pauses[-1]} ms (the event loop stops)")
 
 
 def decision_times(tmp: Path) -> dict[str, float]:

@@ -38,9 +38,15 @@ from newswatch.streams.decide import Verdict, apply, decide, prune, route, seal_
 from newswatch.streams.lanes import AMBIGUOUS_REASONS, Lanes, RetryPolicy
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pacing import Pacer
-from newswatch.streams.rulestate import OutboxItem
+from newswatch.streams.rulestate import OutboxItem, RuleState
 from newswatch.streams.silences import Silence
-from newswatch.streams.store import RECEIPTS_KEY, DecisionLog, DeliveryStore, has_pending
+from newswatch.streams.store import (
+    ALL_RULES,
+    PARSED_RULES,
+    RECEIPTS_KEY,
+    DecisionLog,
+    DeliveryStore,
+)
 
 __all__ = ["AMBIGUOUS_REASONS", "RECEIPTS_KEY", "DecisionLog", "Pipeline", "ReplayOutcome",
            "RetryPolicy"]
@@ -57,7 +63,11 @@ class Pipeline:
     pacing rules apply; lanes then do not run concurrently).
 
     ``fence`` is called right before every send; it stops the process when sending is no
-    longer safe (the Kafka worker's ``newswatch.streams.kafka.fence.FreezeFence``)."""
+    longer safe (the Kafka worker's ``newswatch.streams.kafka.fence.FreezeFence``).
+
+    ``encoded_state``: ``state`` holds each rule state as JSON text in bytes
+    (``DeliveryStore``), and every rule state stays parsed (the worker's table has them all
+    in memory anyway)."""
 
     def __init__(
         self,
@@ -75,12 +85,15 @@ class Pipeline:
         rng: random.Random | None = None,
         inline: bool = False,
         fence: Callable[[], None] | None = None,
+        encoded_state: bool = False,
     ) -> None:
         self._notifiers = notifiers
         self._silences = silences or (lambda now: ())
         self._clock = clock
         self._store = DeliveryStore(state=state, dlq=dlq, audit=audit,
-                              meta=meta if meta is not None else {}, clock=clock)
+                                    meta=meta if meta is not None else {}, clock=clock,
+                                    encoded=encoded_state,
+                                    parsed_rules=ALL_RULES if encoded_state else PARSED_RULES)
         self._lanes = Lanes(notifiers=notifiers, store=self._store, clock=clock,
                             retry=retry or RetryPolicy(), sleep=sleep,
                             pacer=pacer or Pacer(sleep=sleep), rng=rng or random.Random(),
@@ -181,10 +194,9 @@ class Pipeline:
         await self._lanes.run_inline()
         return len(items)
 
-    @staticmethod
-    def has_pending(state: Mapping[str, Any]) -> bool:
-        """Whether a rule's stored state still holds something to send."""
-        return has_pending(state)
+    def rule_state(self, rule_id: str) -> RuleState:
+        """The delivery state of ``rule_id`` as stored now (read, never written)."""
+        return self._store.load(rule_id)
 
     # ------------------------------------------------------------------ digests
     async def flush_digests(self) -> int:

@@ -12,6 +12,7 @@ pure transition (streams/outbox.py) plus one write plus its audit lines.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -43,28 +44,31 @@ log = logging.getLogger("newswatch.delivery")
 
 RECEIPTS_KEY = "delivery_receipts"  # meta key: receiver → a receipt locating its channel
 PARSED_RULES = 256  # rule states kept parsed (most recently used)
+ALL_RULES = 1 << 62  # as ``parsed_rules``: no bound
 
 
 class DecisionLog(Protocol):
     def log_decision(self, d: Decision) -> None: ...
 
 
-def has_pending(stored: Mapping[str, Any]) -> bool:
-    """Whether a stored rule state still holds something to send."""
-    if stored.get("v") == VERSION:
-        return bool(stored.get("outbox"))
-    return bool(RuleState.from_json(stored).outbox)
-
-
 class DeliveryStore:
     """Rule states in ``state``, dead letters in ``dlq``, decisions to ``audit``, where each
-    receiver posts in ``meta``; ``clock`` (seconds) stamps audit lines and dead letters."""
+    receiver posts in ``meta``; ``clock`` (seconds) stamps audit lines and dead letters.
+
+    ``encoded``: ``state`` holds each rule state as its JSON text in UTF-8 bytes (the Kafka
+    worker's table, which keeps values in memory as given) rather than as a mapping. A
+    busy worker's rule states are most of its heap: as text, Python's garbage collector
+    does not walk them (docs/performance.md, "Where the time goes"). ``parsed_rules``
+    bounds the rule states kept parsed."""
 
     def __init__(
         self, *, state: MutableMapping[str, Any], dlq: MutableMapping[str, Any],
         audit: DecisionLog, meta: MutableMapping[str, Any], clock: Callable[[], float],
+        encoded: bool = False, parsed_rules: int = PARSED_RULES,
     ) -> None:
         self._state = state
+        self._encoded = encoded
+        self._parsed_rules = parsed_rules
         self._dlq = dlq
         self._audit = audit
         self._meta = meta
@@ -72,56 +76,62 @@ class DeliveryStore:
         self._seq = 0
         self._digest_due: dict[str, float] = {}
         self._receipts: dict[str, Receipt] = {}
-        self._parsed: OrderedDict[str, tuple[Mapping[str, Any], RuleState]] = OrderedDict()
+        # rule id → (the stored value it was parsed from, the parsed state)
+        self._parsed: OrderedDict[str, tuple[object, RuleState]] = OrderedDict()
 
     # ------------------------------------------------------------------ rule states
     def rules(self) -> list[str]:
         return list(self._state)
 
     def load(self, rule_id: str) -> RuleState:
-        return self._parse(rule_id, self._state.get(rule_id) or {})
+        return self._parse(rule_id, self._state.get(rule_id))
 
     def load_upgraded(self, rule_id: str) -> RuleState:
         """``load``, writing a state stored in an older version back in the current one
         when it has something to send (found at restart)."""
-        stored = self._state.get(rule_id) or {}
+        stored = self._state.get(rule_id)
         state = self._parse(rule_id, stored)
-        if stored.get("v") != VERSION and state.outbox:
-            self._state[rule_id] = state.to_json()
+        if self._decode(stored).get("v") != VERSION and state.outbox:
+            self.save(rule_id, state)
         return state
 
     def save(self, rule_id: str, state: RuleState) -> None:
         """Write ``state`` (durable before any send of its items)."""
-        stored = state.to_json()
+        stored: object = state.to_json()
+        if self._encoded:
+            stored = json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode()
         self._state[rule_id] = stored
         self._remember_parsed(rule_id, stored, state)
         self.note_digests(rule_id, state)
 
-    def _parse(self, rule_id: str, stored: Mapping[str, Any]) -> RuleState:
-        """``RuleState.from_json(stored)``; the value parsed last time when the stored JSON
-        is still the same (comparing is much cheaper than parsing every story again)."""
+    def _decode(self, stored: object) -> Mapping[str, Any]:
+        """A stored rule state as its JSON mapping (empty when there is none)."""
+        if isinstance(stored, bytes | str):
+            decoded = json.loads(stored)
+            return decoded if isinstance(decoded, Mapping) else {}
+        return stored if isinstance(stored, Mapping) else {}
+
+    def _parse(self, rule_id: str, stored: object) -> RuleState:
+        """``RuleState.from_json(stored)``; the value parsed last time when the stored value
+        is still the same (comparing is much cheaper than parsing every story again; text
+        is usually the very same object)."""
         cached = self._parsed.get(rule_id)
-        if cached is not None and cached[0] == stored:
+        if cached is not None and (cached[0] is stored or cached[0] == stored):
             self._parsed.move_to_end(rule_id)
             return cached[1]
-        state = RuleState.from_json(stored)
+        state = RuleState.from_json(self._decode(stored))
         self._remember_parsed(rule_id, stored, state)
         return state
 
-    def _remember_parsed(self, rule_id: str, stored: Mapping[str, Any],
-                         state: RuleState) -> None:
+    def _remember_parsed(self, rule_id: str, stored: object, state: RuleState) -> None:
         self._parsed[rule_id] = (stored, state)
         self._parsed.move_to_end(rule_id)
-        while len(self._parsed) > PARSED_RULES:
+        while len(self._parsed) > self._parsed_rules:
             self._parsed.popitem(last=False)
 
     def item(self, rule_id: str, ident: str) -> OutboxItem | None:
         """Outbox item ``ident`` of ``rule_id`` (read alone: lanes ask before each try)."""
-        stored = self._state.get(rule_id) or {}
-        if stored.get("v") != VERSION:
-            return RuleState.from_json(stored).outbox.get(ident)
-        item = (stored.get("outbox") or {}).get(ident)
-        return OutboxItem.from_json(item) if item is not None else None
+        return self.load(rule_id).outbox.get(ident)
 
     def next_seq(self) -> int:
         """The next outbox sequence number (nanoseconds, so it keeps growing across

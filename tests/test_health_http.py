@@ -4,6 +4,7 @@ and `newswatch run` serves them (with JSON logs) on the metrics port."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -108,10 +109,26 @@ async def test_poll_readiness_follows_kafka_reachability() -> None:
             assert code == expected, body
             assert isinstance(body, dict) and "kafka" in body["checks"]
             assert get(port, "/healthz")[0] == 200
-            assert "process_" in str(get(port, "/metrics")[1])  # worker: process metrics
+            exposed = str(get(port, "/metrics")[1])
+            assert "process_" in exposed  # worker: process metrics
+            assert "python_gc_collections_total" in exposed  # and the collector's
         finally:
             close()
     listener.close()
+
+
+def test_settle_heap_freezes_start_up_and_makes_full_collections_rarer() -> None:
+    from newswatch.cli.serving import FULL_AFTER, settle_heap
+
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 1000  # at least the modules imported so far
+        assert gc.get_threshold() == (before[0], before[1], FULL_AFTER)
+        assert before[2] < FULL_AFTER
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def free_port() -> int:

@@ -13,6 +13,7 @@ from newswatch.streams.alerts import Match
 from newswatch.streams.kafka.ticks import TICK_AGAIN, TickPlanner, tick_need
 from newswatch.streams.pacing import Pacer
 from newswatch.streams.pipeline import Pipeline
+from newswatch.streams.rulestate import RuleState
 from tests.fakes.clock import ManualTime
 from tests.fakes.notifiers import RecordingNotifier
 from tests.fakes.samples import sample_match
@@ -37,7 +38,13 @@ def worker_pipeline(state: dict[str, Any], time: ManualTime,
                     desk: RecordingNotifier) -> Pipeline:
     """As the Kafka worker builds it: sends inline, in the caller's event."""
     return Pipeline(notifiers={"desk": desk}, state=state, dlq={}, audit=Audit(), clock=time,
-                    sleep=time.sleep, pacer=Pacer(clock=time, sleep=time.sleep), inline=True)
+                    sleep=time.sleep, pacer=Pacer(clock=time, sleep=time.sleep), inline=True,
+                    encoded_state=True)
+
+
+def rows(pipeline: Pipeline, state: dict[str, Any]) -> list[tuple[str, RuleState | None]]:
+    """What the worker's timer reads: each rule of the table with its delivery state."""
+    return [(rule_id, pipeline.rule_state(rule_id)) for rule_id in state]
 
 
 async def test_a_due_digest_is_ticked_at_once_then_every_tick_again_until_sent() -> None:
@@ -51,17 +58,18 @@ async def test_a_due_digest_is_ticked_at_once_then_every_tick_again_until_sent()
     assert desk.titles("alert") == [story(0).article.title]
     planner = TickPlanner()
     time.now = opened + INTERVAL - 0.5
-    assert tick_need(state[RULE], time.now) is None
-    assert planner.due(state.items(), time.now) == []
+    assert tick_need(pipeline.rule_state(RULE), time.now) is None
+    assert planner.due(rows(pipeline, state), time.now) == []
     time.now = opened + INTERVAL
-    assert tick_need(state[RULE], time.now) == "digest"
-    assert planner.due(state.items(), time.now) == [RULE]
-    assert planner.due(state.items(), time.now + TICK_AGAIN - 1) == []  # its tick is on its way
-    assert planner.due(state.items(), time.now + TICK_AGAIN) == [RULE]  # it was lost
+    assert tick_need(pipeline.rule_state(RULE), time.now) == "digest"
+    assert planner.due(rows(pipeline, state), time.now) == [RULE]
+    # its tick is on its way
+    assert planner.due(rows(pipeline, state), time.now + TICK_AGAIN - 1) == []
+    assert planner.due(rows(pipeline, state), time.now + TICK_AGAIN) == [RULE]  # it was lost
     assert await pipeline.tick_rule(RULE) == 1  # in the owner: sealed and sent
     assert [s.title for s in desk.sent if s.kind == "digest"] == ["2 match(es)"]
-    assert tick_need(state[RULE], time.now) is None
-    assert planner.due(state.items(), time.now + 2 * TICK_AGAIN) == []
+    assert tick_need(pipeline.rule_state(RULE), time.now) is None
+    assert planner.due(rows(pipeline, state), time.now + 2 * TICK_AGAIN) == []
     assert await pipeline.tick_rule(RULE) == 0  # a second tick (a standby's) does nothing
     assert len(desk.sent) == 2
 
@@ -72,23 +80,23 @@ async def test_an_outbox_a_stopped_worker_left_is_ticked_after_tick_again_and_se
     state: dict[str, Any] = {}
     # A worker that decided (the outbox holds the alert) and stopped before sending:
     stopped = Pipeline(notifiers={"desk": desk}, state=state, dlq={}, audit=Audit(),
-                       clock=time)
+                       clock=time, encoded_state=True)
     await stopped.deliver(story(0))
     await stopped.aclose(0)
-    assert desk.sent == [] and tick_need(state[RULE], time.now) == "outbox"
+    assert desk.sent == [] and tick_need(stopped.rule_state(RULE), time.now) == "outbox"
     planner = TickPlanner()
     seen = time.now
     # not at once: an item the deliver agent is sending right now is settled in its event
-    assert planner.due(state.items(), seen) == []
-    assert planner.due(state.items(), seen + TICK_AGAIN - 0.1) == []
-    assert planner.due(state.items(), seen + TICK_AGAIN) == [RULE]
+    assert planner.due(rows(stopped, state), seen) == []
+    assert planner.due(rows(stopped, state), seen + TICK_AGAIN - 0.1) == []
+    assert planner.due(rows(stopped, state), seen + TICK_AGAIN) == [RULE]
     owner = worker_pipeline(state, time, desk)  # the partition's next owner
     assert await owner.tick_rule(RULE) == 1
     assert desk.titles("alert") == [story(0).article.title]
-    assert tick_need(state[RULE], time.now) is None
+    assert tick_need(owner.rule_state(RULE), time.now) is None
 
 
 def test_rules_with_nothing_due_are_never_ticked() -> None:
     planner = TickPlanner()
-    empty: list[tuple[str, dict[str, Any] | None]] = [("a", None), ("b", {})]
+    empty: list[tuple[str, RuleState | None]] = [("a", None), ("b", RuleState())]
     assert planner.due(empty, 0.0) == [] and planner.due(empty, 1e9) == []

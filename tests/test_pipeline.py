@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections import Counter
 from typing import Any
 
@@ -432,16 +433,16 @@ async def test_inline_mode_settles_before_deliver_returns_for_the_kafka_runtime(
                         inline=True)
     await pipeline.deliver(with_receivers(story(0), "a"))
     assert desk.titles() == [story(0).article.title]  # retried and sent, in the call
-    assert not Pipeline.has_pending(state["maghreb-military"])
+    assert not RuleState.from_json(state["maghreb-military"]).outbox
     # What another worker left in the outbox is sent by resume_rule, in the caller's task.
     other = RecordingNotifier("a", time)
     stopped = Pipeline(notifiers={"a": other}, state=state, dlq={}, audit=Audit(), clock=time)
     await stopped.deliver(with_receivers(story(1), "a"))
     await stopped.aclose()
-    assert Pipeline.has_pending(state["maghreb-military"])
+    assert RuleState.from_json(state["maghreb-military"]).outbox
     assert await pipeline.resume_rule("maghreb-military") == 1
     assert desk.titles() == [story(0).article.title, story(1).article.title]
-    assert not Pipeline.has_pending(state["maghreb-military"])
+    assert not RuleState.from_json(state["maghreb-military"]).outbox
 
 
 async def test_what_a_dead_worker_sent_but_did_not_record_is_looked_up_not_sent_again(
@@ -464,7 +465,7 @@ async def test_what_a_dead_worker_sent_but_did_not_record_is_looked_up_not_sent_
     assert await owner.tick_rule("maghreb-military") == 2
     assert desk.titles() == [story(0).article.title, story(1).article.title]  # once each
     assert owner.reconciled == 1
-    assert not Pipeline.has_pending(state["maghreb-military"])
+    assert not RuleState.from_json(state["maghreb-military"]).outbox
     assert second.id in {s.ident for s in desk.sent}
 
 
@@ -482,3 +483,37 @@ async def test_replays_requested_by_the_cli_are_done_by_the_running_pipeline() -
     await time.run(pipeline.drain())
     assert [o.outcome for o in outcomes] == ["queued"]
     assert desk.titles() == [story(0).article.title] and dlq == {}
+
+
+async def test_an_encoded_state_holds_the_same_json_as_text_and_reads_what_others_wrote(
+) -> None:
+    """The Kafka worker's table keeps each rule state as JSON text (``encoded_state``):
+    the same JSON as a mapping store holds, a state written as a mapping (before the
+    change, or by the embedded runtime's tests) is read, and each write is text again."""
+    plain: dict[str, Any] = {}
+    encoded: dict[str, Any] = {}
+    for state, flag in ((plain, False), (encoded, True)):
+        time = ManualTime()
+        desk = RecordingNotifier("a", time)
+        pipeline = Pipeline(notifiers={"a": desk}, state=state, dlq={}, audit=Audit(),
+                            clock=time, sleep=time.sleep,
+                            pacer=Pacer(clock=time, sleep=time.sleep), inline=True,
+                            encoded_state=flag)
+        for n in range(3):
+            await pipeline.deliver(with_receivers(story(n), "a"))
+        assert len(desk.sent) == 3
+    raw = encoded["maghreb-military"]
+    assert isinstance(raw, bytes)
+    assert json.loads(raw) == plain["maghreb-military"]
+    # a worker taking over a rule whose state was written as a mapping
+    mixed: dict[str, Any] = {"maghreb-military": plain["maghreb-military"]}
+    desk = RecordingNotifier("a", time)
+    owner = Pipeline(notifiers={"a": desk}, state=mixed, dlq={}, audit=Audit(), clock=time,
+                     sleep=time.sleep, pacer=Pacer(clock=time, sleep=time.sleep),
+                     inline=True, encoded_state=True)
+    assert len(owner.rule_state("maghreb-military").stories) == 3
+    await owner.deliver(with_receivers(story(0), "a"))  # the same article: nothing sent
+    await owner.deliver(with_receivers(story(3), "a"))
+    assert desk.titles() == [story(3).article.title]
+    assert isinstance(mixed["maghreb-military"], bytes)
+    assert len(RuleState.from_json(json.loads(mixed["maghreb-military"])).stories) == 4

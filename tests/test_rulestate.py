@@ -203,7 +203,7 @@ async def test_a_state_file_of_the_untyped_version_resumes_and_sends_its_digests
     assert desk.updates == [3] and desk.titles() == [titles(4)]
     assert mail.titles("digest") == ["1 match(es)"]
     assert [e.title for e in mail.digests[0].entries] == [titles(5)]
-    assert not any(Pipeline.has_pending(rules[r]) for r in rules)
+    assert not any(RuleState.from_json(rules[r]).outbox for r in rules)
     assert rules["maghreb-military"]["stories"][0]["parents"]["desk"]["shown"] == 3
 
     # The open digests of rule maghreb-military, each when due.

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from newswatch.cli.options import Commands, Context, add_command
-from newswatch.cli.serving import new_metrics, serve_health, stop_on_signals
+from newswatch.cli.serving import new_metrics, serve_health, settle_heap, stop_on_signals
 from newswatch.core import health_http
 from newswatch.core.config import Config
 from newswatch.core.metrics import Metrics
@@ -53,6 +53,7 @@ def poll_command(args: argparse.Namespace, context: Context) -> int:
         metrics = new_metrics(config)
         close_health = serve_health(config, metrics, loop=asyncio.get_running_loop(),
                                     ready=_kafka_ready(config))
+        settle_heap()
         try:
             await poll_forever(config, stop=stop, metrics=metrics, environ=context.environ)
         finally:
@@ -216,6 +217,7 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     close_health = serve_health(config, metrics, loop=loop, ready=_kafka_ready(config))
+    settle_heap()
     try:
         kafka_worker.run_worker(app, loop=loop)
     finally:

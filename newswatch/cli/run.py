@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 
 from newswatch.cli.options import EXIT_OK, Commands, Context, add_command
-from newswatch.cli.serving import new_metrics, serve_health, stop_on_signals
+from newswatch.cli.serving import new_metrics, serve_health, settle_heap, stop_on_signals
 from newswatch.core import health_http
 from newswatch.core.config import Config
 from newswatch.core.errors import ConfigError, Issue
@@ -89,6 +89,7 @@ async def run_embedded(
         else:
             log.info("running: %d feed(s), %d rule(s); Ctrl-C to stop",
                      len(config.feeds), len(matcher.rules))
+            settle_heap()
             await _run_until_signalled(runtime.run, reloader)
     c = runtime.counters
     print(f"articles: {c.articles}, matches: {c.matches}, "

@@ -33,9 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from newswatch.core.article import Article
 from newswatch.streams.alerts import Match
@@ -48,6 +47,7 @@ from newswatch.streams.kafka.client import (
 )
 from newswatch.streams.kafka.ledger import Ledger, pending_article
 from newswatch.streams.kafka.ticks import TickPlanner
+from newswatch.streams.rulestate import RuleState
 from newswatch.streams.runtime import Runtime
 
 # Feed notices are not deduplicated by window in the embedded runtime (decided once per
@@ -55,12 +55,12 @@ from newswatch.streams.runtime import Runtime
 # the rule state keeps the notice this long, so a re-read is a ``same_article``.
 REREAD_WINDOW = 600.0
 
-RuleRows = Callable[[], Iterable[tuple[str, Mapping[str, Any] | None]]]
+RuleRows = Callable[[], Iterable[tuple[str, RuleState | None]]]
 
 
 class KafkaRuntime(Runtime):
-    """The contract over Kafka for one process. ``rules`` lists the (rule id, stored state)
-    rows of the worker's local table for ``tick`` (a poller has none: it ticks nothing);
+    """The contract over Kafka for one process. ``rules`` lists the (rule id, delivery
+    state) rows of the worker's local table for ``tick`` (a poller has none: it ticks nothing);
     ``before_notice`` is awaited before each notice is published (the poller's: its
     feed-health writes acknowledged, so a notice is never announced twice)."""
 

@@ -14,11 +14,10 @@ a tick for a rule with nothing due (a stale copy, a second tick) does nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Literal
 
-from newswatch.streams.pipeline import Pipeline
-from newswatch.streams.rulestate import DigestDraft
+from newswatch.streams.rulestate import RuleState
 
 TICK_EVERY = 2.0  # seconds between scans: a digest goes out within this of its due time
 # An outbox item still there this long is ticked (one being sent right now is not: the
@@ -30,16 +29,14 @@ TICK_AGAIN = 10.0
 Need = Literal["digest", "outbox"]
 
 
-def tick_need(stored: Mapping[str, Any] | None, now: float) -> Need | None:
-    """Why a rule's stored state (as the table holds it) needs a tick at ``now``: a
-    ``digest`` due, something in its ``outbox``, or nothing (None)."""
-    if not stored:
+def tick_need(state: RuleState | None, now: float) -> Need | None:
+    """Why a rule's delivery state needs a tick at ``now``: a ``digest`` due, something in
+    its ``outbox``, or nothing (None)."""
+    if state is None:
         return None
-    # Only the digests are parsed: the timer reads every rule of the table each round.
-    digests = stored.get("digests") or {}
-    if any(DigestDraft.from_json(d).due <= now for d in digests.values()):
+    if any(d.due <= now for d in state.digests.values()):
         return "digest"
-    return "outbox" if Pipeline.has_pending(stored) else None
+    return "outbox" if state.outbox else None
 
 
 class TickPlanner:
@@ -52,13 +49,12 @@ class TickPlanner:
         self._since: dict[tuple[str, Need], float] = {}  # since when a rule needs a tick
         self._ticked: dict[tuple[str, Need], float] = {}  # when it was last ticked for it
 
-    def due(self, rules: Iterable[tuple[str, Mapping[str, Any] | None]],
-            now: float) -> list[str]:
-        """The rule ids of ``rules`` (rule id, stored state) to tick at ``now``."""
+    def due(self, rules: Iterable[tuple[str, RuleState | None]], now: float) -> list[str]:
+        """The rule ids of ``rules`` (rule id, delivery state) to tick at ``now``."""
         wanted: list[str] = []
         still: set[tuple[str, Need]] = set()
-        for rule_id, stored in rules:
-            need = tick_need(stored, now)
+        for rule_id, state in rules:
+            need = tick_need(state, now)
             if need is None:
                 continue
             key = (rule_id, need)

@@ -120,6 +120,11 @@ def _faust_app(settings: KafkaSettings, metrics: Metrics | None) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
         topic_allow_declare=True,  # faust declares its changelog and assignor topics
+        # No standby copies: a standby applies every write of the other workers' rule
+        # states (each a whole state) and doubles the heap the collector walks, for a
+        # faster hand-over only within a running worker (the memory store reads the
+        # changelog again at every start anyway). docs/performance.md, "Where the time goes".
+        table_standby_replicas=0,
         producer_acks=-1,
         broker_session_timeout=SESSION_TIMEOUT,
         broker_heartbeat_interval=HEARTBEAT_INTERVAL,
@@ -156,15 +161,18 @@ def build_app(
     matches = app.topic(settings.topic(topics.MATCHES), partitions=settings.partitions)
     # JSON keys and values: rule ids come back as str after a changelog recovery.
     json_schema: Any = faust.Schema(key_serializer="json", value_serializer="json")
+    # Rule states as JSON text (DeliveryStore's ``encoded``): the same changelog records
+    # as with JSON values, but the table's copies are bytes the collector never walks.
     dedup = app.Table(topics.DEDUP_TABLE, default=None, partitions=settings.partitions,
-                      schema=json_schema)
+                      schema=faust.Schema(key_serializer="json", value_serializer="raw"))
     dead = app.Table(topics.DEAD_LETTERS_TABLE, default=None, partitions=settings.partitions,
                      schema=json_schema)
     publish = _faust_publish(app)
+    pipeline = _pipeline(dedup, dead, notifiers, metrics=metrics, clock=clock, fence=fence,
+                         silences=silences)
     agents = _Agents(
         matching=Matching(matcher, metrics),
-        pipeline=_pipeline(dedup, dead, notifiers, metrics=metrics, clock=clock, fence=fence,
-                           silences=silences),
+        pipeline=pipeline,
         ledger=Ledger(settings, publish, mark=_faust_publish(app, wait=False)),
         matches=matches,
         dlq=app.topic(settings.topic(topics.ALERTS_DLQ), partitions=settings.partitions),
@@ -197,7 +205,7 @@ def build_app(
 
     _add_tick_timer(app, KafkaRuntime(
         settings, publish,
-        rules=lambda: [(str(key), dedup.get(key)) for key in list(dedup.keys())],
+        rules=lambda: [(str(key), pipeline.rule_state(str(key))) for key in list(dedup.keys())],
         clock=clock))
     _add_guard_timer(app, StallGuard(after=stall_after),
                      {articles.get_topic_name(), matches.get_topic_name()}, metrics)
@@ -218,7 +226,8 @@ def _pipeline(
     if fence is not None:
         state, dead_letters = FencedMapping(dedup, fence), FencedMapping(dead, fence)
     return Pipeline(notifiers=notifiers, state=state, dlq=dead_letters, audit=audit,
-                    silences=silences, clock=clock, inline=True, fence=fence)
+                    silences=silences, clock=clock, inline=True, fence=fence,
+                    encoded_state=True)
 
 
 class _Agents:
