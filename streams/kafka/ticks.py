@@ -7,9 +7,10 @@ writes the rule's table row, which faust allows only inside an event of the row'
 so the timer does not run it: it sends a ``TickMessage`` keyed by the rule id through the
 matches topic, and the worker that owns the partition runs it in its deliver agent.
 
-Every worker's timer scans its local table, which may include faust's standby copies of
-partitions the worker does not own: a tick sent for such a rule reaches the owner too, and
-a tick for a rule with nothing due (a stale copy, a second tick) does nothing.
+Every worker's timer scans its local table, which may still hold rows of partitions the
+worker no longer owns (the worker runs without standby copies): a tick sent for such a
+rule reaches the owner too, and a tick for a rule with nothing due (a stale row, a second
+tick) does nothing.
 """
 
 from __future__ import annotations

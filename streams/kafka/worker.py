@@ -322,7 +322,7 @@ def _faust_publish(app: faust.App, *, wait: bool = True) -> Publish:
 
 def _add_tick_timer(app: faust.App, runtime: KafkaRuntime) -> None:
     """``runtime.tick`` every ``TICK_EVERY`` seconds: a ``TickMessage`` through the
-    matches topic for each rule of the local table (standby copies included) that is due;
+    matches topic for each rule of the local table that is due;
     the tick runs in the deliver agent of the partition's owner, where the table may be
     written (docs/kafka.md, "Maintenance ticks")."""
 
