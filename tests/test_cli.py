@@ -365,3 +365,22 @@ def test_alerts_limit_out_of_range_is_one_line_and_exit_2(tmp_path: Path, limit:
     assert "argument --limit:" in done.stderr.splitlines()[-1]
     assert newswatch("alerts", "--config", str(config), "--limit", "1",
                      cwd=tmp_path).returncode == 0
+
+
+FORGED = "Maroc\n2026-12-02 16:30:00,000 ERROR newswatch.rules: forged \x1b]0;PWNED\x07\x1b[2J"
+
+
+def test_alerts_prints_one_line_per_decision_whatever_the_title_holds(tmp_path: Path) -> None:
+    """Issue 15: a feed title with a line break split an ``alerts`` row (and forged a log
+    line); escape sequences reached the terminal."""
+    db = Database.open(tmp_path / "state.db")
+    db.log_decision(Decision(at=1.0, rule_id="r", article="a", title=FORGED, receiver="desk",
+                             verdict="send", reason="new story", result="sent"))
+    db.close()
+    config = tmp_path / "config.yaml"
+    config.write_text("state: ./state.db\nrules: []\n", encoding="utf-8")
+    done = newswatch("alerts", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 0
+    assert len(done.stdout.splitlines()) == 1
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+    assert "Maroc\\n2026-12-02" in done.stdout  # visible, escaped

@@ -8,7 +8,14 @@ import logging
 
 import pytest
 
-from newswatch.core.logs import SHARED_KEYS, JsonFormatter, setup_logging, use_json
+from newswatch.core.logs import (
+    SHARED_KEYS,
+    JsonFormatter,
+    TextFormatter,
+    setup_logging,
+    use_json,
+)
+from newswatch.core.printable import one_line, printable
 
 
 class Tty(io.StringIO):
@@ -94,3 +101,37 @@ async def test_delivery_decisions_are_logged_with_the_shared_keys(
     assert data["rule_id"] == match.rule_id and data["receiver"] == "desk"
     assert data["verdict"] == "send" and data["article_id"] == match.article.id
     assert data["feed"] == match.article.feed
+
+
+def test_text_lines_escape_what_could_forge_a_line_or_drive_the_terminal() -> None:
+    """Issue 15: a feed title or an HTTP reason phrase logged as text could forge a log
+    line (a line break) or retitle and clear the terminal (escape sequences)."""
+    stream = Tty()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter())
+    log = logging.getLogger("newswatch.test-printable")
+    log.addHandler(handler)
+    try:
+        log.warning("feed %s: %s", "rfi", "500 \x1b]0;PWNED\x07\x1b[31mRED\n2026-12-02 "
+                    "16:30:00,000 ERROR newswatch.rules: forged")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("failed\ron purpose")
+    finally:
+        log.removeHandler(handler)
+    out = stream.getvalue()
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    first, second = out.split("\n", 1)
+    assert first.endswith("500 \\x1b]0;PWNED\\x07\\x1b[31mRED\\n2026-12-02 16:30:00,000 "
+                          "ERROR newswatch.rules: forged")
+    assert second.startswith(first[:4]) and "failed\\ron purpose" in second
+    assert "Traceback (most recent call last)" in second  # the traceback keeps its lines
+    assert JsonFormatter().format(logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "a\nb", (), None)).count("\n") == 0
+
+
+def test_printable_keeps_line_breaks_and_text_one_line_escapes_them() -> None:
+    text = "ok é ش\tx\u202eevil\x85\nnext"
+    assert one_line(text) == "ok é ش\\tx\\u202eevil\\x85\\nnext"
+    assert printable(text) == "ok é ش\\tx\\u202eevil\\x85\nnext"

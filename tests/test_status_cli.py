@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from newswatch.cli import main
 from newswatch.core.config import load_config
-from newswatch.core.state import Database
+from newswatch.core.state import Database, FetchEvent
 from newswatch.monitor.fetch import Fetcher, FetchLimits
+from newswatch.monitor.health import FeedHealth
 from newswatch.monitor.poller import Poller
 from tests.fakes.feed_server import rss
 from tests.fakes.hostile_server import LocalServer, feed, status
@@ -138,3 +140,29 @@ def test_exit_0_when_every_feed_is_ok(config: Path, capsys: pytest.CaptureFixtur
     code, out = run(capsys, "--config", str(config), "--feed", "ok-feed")
     assert code == 0
     assert "1 ok / 0 stale / 0 failing / 0 disabled" in out
+
+
+HOSTILE = "500 \x1b]0;PWNED\x07\x1b[31mRED \x1b[2J\n2026-12-02 16:30:00,000 ERROR forged"
+
+
+def test_a_servers_reason_phrase_cannot_drive_the_terminal_or_split_a_row(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15: an HTTP reason phrase is stored as the feed's error and was printed raw
+    (rich strips only a few control characters)."""
+    db = Database.open(config.parent / "state.db")
+    try:
+        health = db.mapping("health")
+        broken = FeedHealth.from_json(health["broken-feed"])
+        health["broken-feed"] = replace(broken, error_kind="http_5xx",
+                                        error_message=HOSTILE).to_json()
+        db.log_fetch(FetchEvent(feed="broken-feed", at=time.time(), status=500, latency=0.1,
+                                new=0, error=HOSTILE))
+    finally:
+        db.close()
+    code, out = run(capsys, "--config", str(config), "--feed", "broken-feed")
+    assert code == 1
+    assert not any(c in out for c in "\x1b\x07\r")
+    rows = [line for line in out.splitlines() if "PWNED" in line]
+    assert len(rows) == 2  # the table row and the last fetch, each on one line
+    assert all("\\x1b]0;PWNED\\x07" in row and "\\n2026-12-02" in row for row in rows)

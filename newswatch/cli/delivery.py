@@ -31,6 +31,7 @@ from newswatch.cli.options import (
 from newswatch.core.config import Config
 from newswatch.core.durations import parse_duration
 from newswatch.core.errors import ConfigError, Issue
+from newswatch.core.printable import one_line
 from newswatch.core.state import Database, RuntimeLock
 from newswatch.streams.silences import SilenceStore, configured_silences, new_silence
 
@@ -186,9 +187,11 @@ def dlq_list_command(args: argparse.Namespace, context: Context) -> int:
 
 
 def _dead_letter_line(e: dict[str, Any]) -> str:
+    """One line, whatever the feed put in the title or the receiver in the reason."""
     who = e["receiver"] + (f" ({', '.join(e['recipients'])})" if e.get("recipients") else "")
-    return (f"{e['id']}  {_iso(float(e['at']))}  {e['rule_id']:<24} {who:<16} "
-            f"{e['kind']:<6} {e['state']:<9} {e['reason']:<18} {str(e.get('title'))[:50]}")
+    return one_line(f"{e['id']}  {_iso(float(e['at']))}  {e['rule_id']:<24} {who:<16} "
+                    f"{e['kind']:<6} {e['state']:<9} {e['reason']:<18} "
+                    f"{str(e.get('title'))[:50]}")
 
 
 def dlq_replay_command(args: argparse.Namespace, context: Context) -> int:
@@ -275,7 +278,7 @@ def _on_kafka(shown: str, bootstrap: str, work: Callable[[], Coroutine[Any, Any,
 def _dlq_list_kafka(config: Config, environ: Mapping[str, str], shown: str, *,
                     as_json: bool) -> int:
     from newswatch.streams.kafka.client import kafka_settings  # the optional Kafka extra
-    from newswatch.streams.kafka.dlq import delivery_dead_letters, poison_events, printable
+    from newswatch.streams.kafka.dlq import delivery_dead_letters, poison_events
 
     settings = kafka_settings(config, environ)
     letters = _on_kafka(shown, settings.bootstrap, lambda: delivery_dead_letters(settings))
@@ -298,7 +301,7 @@ def _dlq_list_kafka(config: Config, environ: Mapping[str, str], shown: str, *,
         print(_dead_letter_line(e))
     for p in poison:
         print(f"{p.id}  {_iso(p.at)}  {p.stage or '?':<8} {p.reason:<18} "
-              f"{printable(p.message[:60]):<60}  event: {p.excerpt()}")
+              f"{one_line(p.message[:60]):<60}  event: {p.excerpt()}")
     return EXIT_OK
 
 

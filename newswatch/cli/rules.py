@@ -27,6 +27,7 @@ from newswatch.cli.options import (
 from newswatch.core.article import Article, canonical_url
 from newswatch.core.config import load_config
 from newswatch.core.errors import ConfigError, Issue, RuleError
+from newswatch.core.printable import one_line
 from newswatch.core.rulefiles import STDIN_NAME
 from newswatch.monitor.textclean import clean_text
 from newswatch.rules.matcher import Matcher, RuleMatch
@@ -198,8 +199,8 @@ def _print_matches(found: Sequence[RuleMatch]) -> None:
     if not found:
         print("no rule matched")
     for m in found:
-        print(f"✔ {m.rule.id} — {m.rule.title} [{m.rule.severity}]")
-        for e in m.evidence:
+        print(one_line(f"✔ {m.rule.id} — {m.rule.title} [{m.rule.severity}]"))
+        for e in m.evidence:  # the text is the article's: one line, escaped
             score = f" score {e.score:.0f}" if e.score is not None else ""
-            print(f"    {e.clause:<8} {e.term:<28} {e.field}[{e.start}:{e.end}] "
-                  f"“{e.text}”{score}")
+            print(one_line(f"    {e.clause:<8} {e.term:<28} {e.field}[{e.start}:{e.end}] "
+                           f"“{e.text}”{score}"))

@@ -33,6 +33,7 @@ from newswatch.cli.options import (
 )
 from newswatch.core.config import Config, FeedConfig
 from newswatch.core.errors import ConfigError, Issue
+from newswatch.core.printable import one_line, printable
 from newswatch.core.state import Database
 from newswatch.monitor.health import (
     STATUS_ORDER,
@@ -189,27 +190,27 @@ def _status_table(rows: list[dict[str, Any]], now: float) -> Table:
         latency = f"{r['latency_s'] * 1000:.0f} ms" if r["latency_s"] is not None else "-"
         error = f"{r['error_kind']}: {r['error']}" if r["error_kind"] else "-"
         table.add_row(
-            Text(r["feed"]), Text(r["status"], style=_STATUS_STYLE.get(r["status"], "")),
+            Text(one_line(r["feed"])), Text(r["status"], style=_STATUS_STYLE.get(r["status"], "")),
             Text(_ago(r["last_attempt"], now)), Text(_ago(r["last_success"], now)),
             Text(str(r["last_status"] or "-")),
             Text(str(r["consecutive_failures"])), Text(str(r["articles_24h"])),
             Text(str(r["articles_seen"])), Text(_span(r["usual_gap_s"])), Text(share),
             Text(latency), Text("never" if r["status"] == "disabled" else
                                 _ago(r["next_poll"], now).replace(" ago", " overdue")),
-            Text(error[:120]),
+            Text(one_line(error[:120])),
         )
     return table
 
 
 def _fetches_table(row: dict[str, Any]) -> Table:
-    fetches = Table(title=Text(f"last {len(row['fetches'])} fetches of {row['feed']}"),
+    fetches = Table(title=Text(one_line(f"last {len(row['fetches'])} fetches of {row['feed']}")),
                     show_edge=False, pad_edge=False, box=None, header_style="bold")
     for name in ("TIME", "HTTP", "LATENCY", "NEW", "ERROR"):
         fetches.add_column(name, overflow="fold")
     for e in row["fetches"]:
         latency = f"{e['latency'] * 1000:.0f} ms" if e["latency"] is not None else "-"
         fetches.add_row(Text(e["at"] or "-"), Text(str(e["status"] or "-")), Text(latency),
-                        Text(str(e["new"])), Text((e["error"] or "")[:160]))
+                        Text(str(e["new"])), Text(one_line((e["error"] or "")[:160])))
     return fetches
 
 
@@ -221,7 +222,7 @@ def _print_rules_state(rules_state: dict[str, Any]) -> None:
     if rules_state.get("error"):
         print(f"last rule reload REJECTED at {_iso(rules_state.get('error_at'))} "
               "(previous rules in force):")
-        print("  " + str(rules_state["error"]).replace("\n", "\n  "))
+        print("  " + printable(str(rules_state["error"])).replace("\n", "\n  "))
 
 
 def alerts_command(args: argparse.Namespace, context: Context) -> int:
@@ -238,7 +239,7 @@ def alerts_command(args: argparse.Namespace, context: Context) -> int:
         print(json.dumps([{**asdict(d), "at": _iso(d.at)} for d in decisions],
                          ensure_ascii=False, indent=2))
         return EXIT_OK
-    for d in decisions:
-        print(f"{_iso(d.at)}  {d.rule_id:<24} {d.verdict:<13} {d.receiver:<16} "
-              f"{d.result:<20} {d.title[:60]}")
+    for d in decisions:  # one line each, whatever the feed put in its title
+        print(f"{_iso(d.at)}  {one_line(d.rule_id):<24} {one_line(d.verdict):<13} "
+              f"{one_line(d.receiver):<16} {one_line(d.result):<20} {one_line(d.title[:60])}")
     return EXIT_OK

@@ -15,7 +15,9 @@ import os
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["SHARED_KEYS", "JsonFormatter", "setup_logging", "use_json"]
+from newswatch.core.printable import one_line
+
+__all__ = ["SHARED_KEYS", "JsonFormatter", "TextFormatter", "setup_logging", "use_json"]
 
 SHARED_KEYS = ("feed", "rule_id", "article_id", "verdict", "receiver")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -41,6 +43,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """``%(asctime)s %(levelname)s %(name)s: %(message)s``, the message on one line with
+    its control characters escaped (``newswatch.core.printable``): a feed title or a
+    server's reason phrase cannot forge a log line or drive the terminal. A traceback
+    follows on its own lines, as usual."""
+
+    def __init__(self) -> None:
+        super().__init__(_TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        record.message = one_line(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+
 def use_json(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
     """JSON unless ``stream`` is a terminal; ``NEWSWATCH_LOG_FORMAT=json|text`` overrides."""
     env = os.environ if environ is None else environ
@@ -61,7 +81,7 @@ def setup_logging(stream: TextIO, *, verbose: bool = False,
         return None
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json(stream, environ)
-                         else logging.Formatter(_TEXT_FORMAT))
+                         else TextFormatter())
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     return handler

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from newswatch.core.printable import one_line
 from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import (
     KafkaSettings,
@@ -57,7 +58,7 @@ class Poison:
 
     def excerpt(self) -> str:
         """The event's first characters, control characters shown as escapes."""
-        return printable(self.event[:EXCERPT]) + ("…" if len(self.event) > EXCERPT else "")
+        return one_line(self.event[:EXCERPT]) + ("…" if len(self.event) > EXCERPT else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +69,6 @@ class ReplayResult:
     id: str
     found: bool
     outcome: str
-
-
-def printable(text: str) -> str:
-    """``text`` safe for a terminal: control and other unprintable characters escaped
-    (events come from feeds)."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
 
 
 def poison_id(partition: int, offset: int) -> str:
