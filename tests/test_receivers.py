@@ -41,3 +41,46 @@ def test_a_slack_receiver_without_a_token_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"receivers\.desk: the Slack token must be in the "
                                           "SLACK_BOT_TOKEN environment variable"):
         build_notifiers(config, {"SMTP_PASSWORD": "pw"})
+
+
+def test_config_check_refuses_addresses_that_can_never_work() -> None:
+    """Issue 15: a base_url without scheme, e-mail addresses with CR/LF or none at all, a
+    host given as a URL passed the check; every alert was then retried for an hour."""
+    text = """\
+rules: []
+feeds:
+  - {name: nohost, url: "http://"}
+receivers:
+  desk:
+    slack: {channel: "#maghreb", base_url: slack.com/api}
+  mail:
+    email:
+      to: [desk@example.org, "a@b.org\\r\\nBcc: evil@x.org", nobody, "a@b.org, c@d.org"]
+      from: news watch
+      host: smtp://mail.example.org
+"""
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "c.yaml", base=Path("."))
+    lines = str(raised.value).splitlines()
+    assert lines == [
+        "c.yaml:3: feeds[0]: url has no host, got 'http://'",
+        "c.yaml:6: receivers.desk.slack: base_url must start with http:// or https:// "
+        "(like https://slack.com/api/), got 'slack.com/api'",
+        "c.yaml:9: receivers.mail.email: to: 'a@b.org\\r\\nBcc: evil@x.org' contains a "
+        "line break or a control character",
+        "c.yaml:9: receivers.mail.email: to: 'nobody' is not an e-mail address like "
+        "desk@example.org",
+        "c.yaml:9: receivers.mail.email: to: 'a@b.org, c@d.org' is not one e-mail address",
+        "c.yaml:10: receivers.mail.email: from: 'news watch' is not an e-mail address like "
+        "desk@example.org",
+        "c.yaml:11: receivers.mail.email: host: 'smtp://mail.example.org' must be a host "
+        "name, without scheme or path",
+    ]
+
+
+@pytest.mark.parametrize("address", ["desk@example.org", "Desk <desk@example.org>",
+                                     "rédaction@exämple.org", "ops@localhost"])
+def test_plain_and_named_and_local_addresses_are_accepted(address: str) -> None:
+    text = (f"rules: []\nreceivers:\n  mail:\n    email: {{to: ['{address}'], "
+            f"from: '{address}', host: 127.0.0.1}}\n")
+    assert parse_config(text, "c.yaml", base=Path(".")).receivers["mail"]

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from newswatch.core.addresses import email_problem, host_problem, url_problem
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.rulefiles import STDIN, STDIN_NAME
 from newswatch.core.schema import MapReader
@@ -247,8 +248,8 @@ def _feeds(top: MapReader, shown: str, issues: list[Issue]) -> list[FeedConfig]:
                 r.error(f"duplicate feed name '{name}' (first on line {seen[name]})",
                         r.line("name"))
             seen.setdefault(name, r.line("name"))
-        if url is not None and not url.lower().startswith(("http://", "https://")):
-            r.error(f"url must start with http:// or https://, got '{url}'", r.line("url"))
+        if url is not None and (problem := url_problem(url)):
+            r.error(f"url {problem}, got {url!r}", r.line("url"))
         if interval < 10:
             r.error("interval must be at least 10s", r.line("interval"))
         if min_interval is not None and min_interval < 10:
@@ -295,6 +296,9 @@ def _receivers(top: MapReader, shown: str, issues: list[Issue]) -> dict[str, Rec
             base_url = r.text("base_url")
             reconcile = r.flag("reconcile", default=True)
             r.finish()
+            if base_url is not None and (problem := url_problem(base_url)):
+                r.error(f"base_url {problem} (like https://slack.com/api/), got {base_url!r}",
+                        r.line("base_url"))
             if channel:
                 out[name] = SlackReceiver(name, channel, base_url, reconcile)
         elif kind == "email":
@@ -310,6 +314,13 @@ def _receivers(top: MapReader, shown: str, issues: list[Issue]) -> dict[str, Rec
             r.finish()
             if tls and starttls and r.has("starttls"):
                 r.error("choose either tls or starttls, not both", r.line("tls"))
+            bad = [(key, value, problem) for key, values in (("to", to), ("from", [sender]))
+                   for value in values or () if value is not None
+                   and (problem := email_problem(value))]
+            if host is not None and (problem := host_problem(host)):
+                bad.append(("host", host, problem))
+            for key, value, problem in bad:
+                r.error(f"{key}: {value!r} {problem}", r.line(key))
             if to and sender and host:
                 out[name] = EmailReceiver(name, tuple(to), sender, host, port,
                                           starttls and not tls, tls, user)
