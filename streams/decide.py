@@ -57,7 +57,9 @@ HOUR = 3600.0
 DIGEST_MAX_ENTRIES = 100  # beyond, a digest only counts ("and 12 more")
 _KEEP_CONTENT = 1500  # characters of content kept after the last evidence in a story's match
 
-Action = Literal["alert", "reply", "digest", "none"]
+MAX_THREAD_REPLIES = 10  # replies under one story's alert; later sources only update its count
+
+Action = Literal["alert", "reply", "update", "digest", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +71,10 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """What one receiver gets for a match: a new ``alert``, a thread ``reply``, an entry in
-    the next ``digest``, or ``none``; ``verdict`` is the receiver's verdict (``throttled``
-    where the story-level one was ``send``)."""
+    """What one receiver gets for a match: a new ``alert``, a thread ``reply``, only an
+    ``update`` of the first alert's source count, an entry in the next ``digest``, or
+    ``none``; ``verdict`` is the receiver's verdict (``throttled`` where the story-level
+    one was ``send``)."""
 
     receiver: str
     verdict: Verdict
@@ -201,7 +204,13 @@ def route(
     if verdict.kind == "same_story":
         story = state.story(verdict.story)
         parent = story.parent(receiver) if story is not None else None
-        if threads and parent is not None and parent.state in ("pending", "sent"):
+        if threads and story is not None and parent is not None and parent.state in (
+                "pending", "sent"):
+            quiet = _no_reply(story, match.article.feed)
+            if quiet:
+                return Route(receiver, Verdict(
+                    "same_story", f"{verdict.reason}; {quiet}: the first alert's source "
+                    "count is updated, no reply", verdict.story), "update")
             return Route(receiver, Verdict(
                 "same_story", f"{verdict.reason}; reply in the thread of the first alert",
                 verdict.story), "reply")
@@ -209,6 +218,17 @@ def route(
         return Route(receiver, Verdict("same_story", f"{verdict.reason}; {why}",
                                        verdict.story), "digest")
     return Route(receiver, verdict, "none")
+
+
+def _no_reply(story: Story, feed: str) -> str | None:
+    """Why a copy of ``story`` from ``feed`` gets no thread reply (None: it gets one). One
+    reply per source feed, and at most ``MAX_THREAD_REPLIES`` per story: a feed rotating
+    near-identical items, or a story syndicated everywhere, must not flood the thread."""
+    if feed in story.feeds:
+        return f"feed {feed} already reported this story"
+    if len(story.feeds) - 1 >= MAX_THREAD_REPLIES:
+        return f"{MAX_THREAD_REPLIES} replies already in the thread"
+    return None
 
 
 # --------------------------------------------------------------------------- transitions
@@ -276,7 +296,8 @@ def apply(
 
     ``send``: a new story; per receiver an alert item (counted for ``max_per_hour``) or a
     digest entry. ``same_story``: the story gains a source; per receiver a reply item (plus
-    one pending source-count update per story and receiver) or a digest entry. Other
+    one pending source-count update per story and receiver), the update alone, or a digest
+    entry. Other
     verdicts change nothing."""
     if verdict.kind not in ("send", "same_story") or verdict.story is None:
         return state, []
@@ -295,11 +316,13 @@ def apply(
             parents[r.receiver] = Parent(state="pending", shown=1)
             alerts[r.receiver] = (*alerts.get(r.receiver, ()), now)
             queued.append(ident)
-        elif r.action == "reply":
-            ident = item_id("reply", match.rule_id, r.receiver, story.id, match.article.key)
-            outbox[ident] = new_item("reply", ident, r.receiver, story.id, r.verdict, now=now,
-                                     seq=next_seq(), match=match)
-            queued.append(ident)
+        elif r.action in ("reply", "update"):
+            if r.action == "reply":
+                ident = item_id("reply", match.rule_id, r.receiver, story.id,
+                                match.article.key)
+                outbox[ident] = new_item("reply", ident, r.receiver, story.id, r.verdict,
+                                         now=now, seq=next_seq(), match=match)
+                queued.append(ident)
             update = item_id("update", match.rule_id, r.receiver, story.id)
             if update not in outbox:
                 outbox[update] = new_item("update", update, r.receiver, story.id, r.verdict,

@@ -34,7 +34,15 @@ from typing import Any
 
 from newswatch.streams.alerts import Match
 from newswatch.streams.deadletters import Replay, ReplayOutcome
-from newswatch.streams.decide import Verdict, apply, decide, prune, route, seal_digests
+from newswatch.streams.decide import (
+    Action,
+    Verdict,
+    apply,
+    decide,
+    prune,
+    route,
+    seal_digests,
+)
 from newswatch.streams.lanes import AMBIGUOUS_REASONS, Lanes, RetryPolicy
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pacing import Pacer
@@ -51,6 +59,11 @@ from newswatch.streams.store import (
 __all__ = ["AMBIGUOUS_REASONS", "RECEIPTS_KEY", "DecisionLog", "Pipeline", "ReplayOutcome",
            "RetryPolicy"]
 
+
+# The audit result of a decision, by what the receiver gets: an outbox item (``pending``
+# until sent), only the first alert's source count (``counted``), or a digest entry.
+_RESULTS: dict[Action, str] = {"alert": "pending", "reply": "pending", "update": "counted",
+                               "digest": "digest", "none": "digest"}
 
 class Pipeline:
     """Delivers matches to named notifiers, with rule state (decisions and outbox) in
@@ -126,8 +139,7 @@ class Pipeline:
                               next_seq=self._store.next_seq)
         self._store.save(match.rule_id, state)  # durable before any send
         for r in routes:
-            self._store.record(match, r.receiver, r.verdict,
-                                "pending" if r.action in ("alert", "reply") else "digest")
+            self._store.record(match, r.receiver, r.verdict, _RESULTS[r.action])
         self._lanes.enqueue(match.rule_id, state, queued)
         await self._lanes.run_inline()
         if routes and all(r.verdict.kind == "throttled" for r in routes):

@@ -13,6 +13,7 @@ from newswatch.rules.evidence import Evidence
 from newswatch.streams.alerts import Match
 from newswatch.streams.decide import (
     LEAD_SIMILARITY,
+    MAX_THREAD_REPLIES,
     Route,
     Verdict,
     apply,
@@ -307,3 +308,28 @@ def test_decisions_are_deterministic_and_never_raise(first: str, second: str,
     assert a == b and a.kind in ("send", "same_story")
     if a.kind == "same_story":
         assert a.story == state.stories[0].id and a.reason
+
+
+def test_a_feed_gets_one_reply_per_story_and_a_story_at_most_ten() -> None:
+    """Issue 15: a feed rotating 200 near-identical items gave 1 alert and 195 replies, all
+    from the same feed. Now a copy from a feed that already reported the story, or beyond
+    MAX_THREAD_REPLIES replies, only updates the first alert's source count."""
+    threads = {"slack": True}
+    state, *_ = record(RuleState(), match(), T0, threads=threads)
+    kinds: list[str] = []
+    for n in range(1, 200):  # the same feed as the first alert
+        copy = match(url=f"https://a.example/rotated-{n}")
+        state, verdict, routes, queued = record(state, copy, T0 + n, threads=threads)
+        assert verdict.kind == "same_story" and routes[0].action == "update"
+        kinds += [state.outbox[i].kind for i in queued]
+    assert "feed a already reported this story" in routes[0].verdict.reason
+    assert kinds == ["update"]  # one pending source-count update, no reply
+    assert state.stories[0].sources == 200
+    replies = 0
+    for n in range(1, 16):  # 15 other feeds
+        copy = match(url=f"https://f{n}.example/1", feed=f"f{n}")
+        state, _, routes, queued = record(state, copy, T0 + 300 + n, threads=threads)
+        replies += sum(state.outbox[i].kind == "reply" for i in queued)
+    assert replies == MAX_THREAD_REPLIES == 10
+    assert "10 replies already in the thread" in routes[0].verdict.reason
+    assert routes[0].action == "update" and state.stories[0].sources == 215
