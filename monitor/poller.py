@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from newswatch.core.article import Article
 from newswatch.core.config import FeedConfig
-from newswatch.core.errors import FeedError
+from newswatch.core.errors import FeedError, StateError
 from newswatch.core.state import FetchEvent
 from newswatch.monitor.feedparse import parse_feed
 from newswatch.monitor.fetch import FetchResult
@@ -226,7 +226,11 @@ class Poller:
         except Exception as error:
             # Not the feed's fault (the sink failed, or a bug): keep the cursor so the same
             # articles are offered again, and retry soon rather than hammering every tick.
-            log.exception("feed %s: poll failed", feed.name, extra={"feed": feed.name})
+            if isinstance(error, StateError):  # one line: the runtime stops on it
+                log.error("feed %s: poll not recorded: %s", feed.name, error,
+                          extra={"feed": feed.name})
+            else:
+                log.exception("feed %s: poll failed", feed.name, extra={"feed": feed.name})
             new_count = 0
             result_kind = "internal"
             after = replace(before, last_attempt=started,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from newswatch.core.article import Article
 from newswatch.core.config import Config
+from newswatch.core.errors import StateError
 from newswatch.core.state import Database
 from newswatch.monitor.poller import Poller
 from newswatch.rules.matcher import Matcher
@@ -85,7 +86,13 @@ class EmbeddedRuntime(Runtime):
             self.counters.articles += 1
             for match in self._matching(article):
                 self.counters.matches += 1
-                verdict = await self.pipeline.deliver(match)
+                if self.pipeline.failure is not None:
+                    raise self.pipeline.failure  # not seen: polled again after a restart
+                try:
+                    verdict = await self.pipeline.deliver(match)
+                except StateError as error:
+                    self.pipeline.fail(error)
+                    raise
                 self.counters.verdicts[verdict.kind] = self.counters.verdicts.get(
                     verdict.kind, 0) + 1
                 log.info(
@@ -122,6 +129,8 @@ class EmbeddedRuntime(Runtime):
         await self.pipeline.flush_digests()
         await self.pipeline.drain()
         await self.pipeline.aclose(self.grace)
+        if self.pipeline.failure is not None:
+            raise self.pipeline.failure
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll on schedule until ``stop`` is set; then sends in flight finish (up to
@@ -129,12 +138,21 @@ class EmbeddedRuntime(Runtime):
         start."""
         await self.tick()
         ticker = asyncio.create_task(self._ticks(stop))
+        watcher = asyncio.create_task(self._stop_on_failure(stop))
         try:
             await self.poller.run(stop)
         finally:
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
+            for task in (ticker, watcher):
+                task.cancel()
+            await asyncio.gather(ticker, watcher, return_exceptions=True)
             await self.pipeline.aclose(self.grace)
+        if self.pipeline.failure is not None:
+            raise self.pipeline.failure
+
+    async def _stop_on_failure(self, stop: asyncio.Event) -> None:
+        """A state that cannot be written stops the process (StateError from ``run``)."""
+        await self.pipeline.failed.wait()
+        stop.set()
 
     async def _ticks(self, stop: asyncio.Event) -> None:
         """``tick`` every ``TICK`` seconds until ``stop``."""
@@ -144,5 +162,7 @@ class EmbeddedRuntime(Runtime):
             except TimeoutError:
                 try:
                     await self.tick()
-                except Exception:  # state trouble: log, keep ticking
+                except StateError as error:
+                    self.pipeline.fail(error)
+                except Exception:  # a bug: log, keep ticking
                     log.exception("delivery tick failed")

@@ -26,7 +26,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from newswatch.core.errors import DeliveryError
+from newswatch.core.errors import DeliveryError, StateError
 from newswatch.streams.notifiers import Addressable, Notifier, Receipt
 from newswatch.streams.outbox import parent_receipt, require_match, source_update
 from newswatch.streams.pacing import Pacer
@@ -77,6 +77,8 @@ class Lanes:
         self._suspects: set[str] = set()
         self._inline_queue: list[tuple[str, str]] = []
         self._closing = False
+        self.failed = asyncio.Event()  # set by ``fail``
+        self.failure: StateError | None = None
         self.reconciled = 0  # sends avoided because the receiver already had the message
 
     def lane(self, receiver: str) -> str:
@@ -140,6 +142,21 @@ class Lanes:
         while self._queued and not self._closing:
             await asyncio.gather(*(q.join() for q in list(self._queues.values())))
 
+    def fail(self, error: StateError) -> None:
+        """The delivery state cannot be written: stop sending at once. A send whose
+        result cannot be recorded is sent again after a restart (looked up first where the
+        receiver allows), so at most the one in flight per lane; what is queued stays in
+        the outbox."""
+        if self.failure is None:
+            log.error("delivery stopped, the state cannot be written: %s", error)
+            self.failure = error
+        self._closing = True
+        self.failed.set()
+        for queue in self._queues.values():  # let drain() return
+            while not queue.empty():
+                self._queued.discard(queue.get_nowait()[1])
+                queue.task_done()
+
     async def aclose(self, grace: float) -> None:
         """Stop the lanes: sends in flight may finish (for up to ``grace`` seconds), waiting
         ones stop; what was not sent stays in the outbox."""
@@ -165,6 +182,8 @@ class Lanes:
             rule_id, ident = await queue.get()
             try:
                 await self._process(lane, rule_id, ident)
+            except StateError as error:
+                self.fail(error)
             except Exception:  # a bug must not kill the lane; the item stays in the outbox
                 log.exception("lane %s: delivery of %s failed unexpectedly", lane, ident)
             finally:

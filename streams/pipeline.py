@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
+from newswatch.core.errors import StateError
 from newswatch.streams.alerts import Match
 from newswatch.streams.deadletters import Replay, ReplayOutcome
 from newswatch.streams.decide import (
@@ -205,6 +206,20 @@ class Pipeline:
         self._lanes.put_all(rule_id, items)
         await self._lanes.run_inline()
         return len(items)
+
+    @property
+    def failed(self) -> asyncio.Event:
+        """Set once the state could not be written (``failure`` says why): nothing is sent
+        any more; the runtime stops."""
+        return self._lanes.failed
+
+    @property
+    def failure(self) -> StateError | None:
+        return self._lanes.failure
+
+    def fail(self, error: StateError) -> None:
+        """Stop delivering: the state cannot be written (``Lanes.fail``)."""
+        self._lanes.fail(error)
 
     def rule_state(self, rule_id: str) -> RuleState:
         """The delivery state of ``rule_id`` as stored now (read, never written)."""

@@ -384,3 +384,21 @@ def test_alerts_prints_one_line_per_decision_whatever_the_title_holds(tmp_path: 
     assert len(done.stdout.splitlines()) == 1
     assert "\x1b" not in done.stdout and "\x07" not in done.stdout
     assert "Maroc\\n2026-12-02" in done.stdout  # visible, escaped
+
+
+def test_a_state_path_that_cannot_work_is_one_line_never_a_traceback(tmp_path: Path) -> None:
+    """Issue 15: a symlink loop in ``state:``, or a state on a file system where nothing
+    can be written, gave tracebacks; ``config check`` passed such a config."""
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    cases = {"loop-a/state.db": "cannot resolve", "/proc/newswatch/state.db": "cannot"}
+    for state, expected in cases.items():
+        config = tmp_path / "config.yaml"
+        config.write_text(f"state: {state}\nrules: []\nfeeds: []\n", encoding="utf-8")
+        for command in (("run", "--once"), ("status",), ("alerts",), ("config", "check")):
+            done = newswatch(*command, "--config", str(config), cwd=tmp_path)
+            assert "Traceback" not in done.stderr, (state, command, done.stderr)
+            if command[0] in ("status", "alerts") and state.startswith("/proc"):
+                continue  # nothing there yet: an empty status, no alerts
+            assert done.returncode in (1, 2), (state, command, done.stdout, done.stderr)
+            assert expected in done.stdout + done.stderr, (state, command)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from newswatch.core.config import FeedConfig
-from newswatch.core.state import Database
+from newswatch.core.errors import StateError
+from newswatch.core.state import SCHEMA_VERSION, Database
 from newswatch.monitor.poller import SEEN_TTL, Poller
 
 
@@ -53,5 +60,82 @@ def test_poller_forgets_seen_ids_older_than_the_ttl(tmp_path: Path) -> None:
                         health=db.mapping("health"), seen=seen, fetch_log=db, sink=_sink)
         assert poller.forget_old(now) == 1
         assert list(seen) == ["f\x1fnew"]
+    finally:
+        db.close()
+
+
+def test_a_state_file_carries_its_schema_version_and_a_newer_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    Database.open(path).close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    for readonly in (False, True):
+        with pytest.raises(StateError, match=rf"^{re.escape(str(path))}: written by a newer "
+                                             rf"newswatch \(state schema {SCHEMA_VERSION + 1}"):
+            Database.open(path, readonly=readonly)
+
+
+def test_a_file_from_before_versions_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the tables as the first versions wrote them
+        conn.execute("CREATE TABLE kv (space TEXT NOT NULL, key TEXT NOT NULL, value TEXT "
+                     "NOT NULL, PRIMARY KEY (space, key)) WITHOUT ROWID")
+        conn.execute("INSERT INTO kv VALUES ('rules', 'r', '{\"v\": 2}')")
+        conn.execute("CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL, "
+                      "rule_id TEXT, article TEXT, title TEXT, receiver TEXT, verdict TEXT, "
+                      "reason TEXT, result TEXT, ref TEXT)")
+    db = Database.open(path)
+    try:
+        assert db.pragma("user_version") == SCHEMA_VERSION
+        assert db.mapping("rules")["r"] == {"v": 2}
+        assert db.decisions() == []
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("content", [b"", b"SQLite format 3\x00" + b"\x00" * 80,
+                                     bytes(range(256)) * 64])
+def test_a_file_that_is_not_a_state_is_one_line_in_status_and_alerts(
+    tmp_path: Path, content: bytes,
+) -> None:
+    """Issue 15: a truncated, empty or random-bytes state file crashed ``status`` and
+    ``alerts`` with a traceback."""
+    (tmp_path / "state.db").write_bytes(content)
+    config = tmp_path / "config.yaml"
+    config.write_text("state: ./state.db\nrules: []\nfeeds: []\n", encoding="utf-8")
+    for command in ("status", "alerts"):
+        done = subprocess.run([sys.executable, "-m", "newswatch", command, "--config",
+                               str(config)], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=60, check=False)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert done.stderr.strip().splitlines() == [
+            done.stderr.strip()] and "state.db" in done.stderr
+
+
+def test_a_full_disk_is_a_state_error_naming_the_file_and_nothing_half_written(
+    tmp_path: Path,
+) -> None:
+    """Issue 15: a failed COMMIT was followed by a ROLLBACK that raised "no transaction is
+    active", hiding the StateError. SQLite's page limit fills the file as a full disk
+    would."""
+    path = tmp_path / "s.db"
+    db = Database.open(path)
+    try:
+        state = db.mapping("rules")
+        state["kept"] = {"n": 1}
+        limit = db.pragma("page_count") + 2
+        db.pragma(f"max_page_count = {limit}")
+        with pytest.raises(StateError, match=rf"^{re.escape(str(path))}: cannot write "
+                                             r"state: database or disk is full"):
+            for n in range(100):
+                state[f"k{n}"] = "x" * 3000
+        assert state["kept"] == {"n": 1}  # what was written stays readable
+        db.pragma(f"max_page_count = {limit + 1000}")  # space again
+        state["after"] = {"n": 2}
+        assert state["after"] == {"n": 2} and db.integrity_ok()
     finally:
         db.close()

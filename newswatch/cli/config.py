@@ -17,8 +17,10 @@ When the config itself is broken, the rules it names are still checked (as far a
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
+import tempfile
 from pathlib import Path
 
 from newswatch.cli.options import (
@@ -64,6 +66,25 @@ def check_command(args: argparse.Namespace, context: Context) -> int:
     return check_config(path, context)
 
 
+def _state_problem(state: Path) -> str | None:
+    """Why the monitor could not write ``state`` here (checked on this machine: the
+    directory, or the nearest one that exists, must be writable), or None."""
+    if state.is_dir():
+        return f"state: '{state}' is a directory, not a file"
+    folder = state.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:  # a real write: permissions say nothing for root on a read-only file system
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return (f"state: cannot write in '{folder}' (where '{state}' would be created): "
+                f"{error.strerror or error}")
+    if state.exists() and not os.access(state, os.W_OK):
+        return f"state: '{state}' is read-only"
+    return None
+
+
 def check_config(path: Path, context: Context) -> int:
     """Print every problem of the config at ``path`` and of its rules; exit 0 or 1."""
     text, shown, base = "", str(path), Path.cwd()
@@ -76,7 +97,7 @@ def check_config(path: Path, context: Context) -> int:
         problems = [str(i) for i in error.issues]
         rule_paths = _readable_rule_paths(text, shown, base)  # still check what can be read
     else:
-        problems = []
+        problems = [f"{shown}: {problem}" for problem in [_state_problem(config.state)] if problem]
         rule_paths = list(config.rules)
         receivers = frozenset(config.receivers)
         feeds = frozenset(f.name for f in config.feeds)

@@ -167,6 +167,16 @@ def read_config_text(path: str | Path, *, stdin: TextIO | None = None) -> tuple[
     return text, shown, location.resolve().parent
 
 
+def _resolve(path: Path, shown: str, line: int, issues: list[Issue]) -> Path:
+    """``path`` made absolute; a symlink loop (or a path the OS refuses) is an issue, and
+    the path is kept as given so that the other checks go on."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as error:  # RuntimeError: a symlink loop (Python 3.11)
+        issues.append(Issue(shown, line, f"cannot resolve '{path}': {error}"))
+        return path
+
+
 def parse_config(text: str, shown: str, *, base: Path) -> Config:
     """Validate config text; ``shown`` names the file in messages, ``base`` resolves paths."""
     try:
@@ -180,11 +190,11 @@ def parse_config(text: str, shown: str, *, base: Path) -> Config:
     top.finish()
 
     state_text = top.text("state", default="./newswatch.db") or "./newswatch.db"
-    state = (base / state_text).resolve()
+    state = _resolve(base / state_text, shown, data.line_of("state"), issues)
 
     rule_paths: list[Path] = []
     for item in top.texts("rules", required=True) or []:
-        rule_path = (base / item).resolve()
+        rule_path = _resolve(base / item, shown, data.line_of("rules"), issues)
         if not rule_path.exists():
             line = data.line_of("rules")
             rules_list = data.get("rules")

@@ -17,6 +17,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,75 @@ class FetchEvent:
     error: str | None
 
 
+SCHEMA_VERSION = 1  # PRAGMA user_version of a state file this version writes
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a state file from schema ``version`` to ``SCHEMA_VERSION``, one step at a time
+    (each idempotent: a file from before versions may be at any of them)."""
+    if version < 1:  # before versions: the tables, then the story column of decisions
+        conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+        if "story" not in columns:
+            conn.execute("ALTER TABLE decisions ADD COLUMN story TEXT")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+class _Connection:
+    """The connection to one state file. Every SQLite error (a corrupt file, a full disk, a
+    read-only file system, a lock held too long) becomes a ``StateError`` naming the file."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run ``sql``; all its rows."""
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise self.error("cannot read state", error) from error
+
+    def run(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run a statement that writes (inside ``writing``); the rows it changed."""
+        try:
+            return int(self._conn.execute(sql, params).rowcount)
+        except sqlite3.Error as error:
+            raise self.error("cannot write state", error) from error
+
+    def run_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.Error as error:
+            raise self.error("cannot write state", error) from error
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One write transaction. A failed COMMIT (a full disk) leaves nothing written and
+        raises the StateError: SQLite may already have rolled back, so the rollback here
+        only runs while a transaction is open, and its own failure never hides the first."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise self.error("cannot write state", error) from error
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException as failure:
+            if self._conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            if isinstance(failure, sqlite3.Error):
+                raise self.error("cannot write state", failure) from failure
+            raise
+
+    def error(self, doing: str, error: sqlite3.Error) -> StateError:
+        return StateError(f"{self.path}: {doing}: {error}")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class SqliteMapping(MutableMapping[str, Any]):
     """A JSON-valued mapping stored in one ``space`` of the kv table.
 
@@ -93,60 +163,58 @@ class SqliteMapping(MutableMapping[str, Any]):
     it — the same discipline a faust Table needs.
     """
 
-    def __init__(self, conn: sqlite3.Connection, space: str) -> None:
+    def __init__(self, conn: _Connection, space: str) -> None:
         self._conn = conn
         self._space = space
 
     def __getitem__(self, key: str) -> Any:
-        row = self._conn.execute(
-            "SELECT value FROM kv WHERE space = ? AND key = ?", (self._space, key)
-        ).fetchone()
-        if row is None:
+        rows = self._conn.rows("SELECT value FROM kv WHERE space = ? AND key = ?",
+                               (self._space, key))
+        if not rows:
             raise KeyError(key)
-        return json.loads(row[0])
+        try:
+            return json.loads(rows[0][0])
+        except ValueError as error:
+            raise StateError(f"{self._conn.path}: {self._space}/{key} is not JSON "
+                             f"({error})") from error
 
     def __setitem__(self, key: str, value: Any) -> None:
         data = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        with _writing(self._conn):
-            self._conn.execute(
+        with self._conn.writing():
+            self._conn.run(
                 "INSERT INTO kv (space, key, value) VALUES (?, ?, ?) "
                 "ON CONFLICT (space, key) DO UPDATE SET value = excluded.value",
                 (self._space, key, data),
             )
 
     def __delitem__(self, key: str) -> None:
-        with _writing(self._conn):
-            cur = self._conn.execute(
-                "DELETE FROM kv WHERE space = ? AND key = ?", (self._space, key)
-            )
-        if cur.rowcount == 0:
+        with self._conn.writing():
+            changed = self._conn.run("DELETE FROM kv WHERE space = ? AND key = ?",
+                                     (self._space, key))
+        if changed == 0:
             raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
-        rows = self._conn.execute(
-            "SELECT key FROM kv WHERE space = ? ORDER BY key", (self._space,)
-        ).fetchall()
+        rows = self._conn.rows("SELECT key FROM kv WHERE space = ? ORDER BY key",
+                               (self._space,))
         return iter([r[0] for r in rows])
 
     def __len__(self) -> int:
-        row = self._conn.execute("SELECT COUNT(*) FROM kv WHERE space = ?", (self._space,))
-        return int(row.fetchone()[0])
+        return int(self._conn.rows("SELECT COUNT(*) FROM kv WHERE space = ?",
+                                   (self._space,))[0][0])
 
     def __contains__(self, key: object) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM kv WHERE space = ? AND key = ?", (self._space, key)
-        ).fetchone()
-        return row is not None
+        return bool(self._conn.rows("SELECT 1 FROM kv WHERE space = ? AND key = ?",
+                                    (self._space, key)))
 
     def prune_older(self, before: float) -> int:
         """Delete the keys whose value is a number (a time) below ``before``."""
-        with _writing(self._conn):
-            cur = self._conn.execute(
+        with self._conn.writing():
+            return self._conn.run(
                 "DELETE FROM kv WHERE space = ? AND typeof(json(value)) IS NOT NULL "
                 "AND json_type(value) IN ('integer', 'real') AND CAST(value AS REAL) < ?",
                 (self._space, before),
             )
-        return int(cur.rowcount)
 
     def set_many(self, items: dict[str, Any]) -> None:
         """Write several keys in one transaction (one fsync instead of many)."""
@@ -154,45 +222,26 @@ class SqliteMapping(MutableMapping[str, Any]):
             (self._space, k, json.dumps(v, ensure_ascii=False, separators=(",", ":")))
             for k, v in items.items()
         ]
-        with _writing(self._conn):
-            self._conn.executemany(
+        with self._conn.writing():
+            self._conn.run_many(
                 "INSERT INTO kv (space, key, value) VALUES (?, ?, ?) "
                 "ON CONFLICT (space, key) DO UPDATE SET value = excluded.value",
                 rows,
             )
 
 
-class _writing:
-    """Context manager: one write transaction, errors turned into StateError."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as error:
-                self._conn.execute("ROLLBACK")
-                raise StateError(f"cannot write state: {error}") from error
-        else:
-            self._conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise StateError(f"cannot write state: {exc}") from exc
-
-
 class Database:
     """The SQLite state file. Open with ``Database.open(path)``; close with ``close()``."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+    def __init__(self, conn: _Connection, path: str) -> None:
         self._conn = conn
         self.path = path
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False) -> Database:
+        """Open (``readonly``: without creating or migrating anything) and check the
+        schema version. StateError, naming the file, when it cannot be opened, is not a
+        state file, or was written by a newer newswatch."""
         location = str(path)
         try:
             if readonly:
@@ -203,16 +252,28 @@ class Database:
                 Path(location).parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(location, isolation_level=None)
             conn.execute("PRAGMA busy_timeout = 5000")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                conn.close()
+                raise StateError(
+                    f"{location}: written by a newer newswatch (state schema {version}; this "
+                    f"version reads up to {SCHEMA_VERSION}): upgrade newswatch, or restore a "
+                    "backup made by this version")
+            if readonly and not conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'"
+            ).fetchone():
+                conn.close()
+                raise StateError(f"{location}: not a newswatch state file (empty, or "
+                                 "written by something else)")
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
-                conn.executescript(_SCHEMA)
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
-                if "story" not in columns:  # state files written before story ids
-                    conn.execute("ALTER TABLE decisions ADD COLUMN story TEXT")
-        except sqlite3.Error as error:
+                if version < SCHEMA_VERSION:
+                    _migrate(conn, version)
+        except (sqlite3.Error, OSError, RuntimeError) as error:
+            # RuntimeError: a symlink loop in the path (Path.resolve)
             raise StateError(f"{location}: cannot open state database: {error}") from error
-        return cls(conn, location)
+        return cls(_Connection(conn, location), location)
 
     def close(self) -> None:
         self._conn.close()
@@ -221,15 +282,17 @@ class Database:
         return SqliteMapping(self._conn, space)
 
     def pragma(self, name: str) -> Any:
-        return self._conn.execute(f"PRAGMA {name}").fetchone()[0]
+        """``PRAGMA name`` (or ``name = value``): its value, None for a setting."""
+        rows = self._conn.rows(f"PRAGMA {name}")
+        return rows[0][0] if rows else None
 
     def integrity_ok(self) -> bool:
-        return bool(self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+        return bool(self._conn.rows("PRAGMA integrity_check")[0][0] == "ok")
 
     # ---------------------------------------------------------------- audit trail
     def log_decision(self, d: Decision) -> None:
-        with _writing(self._conn):
-            self._conn.execute(
+        with self._conn.writing():
+            self._conn.run(
                 "INSERT INTO decisions (at, rule_id, article, title, receiver, verdict, reason,"
                 " result, ref, story) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (d.at, d.rule_id, d.article, d.title, d.receiver, d.verdict, d.reason,
@@ -238,35 +301,35 @@ class Database:
 
     def decisions(self, limit: int = 50) -> list[Decision]:
         """The most recent decisions, newest first."""
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(decisions)")}
+        columns = {row[1] for row in self._conn.rows("PRAGMA table_info(decisions)")}
         story = "story" if "story" in columns else "NULL"  # a read-only, older file
-        rows = self._conn.execute(
+        rows = self._conn.rows(
             "SELECT at, rule_id, article, title, receiver, verdict, reason, result, ref, "
             f"{story} FROM decisions ORDER BY id DESC LIMIT ?",
             (limit,),
-        ).fetchall()
+        )
         return [Decision(*row) for row in rows]
 
     # ---------------------------------------------------------------- fetch log
     def log_fetch(self, e: FetchEvent, *, keep: int = 100) -> None:
-        with _writing(self._conn):
-            self._conn.execute(
+        with self._conn.writing():
+            self._conn.run(
                 "INSERT INTO fetches (feed, at, status, latency, new, error) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (e.feed, e.at, e.status, e.latency, e.new, e.error),
             )
-            self._conn.execute(
+            self._conn.run(
                 "DELETE FROM fetches WHERE feed = ? AND id NOT IN "
                 "(SELECT id FROM fetches WHERE feed = ? ORDER BY id DESC LIMIT ?)",
                 (e.feed, e.feed, keep),
             )
 
     def fetches(self, feed: str, limit: int = 20) -> list[FetchEvent]:
-        rows = self._conn.execute(
+        rows = self._conn.rows(
             "SELECT feed, at, status, latency, new, error FROM fetches WHERE feed = ? "
             "ORDER BY id DESC LIMIT ?",
             (feed, limit),
-        ).fetchall()
+        )
         return [FetchEvent(*row) for row in rows]
 
 
@@ -280,9 +343,14 @@ class RuntimeLock:
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        """Take the lock without waiting; False when another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock without waiting; False when another process holds it.
+        StateError when the lock file cannot be created (a read-only file system)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StateError(f"{self.path}: cannot create the state's lock file: "
+                             f"{error.strerror or error}") from error
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
