@@ -136,3 +136,21 @@ def test_test_unreadable_article_exits_2(
     bad.write_text("{not json", encoding="utf-8")
     assert main(["rules", "test", str(rules_file), "--article", str(bad)]) == 2
     assert f"{bad}:1: invalid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("[" * 100_000 + "]" * 100_000, "invalid JSON: nested too deeply"),
+    ("9" * 5000, "invalid JSON: Exceeds the limit (4300 digits)"),
+])
+@pytest.mark.parametrize("option", ["--article", "--articles"])
+def test_an_article_json_the_parser_refuses_is_one_line(
+    rules_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str,
+    message: str, option: str,
+) -> None:
+    """Issue 15: an article JSON nested 100,000 deep gave a RecursionError traceback."""
+    article = tmp_path / "hostile.json"
+    article.write_text('{"title": ' + body + "}\n", encoding="utf-8")
+    args = ["rules", "test", str(rules_file), option, str(article)]
+    assert main([*args, "--json"] if option == "--articles" else args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{article}:1: {message}") and len(err.splitlines()) == 1

@@ -144,14 +144,24 @@ def _parse_article(text: str, shown: str) -> dict[str, Any]:
     if not text.lstrip().startswith("{"):
         title, _, content = text.partition("\n")
         return {"title": title.strip(), "content": content}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError([Issue(shown, error.lineno, f"invalid JSON: {error.msg}")]
-                          ) from None
+    data = _load_json(text, shown, 1)
     if not isinstance(data, dict):
         raise ConfigError([Issue(shown, 1, "expected a JSON object")])
     return data
+
+
+def _load_json(text: str, shown: str, line: int) -> Any:
+    """``json.loads(text)``; ConfigError ``shown:line: invalid JSON: …`` for anything it
+    refuses, nesting too deep for the parser and numbers too long included."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError([Issue(shown, line + error.lineno - 1,
+                                 f"invalid JSON: {error.msg}")]) from None
+    except RecursionError:
+        raise ConfigError([Issue(shown, line, "invalid JSON: nested too deeply")]) from None
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        raise ConfigError([Issue(shown, line, f"invalid JSON: {error}")]) from None
 
 
 def article_from(data: dict[str, Any], default_id: str) -> Article:
@@ -179,10 +189,7 @@ def _test_batch(matcher: Matcher, text: str, shown: str) -> None:
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ConfigError([Issue(shown, number, f"invalid JSON: {error.msg}")]) from None
+        data = _load_json(line, shown, number)
         if isinstance(data, dict):
             ident, found = data.get("id", number), matcher.match(article_from(data, str(number)))
         else:
