@@ -88,7 +88,7 @@ class RuleReloader:
         self._wall = wall
         self._loaded: Fingerprint = fingerprint(self._paths)
         self._pending: tuple[Fingerprint, float] | None = None
-        self._rejected: Fingerprint | None = None
+        self._rejected: object = None  # the files' version last rejected
         self._record(error=None)
 
     def _record(self, *, error: str | None) -> None:
@@ -102,8 +102,16 @@ class RuleReloader:
         self._status["rules"] = state
 
     async def check(self) -> bool:
-        """One look at the files; True when a new rule set was swapped in."""
-        seen = fingerprint(self._paths)
+        """One look at the files; True when a new rule set was swapped in. The rules are
+        compiled in a thread, off the event loop: a large rule set must not stall polling,
+        delivery or ``/healthz``. Any failure to load is a rejection, reported once per
+        version of the files."""
+        try:
+            seen = fingerprint(self._paths)
+        except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop
+            await self._reject(("unreadable", str(error)), f"cannot read the rule files: "
+                                                           f"{error}")
+            return False
         now = self._clock()
         if seen == self._loaded or seen == self._rejected:
             self._pending = None
@@ -115,14 +123,13 @@ class RuleReloader:
             return False
         self._pending = None
         try:
-            matcher = self._build()
+            matcher = await asyncio.to_thread(self._build)
         except (RuleError, ConfigError) as error:
-            self._rejected = seen
-            text = str(error)
-            log.error("rule reload rejected; the previous rules stay in force:\n%s", text)
-            self._record(error=text)
-            if self._on_rejected is not None:
-                await self._on_rejected(text)
+            await self._reject(seen, str(error))
+            return False
+        except Exception as error:  # e.g. MemoryError, RecursionError: refused all the same
+            await self._reject(seen, f"cannot load the rule files: {type(error).__name__}: "
+                                     f"{error}")
             return False
         self.current = matcher
         self._loaded = seen
@@ -130,6 +137,17 @@ class RuleReloader:
         self._record(error=None)
         log.info("rules reloaded: %d rule(s)", len(matcher.rules))
         return True
+
+    async def _reject(self, version: object, text: str) -> None:
+        """Keep the rules in force; record and notify ``text`` unless this version of the
+        files (a fingerprint, or an unreadable state) was rejected already."""
+        if version == self._rejected:
+            return
+        self._rejected = version
+        log.error("rule reload rejected; the previous rules stay in force:\n%s", text)
+        self._record(error=text)
+        if self._on_rejected is not None:
+            await self._on_rejected(text)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -6,10 +6,12 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from newswatch.core.article import Article
+from newswatch.rules.matcher import Matcher
 from newswatch.streams.reload import RuleReloader, compile_rules
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
@@ -159,3 +161,58 @@ async def test_running_monitor_reloads_rejects_and_stops_gracefully(
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(proc.wait(), timeout=30)
         assert code == 0
+
+
+async def test_any_failure_to_load_is_one_rejection_never_retried_unchanged(
+    tmp_path: Path,
+) -> None:
+    """Issue 15: a file the YAML parser could not take (RecursionError) was retried every
+    2-3 s forever, without a rejection in ``status`` or a notice to ops."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    clock = Clock()
+    status: dict[str, Any] = {}
+    rejected: list[str] = []
+    builds: list[int] = []
+
+    def build() -> Matcher:
+        builds.append(1)
+        if "id: b" in path.read_text(encoding="utf-8"):
+            raise RecursionError("maximum recursion depth exceeded")
+        return compile_rules([path], None)
+
+    async def on_rejected(text: str) -> None:
+        rejected.append(text)
+
+    reloader = RuleReloader([path], compile_rules([path], None), build=build, status=status,
+                            on_rejected=on_rejected, settle=1.0, clock=clock)
+    write(path, OTHER, 10**18)
+    for _ in range(10):
+        await reloader.check()
+        clock.now += 2
+    assert len(builds) == 1 and len(rejected) == 1
+    assert "RecursionError: maximum recursion depth exceeded" in rejected[0]
+    assert "RecursionError" in status["rules"]["error"] and rule_ids(reloader) == ["a"]
+
+
+async def test_rules_are_compiled_off_the_event_loop(tmp_path: Path) -> None:
+    """Issue 15: a 400,000-node rule file blocked the event loop for 12 s during a reload.
+    This build only finishes once the loop has run a callback while it waits: on the loop,
+    it would wait its full 10 s and fail."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    clock = Clock()
+    loop_ran = threading.Event()
+
+    def build() -> Matcher:
+        assert loop_ran.wait(10.0), "the event loop did not run during the build"
+        return compile_rules([path], None)
+
+    reloader = RuleReloader([path], compile_rules([path], None), build=build, status={},
+                            settle=1.0, clock=clock)
+    write(path, OTHER, 10**18)
+    await reloader.check()
+    clock.now += 2
+    asyncio.get_running_loop().call_soon(loop_ran.set)
+    assert await reloader.check()
+    assert rule_ids(reloader) == ["b"]
