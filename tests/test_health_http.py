@@ -19,10 +19,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from newswatch.core import health_http
 from newswatch.core.config import parse_config
+from newswatch.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,3 +172,23 @@ def test_newswatch_run_serves_health_and_logs_json(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_metrics_port_that_cannot_be_bound_is_reported_at_its_line(tmp_path: Path) -> None:
+    """Issue 15: the error named the config's folder, not ``file:line``."""
+    from newswatch.cli.serving import new_metrics, serve_health
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = parse_config(f"rules: []\nmetrics:\n  host: 127.0.0.1\n  port: {port}\n",
+                              str(tmp_path / "c.yaml"), base=tmp_path)
+        loop = asyncio.new_event_loop()
+        try:
+            with pytest.raises(ConfigError) as raised:
+                serve_health(config, new_metrics(config), loop=loop, ready={})
+        finally:
+            loop.close()
+    assert str(raised.value) == (f"{tmp_path / 'c.yaml'}:4: metrics: cannot listen on "
+                                 f"127.0.0.1:{port}: Address already in use")

@@ -81,7 +81,8 @@ def serve_health(
                                    ready=dict(ready))
     except OSError as error:
         watchdog.stop()
-        raise ConfigError([Issue(str(config.path), 0, f"metrics: cannot listen on "
+        raise ConfigError([Issue(config.metrics.source or str(config.path),
+                                 config.metrics.line, f"metrics: cannot listen on "
                                  f"{config.metrics.host}:{config.metrics.port}: "
                                  f"{error.strerror or error}")]) from None
     log.info("metrics on http://%s:%d/metrics (health: /healthz, /readyz)",

@@ -87,6 +87,9 @@ class MetricsConfig:
 
     port: int = 9108
     host: str = "127.0.0.1"
+    # where ``port`` is set (for a ``path:line:`` error when it cannot be bound)
+    source: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +421,8 @@ def _metrics(top: MapReader, shown: str, issues: list[Issue]) -> MetricsConfig |
     if port > 65535:
         r.error("port must be at most 65535", r.line("port"))
     host = r.text("host", default="127.0.0.1") or "127.0.0.1"
-    return MetricsConfig(port=port, host=host)
+    return MetricsConfig(port=port, host=host, source=shown,
+                         line=r.line("port") if r.has("port") else r.line())
 
 
 _SILENCE_MATCHERS = ("rule", "country", "person", "story", "feed")
