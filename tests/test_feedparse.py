@@ -513,3 +513,12 @@ def test_clean_text_never_raises_and_keeps_its_invariants(raw: str, limit: int) 
     assert_clean(out)
     assert out == out.strip()
     assert all(unicodedata.category(c) != "Cf" for c in out)
+
+
+def test_a_link_with_control_characters_is_read_as_a_browser_reads_it() -> None:
+    """Found by tests/test_fuzz.py: a NUL in a feed's link reached Article.url as such."""
+    body = rss("<item><title>Accord militaire</title><guid>g1</guid>"
+               "<link>http://x.example/a\x00b c\x1b[2J</link></item>")
+    urls = [a.url for a in parse(body).articles]
+    assert urls and all("\x00" not in u and "\x1b" not in u and " " not in u for u in urls)
+    assert canonical_url(" \thttps://X.example/a\n/b \x00") == "https://x.example/a/b"

@@ -9,6 +9,7 @@ syndicated by several feeds with tracking parameters compares equal.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -33,11 +34,20 @@ def _is_tracking(name: str) -> bool:
     return low in _TRACKING_NAMES or low.startswith(_TRACKING_PREFIXES)
 
 
+_C0_AND_SPACE = "".join(chr(c) for c in range(0x21))
+_URL_BREAKS = re.compile("[\t\n\r]")
+_URL_UNSAFE = re.compile("[\x00-\x20\x7f]")
+
+
 def canonical_url(url: str) -> str:
     """The link as a key: lower-case scheme and host, no default port, no fragment,
     no tracking parameters, remaining parameters sorted. Non-http(s) input is returned
-    stripped but otherwise unchanged (it is never fetched nor linked)."""
-    url = url.strip()
+    stripped but otherwise unchanged (it is never fetched nor linked). As browsers read a
+    link: leading and trailing controls and spaces dropped, tabs and line breaks removed,
+    any other control character or space percent-encoded (a NUL or an escape from a feed
+    never reaches a message or a log as such)."""
+    url = _URL_BREAKS.sub("", url.strip(_C0_AND_SPACE))
+    url = _URL_UNSAFE.sub(lambda found: f"%{ord(found.group()):02X}", url)
     try:
         parts = urlsplit(url)
     except ValueError:
