@@ -16,6 +16,7 @@ from newswatch.streams.reload import RuleReloader, compile_rules
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
+from tests.test_health_http import free_port, get
 
 GOOD = "rules:\n  - id: a\n    title: A\n    countries: [MA]\n"
 OTHER = "rules:\n  - id: b\n    title: B\n    countries: [DZ]\n"
@@ -157,6 +158,61 @@ async def test_running_monitor_reloads_rejects_and_stops_gracefully(
                 stdout=asyncio.subprocess.PIPE)
             out, _ = await status.communicate()
             assert "REJECTED" in out.decode() and "rules.yaml:4" in out.decode()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), timeout=30)
+        assert code == 0
+
+
+async def test_a_hostile_50_mb_rule_file_is_refused_while_the_monitor_keeps_serving(
+    tmp_path: Path, slack_api: FakeSlackAPI  # noqa: F811
+) -> None:
+    """Issue 15 acceptance: a 50 MB rule file dropped into a running ``run``'s watchlist
+    folder is refused (status, ops notice), ``/healthz`` answers 200 throughout, and
+    alerts keep flowing. How fast it is refused is measured, not asserted."""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "maghreb.yaml").write_text(
+        GOOD.replace("countries: [MA]", "countries: [MA]\n    notify: [desk]"),
+        encoding="utf-8")
+    port = free_port()
+    async with FeedServer() as feeds:
+        items = [{"title": "Rien de neuf", "link": "https://x.example/0"}]
+        feeds.serve("/a.xml", rss(items))
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            f"rules: [rules]\nfeeds:\n  - name: a\n    url: {feeds.url('/a.xml')}\n"
+            f"    interval: 10s\n    min_interval: 10s\n"
+            f"receivers:\n  desk:\n    slack:\n      channel: '#ops'\n"
+            f"      base_url: {slack_api.base_url}\nops: desk\n"
+            f"metrics: {{port: {port}}}\nfetch:\n  allow: ['{feeds.allow}']\n",
+            encoding="utf-8")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "newswatch", "run", "--config", str(config),
+            env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN},
+            stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        )
+        assert proc.stderr is not None
+        try:
+            await read_until(proc.stderr, "running:", 30)
+            hostile = "rules:\n" + "  - {id: x, title: X, countries: [MA]}\n" * 1_400_000
+            (folder / "hostile.yaml").write_text(hostile, encoding="utf-8")
+            assert len(hostile) > 50_000_000
+            waiting = asyncio.ensure_future(read_until(proc.stderr, "rule reload rejected", 60))
+            probes = []
+            while not waiting.done():
+                probes.append((await asyncio.to_thread(get, port, "/healthz"))[0])
+                await asyncio.sleep(0.2)
+            await waiting
+            assert probes and set(probes) == {200}
+            await slack_api.wait_for_calls(1, timeout=10)
+            assert "hostile.yaml: file larger than 2 MiB" in str(
+                slack_api.calls_to("chat.postMessage")[0].payload)
+            items.insert(0, {"title": "Accord militaire avec le Maroc",
+                             "link": "https://x.example/1"})
+            feeds.serve("/a.xml", rss(items))  # alerts keep flowing, with the old rules
+            await slack_api.wait_for_calls(2, timeout=60)
+            assert "Maroc" in str(slack_api.calls_to("chat.postMessage")[1].payload)
         finally:
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(proc.wait(), timeout=30)
