@@ -120,6 +120,25 @@ async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float) 
                 return "".join(seen)
 
 
+async def start_monitor(config: Path) -> tuple[asyncio.subprocess.Process,
+                                                 asyncio.StreamReader]:
+    """``newswatch run --config CONFIG`` as a real process, once it says it is running;
+    its stderr, to read on."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "newswatch", "run", "--config", str(config),
+        env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN},
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stderr is not None
+    try:
+        await read_until(proc.stderr, "running:", 30)
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc, proc.stderr
+
+
 async def test_running_monitor_reloads_rejects_and_stops_gracefully(
     tmp_path: Path, slack_api: FakeSlackAPI  # noqa: F811
 ) -> None:
@@ -134,20 +153,14 @@ async def test_running_monitor_reloads_rejects_and_stops_gracefully(
             f"receivers:\n  desk:\n    slack:\n      channel: '#ops'\n"
             f"      base_url: {slack_api.base_url}\nops: desk\n"
             f"fetch:\n  allow: ['{feeds.allow}']\n", encoding="utf-8")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "newswatch", "run", "--config", str(config),
-            env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN},
-            stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-        )
-        assert proc.stderr is not None
+        proc, stderr = await start_monitor(config)
         try:
-            await read_until(proc.stderr, "running:", 30)
             edited = OTHER.replace("countries: [DZ]", "countries: [DZ]\n    notify: [desk]")
             rules.write_text(edited, encoding="utf-8")
-            await read_until(proc.stderr, "rules reloaded: 1 rule(s)", 5)
+            await read_until(stderr, "rules reloaded: 1 rule(s)", 5)
 
             rules.write_text(BROKEN, encoding="utf-8")
-            await read_until(proc.stderr, "rule reload rejected", 5)
+            await read_until(stderr, "rule reload rejected", 5)
             await slack_api.wait_for_calls(1, timeout=10)
             posted = slack_api.calls_to("chat.postMessage")
             assert len(posted) == 1
@@ -187,18 +200,12 @@ async def test_a_hostile_50_mb_rule_file_is_refused_while_the_monitor_keeps_serv
             f"      base_url: {slack_api.base_url}\nops: desk\n"
             f"metrics: {{port: {port}}}\nfetch:\n  allow: ['{feeds.allow}']\n",
             encoding="utf-8")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "newswatch", "run", "--config", str(config),
-            env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN},
-            stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-        )
-        assert proc.stderr is not None
+        proc, stderr = await start_monitor(config)
         try:
-            await read_until(proc.stderr, "running:", 30)
             hostile = "rules:\n" + "  - {id: x, title: X, countries: [MA]}\n" * 1_400_000
             (folder / "hostile.yaml").write_text(hostile, encoding="utf-8")
             assert len(hostile) > 50_000_000
-            waiting = asyncio.ensure_future(read_until(proc.stderr, "rule reload rejected", 60))
+            waiting = asyncio.ensure_future(read_until(stderr, "rule reload rejected", 60))
             probes = []
             while not waiting.done():
                 probes.append((await asyncio.to_thread(get, port, "/healthz"))[0])
