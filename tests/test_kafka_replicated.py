@@ -159,7 +159,10 @@ async def read_all(cluster: Cluster, topic: str, count: int) -> list[int]:
         await consumer.stop()
 
 
-async def create_topic(cluster: Cluster, topic: str) -> None:
+async def create_topic(cluster: Cluster, topic: str) -> list[dict[str, Any]]:
+    """Create ``topic`` (3 partitions, one replica per node) and return its partitions once
+    each has a leader. Use these: another node's metadata may not list the topic yet (a
+    second lookup found no partition in a CI run with other work beside it)."""
     async with admin_of(cluster) as admin:
         # min.insync.replicas comes from the cluster's default (2)
         await admin.create_topics([NewTopic(topic, 3, NODES)])
@@ -169,15 +172,14 @@ async def create_topic(cluster: Cluster, topic: str) -> None:
         except Exception:
             partitions = []
         if len(partitions) == 3 and all(p["leader"] >= 0 for p in partitions):
-            return
+            return partitions
         await asyncio.sleep(0.2)
 
 
 async def test_cluster_replicates_three_ways_with_two_in_sync(cluster: Cluster) -> None:
     topic = unique_name("replicated")
     async with asyncio.timeout(WAIT_S):
-        await create_topic(cluster, topic)
-        partitions = await partitions_of(cluster, topic)
+        partitions = await create_topic(cluster, topic)
         async with admin_of(cluster) as admin:
             described = await admin.describe_cluster()
             responses = await admin.describe_configs([ConfigResource(
@@ -195,9 +197,9 @@ async def test_a_node_killed_under_load_loses_no_acknowledged_write(
 ) -> None:
     topic = unique_name("crash")
     async with asyncio.timeout(3 * WAIT_S):
-        await create_topic(cluster, topic)
+        partitions = await create_topic(cluster, topic)
         if victim == "partition leader":
-            node = (await partitions_of(cluster, topic))[0]["leader"]
+            node = partitions[0]["leader"]
         else:
             node = int(cluster.broker_sh("controller"))
         crash = Crash(MESSAGES // 2, asyncio.Event(), asyncio.Event())
