@@ -9,7 +9,6 @@ import argparse
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -297,7 +296,6 @@ def test_completion_prints_a_script_that_knows_every_command(
         assert "--articles" in script and "--reason" in script
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_bash_completion_completes_commands_options_and_files(tmp_path: Path) -> None:
     script = tmp_path / "newswatch.bash"
     script.write_text(subprocess.run(

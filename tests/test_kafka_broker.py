@@ -8,18 +8,16 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from tests.kafka_fixtures import (
     kafka_admin,
     kafka_topics,
     unique_name,
 )
-
-aiokafka = pytest.importorskip("aiokafka")
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
-from aiokafka.admin import NewTopic  # noqa: E402
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType  # noqa: E402
-from aiokafka.structs import ConsumerRecord, TopicPartition  # noqa: E402
 
 TEST_TIMEOUT_S = 30.0
 
