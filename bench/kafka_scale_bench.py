@@ -7,14 +7,15 @@ rule set (10,000 generated rules), against a real broker.
 
 Start a broker first: `bash deploy/kafka/broker.sh start bench` (prints the bootstrap).
 
-Rules: bench/match_bench.py's generated rules ("countries and (phrases or people)", words
-drawn from the corpus), written as YAML rule files (``match:`` form) and checked with the
-rule loader. By default the two countries of each rule are required together (``all``
-instead of match_bench's ``any``): the matcher does the same work per article but there is
-about one match per 40 articles, so what is measured is the CPU of the match agent, not
-Slack's 1 msg/s per-channel pacing (``--any-country`` keeps match_bench's rules: about 3
-matches per article). Every rule alerts one of ``--channels`` Slack receivers pointing at
-the in-process fake Slack API (tests/fakes/slack_api.py, ``reconcile: false``).
+Rules: bench/workload.py's realistic rules ("countries and (phrases or people)", people and
+phrases that occur in the articles; ``--workload random`` for the earlier figures' rules),
+written as YAML rule files (``match:`` form) and checked with the rule loader. By default
+the two countries of each rule are required together (``all`` instead of ``any``): the
+matcher does the same work per article but there are few matches, so what is measured is
+the CPU of the match agent, not Slack's 1 msg/s per-channel pacing (``--any-country``
+keeps either country: several matches per article). Every rule alerts one of
+``--channels`` Slack receivers pointing at the in-process fake Slack API
+(tests/fakes/slack_api.py, ``reconcile: false``).
 
 Articles: real French, English and Arabic articles read from ../shared/data/articles (never
 copied into the repository), cycled to ``--articles`` with unique ids (prefixed with a run
@@ -63,7 +64,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -74,20 +74,24 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
-from match_bench import DEFAULT_ARTICLES, generate_rules, load_articles, vocabulary
+from workload import (
+    DEFAULT_ARTICLES,
+    Pool,
+    load_articles,
+    random_rules,
+    realistic_rules,
+    rule_yaml,
+    vocabulary,
+    write_watchlist,
+)
 
 from newswatch.core.article import Article
 from newswatch.rules.gazetteer import known_codes
 from newswatch.rules.loader import parse_rules
 from newswatch.rules.model import (
     AllOf,
-    AnyOf,
-    Condition,
     Countries,
     Group,
-    Not,
-    People,
-    Person,
     Phrases,
     Rule,
     RuleSet,
@@ -100,7 +104,6 @@ REPO = Path(__file__).resolve().parents[1]
 TOKEN = "xoxb-test-token"
 SENTINEL_RULE = "bench-sentinel"
 SENTINEL_WORD = "zuqxawvoz"  # a made-up word: only sentinel articles contain it
-RULES_PER_FILE = 1000  # the strict YAML loader caps a file at 2 MiB and 200,000 nodes
 POLL = 0.2  # seconds between looks at offsets and the matches topic
 STOP_GRACE = 30.0  # seconds between SIGTERM and SIGKILL of a worker
 
@@ -122,66 +125,17 @@ def strict_countries(ruleset: RuleSet) -> RuleSet:
     return RuleSet(tuple(strict(r) for r in ruleset.rules), ruleset.aliases)
 
 
-def _group_yaml(group: Group[Any], item: Any) -> Any:
-    if not group.all:
-        return [item(x) for x in group.any]
-    out: dict[str, Any] = {"all": [item(x) for x in group.all]}
-    if group.any:
-        out["any"] = [item(x) for x in group.any]
-    return out
-
-
-def _person_yaml(person: Person) -> Any:
-    if not person.aliases and person.min_score == Person(person.name).min_score:
-        return person.name
-    return {"name": person.name, "aliases": list(person.aliases),
-            "min_score": person.min_score}
-
-
-def condition_yaml(condition: Condition) -> dict[str, Any]:
-    """A condition tree as a ``match:`` node of the rule format (rules/loader.py)."""
-    if isinstance(condition, AllOf):
-        return {"all": [condition_yaml(c) for c in condition.children]}
-    if isinstance(condition, AnyOf):
-        return {"any": [condition_yaml(c) for c in condition.children]}
-    if isinstance(condition, Not):
-        return {"not": condition_yaml(condition.child)}
-    if isinstance(condition, Countries):
-        return {"countries": _group_yaml(condition.group, str)}
-    if isinstance(condition, Phrases):
-        return {"phrases": _group_yaml(condition.group, str)}
-    assert isinstance(condition, People)
-    return {"people": _group_yaml(condition.group, _person_yaml)}
-
-
-def rule_yaml(rule: Rule, notify: Sequence[str]) -> dict[str, Any]:
-    """One generated rule (id, title, condition: what generate_rules sets) as YAML data."""
-    out: dict[str, Any] = {"id": rule.id, "title": rule.title,
-                           "match": condition_yaml(rule.condition)}
-    if notify:
-        out["notify"] = list(notify)
-    return out
-
-
 def sentinel_rule() -> Rule:
     return Rule(id=SENTINEL_RULE, title="benchmark sentinel",
                 condition=AllOf((Phrases(Group(any=(SENTINEL_WORD,))),)))
 
 
 def write_rules(folder: Path, ruleset: RuleSet, channels: int) -> list[Path]:
-    """Rule files of at most RULES_PER_FILE rules; rule i alerts receiver c<i % channels>;
-    the sentinel rule alerts nobody (it only marks progress in the matches topic)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Rule files of at most 1,000 rules; rule i alerts receiver c<i % channels>; the
+    sentinel rule alerts nobody (it only marks progress in the matches topic)."""
     entries = [rule_yaml(r, [f"c{i % channels}"]) for i, r in enumerate(ruleset.rules)]
     entries.append(rule_yaml(sentinel_rule(), []))
-    paths = []
-    for start in range(0, len(entries), RULES_PER_FILE):
-        path = folder / f"rules-{start // RULES_PER_FILE:03d}.yaml"
-        text = yaml.safe_dump({"rules": entries[start:start + RULES_PER_FILE]},
-                              allow_unicode=True, sort_keys=False, width=1000)
-        path.write_text(text, encoding="utf-8")
-        paths.append(path)
-    return paths
+    return write_watchlist(folder, entries)
 
 
 def check_rules(paths: Sequence[Path], ruleset: RuleSet, channels: int) -> None:
@@ -662,8 +616,10 @@ async def amain(args: argparse.Namespace) -> int:
 
     rng = random.Random(7)
     corpus = load_articles(args.corpus)
-    words = vocabulary(corpus, rng)
-    ruleset = generate_rules(args.rules, words, rng)
+    if args.workload == "realistic":
+        ruleset = realistic_rules(args.rules, Pool.of(corpus))
+    else:
+        ruleset = random_rules(args.rules, vocabulary(corpus, rng), rng)
     if not args.any_country:
         ruleset = strict_countries(ruleset)
     random.Random(11).shuffle(corpus)
@@ -681,7 +637,7 @@ async def amain(args: argparse.Namespace) -> int:
         t = time.monotonic()
         paths = write_rules(rules_dir, ruleset, args.channels)
         check_rules(paths, ruleset, args.channels)
-        print(f"rules: {len(ruleset.rules)} generated (+1 sentinel) in {len(paths)} files, "
+        print(f"rules: {len(ruleset.rules)} {args.workload} (+1 sentinel) in {len(paths)} files, "
               f"loaded back and checked in {time.monotonic() - t:.1f}s; countries "
               f"{'any' if args.any_country else 'all'} of 2; {args.channels} Slack receivers")
         print(f"articles: {args.articles} per run (+{args.warmup} warm-up) cycled from "
@@ -738,6 +694,8 @@ def main() -> None:
     parser.add_argument("--any-country", action="store_true",
                         help="match_bench's rules as they are (about 3 matches per article)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_ARTICLES)
+    parser.add_argument("--workload", choices=("realistic", "random"), default="realistic",
+                        help="bench/workload.py's rules (random: the earlier figures')")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (configs, rules, worker logs)")
     args = parser.parse_args()

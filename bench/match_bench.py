@@ -1,93 +1,63 @@
-"""Matcher benchmark: compiled index vs a naive loop over rules, on real articles.
+"""Matcher benchmark on real articles: a realistic watchlist first, the random one second.
 
-    python bench/match_bench.py [--articles DIR] [--sizes 100,1000,10000] [--baseline-articles 40]
+    python bench/match_bench.py [--sizes 1000,10000,100000] [--workloads realistic,random]
+                                [--cli-sizes 1000,10000] [--baseline-articles 40]
 
-Reads French, English and Arabic articles (JSON lines) from ../shared/data/articles (not
-copied into the repository), generates rule sets of each size (countries, 2-4 phrases and
-1-3 people per rule, words drawn from the corpus so that some rules do match), and prints,
-for each size: build time, articles/s on one core (first pass with a cold word cache, then
-steady state), p50/p99 per article, peak traced memory of the build (traced separately),
-and the same run through a naive baseline (a regex per phrase and rapidfuzz
-``partial_ratio`` per name, looping over every rule) on a sample of articles.
+Workloads are described in bench/workload.py (realistic: people who occur in the news, in
+Latin and Arabic script, phrases that occur, the regions desks follow). For each workload
+and size the rules are written as YAML files of 1,000 rules, then:
+
+- ``load s``: the files parsed and checked by the strict loader (``parse_rules``);
+- ``build s`` / ``index MB``: ``Matcher(ruleset)``, and the resident memory it added;
+- ``cold/s``: articles per second on the first pass (empty per-word cache), ``art/s``,
+  ``p50``/``p99``: the steady state, on one core, through the library;
+- ``naive/s``: a loop over every rule (a regex per phrase, rapidfuzz ``partial_ratio``
+  per name) on a sample, the baseline measured in the same run (not at 100k: hours);
+- ``cli ready s`` / ``cli/s``: ``newswatch rules test DIR --articles A.jsonl --json`` as
+  a user runs it, output included: the time to match one article (load and compile), and
+  the articles per second of the rest ((all - one) / (time(all) - time(one))).
+
+Articles are read from ../shared/data/articles (never copied into the repository).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
+import platform
 import random
 import re
-import statistics
+import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
-from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rapidfuzz import fuzz
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from workload import (
+    DEFAULT_ARTICLES,
+    Pool,
+    load_articles,
+    random_rules,
+    realistic_rules,
+    rule_yaml,
+    vocabulary,
+    write_watchlist,
+)
+
 from newswatch.core.article import Article
 from newswatch.rules.gazetteer import known_codes
+from newswatch.rules.loader import parse_rules
 from newswatch.rules.matcher import Matcher
-from newswatch.rules.model import (
-    AllOf,
-    AnyOf,
-    Countries,
-    Group,
-    People,
-    Person,
-    Phrases,
-    Rule,
-    RuleSet,
-)
-from newswatch.rules.text import normalize
+from newswatch.rules.model import AllOf, AnyOf, People, Phrases, RuleSet
 
-DEFAULT_ARTICLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "articles"
-FIRST = ["Mark", "Nasser", "Kaïs", "Abdelmadjid", "Ahmed", "Fatima", "John", "Marie", "Omar",
-         "Aïcha", "Ibrahim", "Emmanuel", "Vladimir", "Joe", "Mohammed", "Youssef", "Salma"]
-LAST = ["Esper", "Bourita", "Saïed", "Tebboune", "Attaf", "Diallo", "Traoré", "Macron",
-        "Poutine", "Biden", "Ben Salman", "Amrani", "Haddad", "Benali", "Kagame", "Ruto"]
-
-
-def load_articles(folder: Path) -> list[Article]:
-    out = []
-    for name in ("fr.jsonl", "en.jsonl", "ar.jsonl"):
-        for line in (folder / name).read_text(encoding="utf-8").splitlines():
-            d = json.loads(line)
-            out.append(Article(id=d["id"], feed=d.get("feed", ""), title=d.get("title", ""),
-                               summary=d.get("summary", ""), content=d.get("content", ""),
-                               language=d.get("language")))
-    return out
-
-
-def vocabulary(articles: list[Article], rng: random.Random) -> list[str]:
-    """Frequent-but-not-stopword words of the corpus, for phrases that sometimes hit."""
-    counts: Counter[str] = Counter()
-    for a in articles[::5]:
-        counts.update(w for w in normalize(a.content).split() if len(w) > 4)
-    common = [w for w, _ in counts.most_common(3000)[200:]]
-    rng.shuffle(common)
-    return common
-
-
-def generate_rules(n: int, words: list[str], rng: random.Random) -> RuleSet:
-    codes = sorted(known_codes())
-    rules = []
-    for i in range(n):
-        countries = Countries(Group(any=tuple(rng.sample(codes, 2))))
-        phrases = Phrases(Group(any=tuple(
-            " ".join(rng.sample(words, rng.choice((1, 2, 2, 3))))
-            for _ in range(rng.randint(2, 4))
-        )))
-        people = People(Group(any=tuple(
-            Person(f"{rng.choice(FIRST)} {rng.choice(LAST)}") for _ in range(rng.randint(1, 3))
-        )))
-        # "countries and (phrases or people)", the shape analysts write most
-        rules.append(Rule(id=f"r{i}", title=f"Rule {i}",
-                          condition=AllOf((countries, AnyOf((phrases, people))))))
-    return RuleSet(tuple(rules))
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class NaiveMatcher:
@@ -96,7 +66,8 @@ class NaiveMatcher:
     def __init__(self, ruleset: RuleSet) -> None:
         self.rules = []
         for rule in ruleset.rules:
-            phrases, people = [], []
+            phrases: list[re.Pattern[str]] = []
+            people: list[str] = []
             assert isinstance(rule.condition, AllOf)
             assert isinstance(rule.condition.children[1], AnyOf)
             for leaf in rule.condition.children[1].children:
@@ -104,7 +75,7 @@ class NaiveMatcher:
                     phrases = [re.compile(r"\b" + r"\W+(?:\w+\W+){0,3}?".join(
                         re.escape(w) for w in p.split()) + r"\b", re.I) for p in leaf.group.any]
                 if isinstance(leaf, People):
-                    people = [p.name for p in leaf.group.any]
+                    people = [n for p in leaf.group.any for n in (p.name, *p.aliases)]
             self.rules.append((rule.id, phrases, people))
 
     def match(self, article: Article) -> list[str]:
@@ -119,58 +90,137 @@ class NaiveMatcher:
         return out
 
 
-def time_per_article(fn: object, articles: list[Article]) -> list[float]:
+def time_per_article(fn: Callable[[Article], object], articles: Sequence[Article]) -> list[float]:
     times = []
     for a in articles:
         t = time.perf_counter()
-        fn(a)  # type: ignore[operator]
+        fn(a)
         times.append(time.perf_counter() - t)
     return times
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def rss_mb() -> float:
+    """Resident memory of this process now, in MB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def write_articles(path: Path, articles: Sequence[Article]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for a in articles:
+            out.write(json.dumps({"id": a.id, "feed": a.feed, "title": a.title,
+                                  "summary": a.summary, "content": a.content,
+                                  "language": a.language}, ensure_ascii=False) + "\n")
+
+
+def cli_seconds(folder: Path, articles: Path) -> tuple[float, int]:
+    """Wall time of ``newswatch rules test`` on one core, and the lines it printed."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-m", "newswatch", "rules", "test", str(folder),
+         "--articles", str(articles), "--json"],
+        check=True, capture_output=True, text=True)
+    return time.perf_counter() - started, len(done.stdout.splitlines())
+
+
+def measure(name: str, size: int, ruleset: RuleSet, articles: Sequence[Article],
+            workdir: Path, args: argparse.Namespace, rng: random.Random) -> None:
+    folder = workdir / f"{name}-{size}"
+    paths = write_watchlist(folder, [rule_yaml(r) for r in ruleset.rules])
+    sources = [(str(p), p.read_text(encoding="utf-8")) for p in paths]
+    t = time.perf_counter()
+    loaded = parse_rules(sources, known_codes=known_codes(), receivers=None)
+    load = time.perf_counter() - t
+    assert len(loaded.rules) == size
+    del loaded
+    gc.collect()
+    before = rss_mb()
+    t = time.perf_counter()
+    matcher = Matcher(ruleset)
+    build = time.perf_counter() - t
+    gc.collect()
+    index_mb = rss_mb() - before
+    cold = time_per_article(matcher.match, articles)
+    times = time_per_article(matcher.match, articles)
+    found = sum(len(matcher.match(a)) for a in articles)
+    rate = len(articles) / sum(times)
+    line = (f"{name:<10} {size:>7} {load:>7.1f} {build:>8.2f} {index_mb:>9.0f}"
+            f" {len(articles) / sum(cold):>7.0f} {rate:>7.0f} {pct(times, .5) * 1e3:>7.2f}"
+            f" {pct(times, .99) * 1e3:>7.2f} {found / len(articles):>6.2f}")
+    del matcher
+    gc.collect()
+    if size <= args.naive_max:
+        sample = rng.sample(list(articles), max(4, args.baseline_articles * 1000 // size))
+        naive = NaiveMatcher(ruleset)
+        naive_rate = len(sample) / sum(time_per_article(naive.match, sample))
+        line += f" | {naive_rate:>8.2f} {rate / naive_rate:>6.0f}x"
+    else:
+        line += f" | {'—':>8} {'—':>7}"
+    if size in args.cli_sizes:
+        one, every = workdir / "one.jsonl", workdir / "all.jsonl"
+        ready, printed_one = cli_seconds(folder, one)
+        total, printed = cli_seconds(folder, every)
+        assert printed_one == 1 and printed == len(articles), (printed_one, printed)
+        line += f" | {ready:>8.1f} {(len(articles) - 1) / (total - ready):>6.0f}"
+    print(line, flush=True)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--articles", type=Path, default=DEFAULT_ARTICLES)
-    ap.add_argument("--sizes", default="100,1000,10000")
-    ap.add_argument("--baseline-articles", type=int, default=40)
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--workloads", default="realistic,random")
+    ap.add_argument("--cli-sizes", default="1000,10000",
+                    type=lambda s: {int(x) for x in s.split(",") if x})
+    ap.add_argument("--naive-max", type=int, default=10000,
+                    help="largest size also run through the naive baseline")
+    ap.add_argument("--baseline-articles", type=int, default=40,
+                    help="articles of the naive baseline's sample at 1,000 rules (scaled)")
     args = ap.parse_args()
     rng = random.Random(7)
     articles = load_articles(args.articles)
-    sizes_kb = statistics.mean(len(a.title) + len(a.summary) + len(a.content)
-                               for a in articles) / 1000
-    words = vocabulary(articles, rng)
-    print(f"corpus: {len(articles)} articles (fr, en, ar), mean {sizes_kb:.1f} KB of text")
-    print(f"{'rules':>6} {'build s':>8} {'build MB':>9} {'cold/s':>7} {'art/s':>7} {'p50 ms':>7}"
-          f" {'p99 ms':>7} {'matches':>8} | {'naive art/s':>11} {'naive p50':>9} {'speed-up':>8}")
-    for size in (int(s) for s in args.sizes.split(",")):
-        ruleset = generate_rules(size, words, rng)
-        t = time.perf_counter()
-        matcher = Matcher(ruleset)
-        build = time.perf_counter() - t
-        tracemalloc.start()  # a second build, traced: tracing slows allocation down a lot
-        Matcher(ruleset)
-        peak = tracemalloc.get_traced_memory()[1] / 1e6
-        tracemalloc.stop()
-        # One pass warms the per-word cache (as a long-running monitor is), then measure.
-        cold = time_per_article(matcher.match, articles)
-        times = time_per_article(matcher.match, articles)
-        found = sum(len(matcher.match(a)) for a in articles[:500])
-        rate = len(articles) / sum(times)
-        sample = rng.sample(articles, min(args.baseline_articles, len(articles)))
-        naive = NaiveMatcher(ruleset)
-        naive_times = time_per_article(naive.match, sample)
-        naive_rate = len(sample) / sum(naive_times)
-        cold_rate = len(articles) / sum(cold)
-        print(f"{size:>6} {build:>8.2f} {peak:>9.1f} {cold_rate:>7.0f} {rate:>7.0f}"
-              f" {pct(times, .5)*1e3:>7.2f}"
-              f" {pct(times, .99)*1e3:>7.2f} {found:>8} | {naive_rate:>11.1f}"
-              f" {pct(naive_times, .5)*1e3:>9.1f} {rate / naive_rate:>7.0f}x")
+    text_kb = sum(len(a.title) + len(a.summary) + len(a.content) for a in articles)
+    print(f"commit {commit()}, {cpu_model()}, Python {platform.python_version()}; matching"
+          f" on one core; {len(articles)} real articles (fr, en, ar), mean"
+          f" {text_kb / len(articles) / 1000:.1f} KB of text")
+    print(f"{'workload':<10} {'rules':>7} {'load s':>7} {'build s':>8} {'index MB':>9}"
+          f" {'cold/s':>7} {'art/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'hits':>6} |"
+          f" {'naive/s':>8} {'speedup':>7} | {'cli ready s':>8} {'cli/s':>6}")
+    with tempfile.TemporaryDirectory(prefix="match-bench-") as tmp:
+        workdir = Path(tmp)
+        write_articles(workdir / "one.jsonl", articles[:1])
+        write_articles(workdir / "all.jsonl", articles)
+        words = vocabulary(articles, random.Random(7))
+        pool = Pool.of(articles)
+        for name in args.workloads.split(","):
+            for size in (int(s) for s in args.sizes.split(",")):
+                if name == "realistic":
+                    ruleset = realistic_rules(size, pool)
+                else:
+                    ruleset = random_rules(size, words, random.Random(7))
+                measure(name, size, ruleset, articles, workdir, args, rng)
 
 
 if __name__ == "__main__":
+    os.sched_setaffinity(0, {0})  # one core, as the targets are stated
     main()
