@@ -15,12 +15,12 @@ import argparse
 import contextlib
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import feedparser
+from machine import commit
 
 from newswatch.core.errors import ParseError
 from newswatch.monitor.feedparse import parse_feed
@@ -65,14 +65,6 @@ def best_of(repeat: int, run: Callable[[], object]) -> float:
 
 def newswatch_parse(body: bytes) -> object:
     return parse_feed(body, feed="bench", headers={}, language=None)
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
-                              capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> None:
