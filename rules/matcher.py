@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import compress
+from operator import itemgetter
 from typing import TypeVar
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from newswatch.core.article import Article, Field
 from newswatch.rules.evidence import Clause, Evidence
@@ -86,6 +87,12 @@ class _Hits:
     countries: list[tuple[_Place, Field, int, int]] = field(default_factory=list)
     by_code: dict[str, list[tuple[_Place, Field, int, int]]] = field(default_factory=dict)
     people: dict[int, list[tuple[Field, int, int, float]]] = field(default_factory=dict)
+    # Evidence already built for this article, shared by the rules asking the same
+    # question: (clause, compiled id or code, the rule's fields[, capitals]) → evidence
+    spans: dict[tuple[object, ...], list[Evidence]] = field(default_factory=dict)
+    # (surname, min_score, field) → (position, score) of each word close to the surname
+    surnames: dict[tuple[str, float, Field], list[tuple[int, float]]] = field(
+        default_factory=dict)
 
 
 _Entry = tuple[tuple[int, ...], tuple[_Place, ...], tuple[tuple[int, int], ...]]
@@ -194,7 +201,12 @@ class Matcher:
         self._prefix_index: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         self._phrase_ids: dict[tuple[str, int], int] = {}
         self._phrases: list[_Phrase] = []
-        self._phrases_by_first: dict[int, list[int]] = defaultdict(list)
+        # one-word phrases by their word; longer ones by their first two words, and the
+        # second words that follow each first word (so an article's present words find
+        # their phrases with one set intersection per first word)
+        self._single_phrases: dict[int, list[int]] = defaultdict(list)
+        self._phrases_by_pair: dict[tuple[int, int], list[int]] = defaultdict(list)
+        self._seconds: dict[int, set[int]] = defaultdict(set)
         self._person_ids: dict[Person, int] = {}
         self._persons: list[Person] = []
         self._variants: list[_Variant] = []
@@ -208,6 +220,7 @@ class Matcher:
         self._rules_by_person: dict[int, set[int]] = defaultdict(set)
         self._always: list[int] = []
         self._entries: dict[str, _Entry] = {}
+        self._hot: set[str] = set()  # the words of _entries that hit something
         self._compile()
 
     # ------------------------------------------------------------------ compilation
@@ -240,8 +253,11 @@ class Matcher:
         pid = len(self._phrases)
         self._phrase_ids[ident] = pid
         self._phrases.append(_Phrase(text, wids, near, exact, frozenset(wids)))
-        if wids:
-            self._phrases_by_first[wids[0]].append(pid)
+        if len(wids) == 1:
+            self._single_phrases[wids[0]].append(pid)
+        elif wids:
+            self._phrases_by_pair[wids[0], wids[1]].append(pid)
+            self._seconds[wids[0]].add(wids[1])
         return pid
 
     def _person(self, person: Person) -> int:
@@ -322,32 +338,43 @@ class Matcher:
             entry = _NOTHING
         if len(self._entries) > _ENTRY_CACHE_LIMIT:
             self._entries.clear()  # bounded memory on endless streams of new words
+            self._hot.clear()
         self._entries[key] = entry
+        if entry is not _NOTHING:
+            self._hot.add(key)
         return entry
 
     def _scan(self, name: Field, tokens: Tokens, hits: _Hits) -> None:
         keys = tokens.keys
-        entries = self._entries
-        for key in set(keys).difference(entries):
+        distinct = set(keys)
+        for key in distinct.difference(self._entries):
             self._entry(key)
-        # Most words hit nothing: find the few that do with C-level passes, then loop.
-        hot = {k for k in set(keys) if entries[k] is not _NOTHING}
+        # Most words hit nothing: find the few that do with C-level passes, then loop over
+        # those words (not over their positions).
+        hot = distinct & self._hot
         if not hot:
             return
-        positions: dict[int, list[int]] = defaultdict(list)
+        where: dict[str, list[int]] = {key: [] for key in hot}
+        for i in compress(range(len(keys)), map(hot.__contains__, keys)):
+            where[keys[i]].append(i)
+        entries = self._entries
+        positions: dict[int, list[int]] = {}
         place_starts: list[tuple[int, tuple[_Place, ...]]] = []
         person_candidates: set[tuple[int, int]] = set()
-        for i in compress(range(len(keys)), map(hot.__contains__, keys)):
-            wids, places, people = entries[keys[i]]
+        for key, at in where.items():
+            wids, places, people = entries[key]
             for wid in wids:
-                positions[wid].append(i)
+                known = positions.get(wid)
+                # a word id reached from two text words (accord, accords): merge in order
+                positions[wid] = at if known is None else sorted(known + at)
             if places:
-                place_starts.append((i, places))
+                place_starts.extend((i, places) for i in at)
             for variant, offset in people:
-                person_candidates.add((variant, i - offset))
+                person_candidates.update((variant, i - offset) for i in at)
         if positions:
             self._find_phrases(name, tokens, positions, hits)
         if place_starts:
+            place_starts.sort(key=itemgetter(0))
             self._find_places(name, tokens, place_starts, hits)
         if person_candidates:
             self._find_people(name, tokens, person_candidates, hits)
@@ -355,21 +382,23 @@ class Matcher:
     def _find_phrases(
         self, name: Field, tokens: Tokens, positions: dict[int, list[int]], hits: _Hits
     ) -> None:
-        present = positions.keys()
-        by_first = self._phrases_by_first
+        present = set(positions)
+        singles, seconds, by_pair = self._single_phrases, self._seconds, self._phrases_by_pair
         phrases = self._phrases
         found = hits.phrases
-        for wid, where in positions.items():
-            for pid in by_first.get(wid, ()):
-                phrase = phrases[pid]
-                if len(phrase.words) == 1:
-                    span: tuple[int, int] | None = (where[0], where[0])
-                elif phrase.word_set <= present:
+        for wid in present & singles.keys():
+            where = positions[wid][0]
+            for pid in singles[wid]:
+                found.setdefault(pid, {})[name] = (where, where)
+        for first in present & seconds.keys():
+            for second in seconds[first] & present:
+                for pid in by_pair[first, second]:
+                    phrase = phrases[pid]
+                    if len(phrase.words) > 2 and not phrase.word_set <= present:
+                        continue
                     span = _locate(phrase, positions, tokens.sentences)
-                else:
-                    continue
-                if span is not None:
-                    found.setdefault(pid, {})[name] = span
+                    if span is not None:
+                        found.setdefault(pid, {})[name] = span
 
     def _find_places(
         self, name: Field, tokens: Tokens, starts: list[tuple[int, tuple[_Place, ...]]],
@@ -567,15 +596,23 @@ class _RuleView:
 
     def phrase_spans(self, text: str) -> list[Evidence]:
         pid = self.matcher._rule_phrases[self.index][text]
-        found = self.hits.phrases.get(pid, {})
-        return [
-            self._evidence("phrase", text, name, *found[name])
-            for name in self.rule.fields
-            if name in found
-        ]
+        key = ("phrase", pid, self.rule.fields)
+        out = self.hits.spans.get(key)
+        if out is None:
+            found = self.hits.phrases.get(pid, {})
+            out = self.hits.spans[key] = [
+                self._evidence("phrase", text, name, *found[name])
+                for name in self.rule.fields
+                if name in found
+            ]
+        return out
 
     def country_spans(self, code: str) -> list[Evidence]:
-        out: list[Evidence] = []
+        key = ("country", code, self.rule.fields, self.rule.capitals)
+        out = self.hits.spans.get(key)
+        if out is not None:
+            return out
+        out = self.hits.spans[key] = []
         seen: set[str] = set()
         for place, name, first, last in self.hits.by_code.get(code, ()):
             if name not in self.rule.fields or (place.capital and not self.rule.capitals):
@@ -589,10 +626,15 @@ class _RuleView:
 
     def person_spans(self, person: Person) -> list[Evidence]:
         pid = self.matcher._rule_people[self.index][person]
+        key = ("person", pid, self.rule.fields)
+        out = self.hits.spans.get(key)
+        if out is not None:
+            return out
         found = [h for h in self.hits.people.get(pid, []) if h[0] in self.rule.fields]
         out = [self._evidence("person", person.name, n, f, lst, s) for n, f, lst, s in found]
         if out:
             out.extend(self._surnames(person, found))
+        self.hits.spans[key] = out
         return out
 
     def _surnames(
@@ -610,15 +652,29 @@ class _RuleView:
         for name in order[order.index(first_field) :]:
             if name not in self.rule.fields:
                 continue
-            tokens = self.fields[name]
             begin = first_end + 1 if name == first_field else 0
-            for i in range(begin, len(tokens)):
-                if (name, i) in covered:
-                    continue
-                score = fuzz.ratio(tokens.keys[i], surname, score_cutoff=person.min_score)
-                if score:
-                    out.append(self._evidence("person", person.name, name, i, i, float(score)))
+            for i, score in self._close_to(surname, person.min_score, name):
+                if i >= begin and (name, i) not in covered:
+                    out.append(self._evidence("person", person.name, name, i, i, score))
         return out
+
+    def _close_to(self, word: str, min_score: float, name: Field) -> list[tuple[int, float]]:
+        """(position, score) of every word of the field whose ratio to ``word`` reaches
+        ``min_score``: each distinct word scored once, in one rapidfuzz call."""
+        key = (word, min_score, name)
+        found = self.hits.surnames.get(key)
+        if found is None:
+            keys = self.fields[name].keys
+            close = {
+                choice: float(score)
+                for choice, score, _ in process.extract(
+                    word, set(keys), scorer=fuzz.ratio, score_cutoff=min_score, limit=None
+                )
+            }
+            found = self.hits.surnames[key] = [
+                (i, close[k]) for i, k in enumerate(keys) if k in close
+            ] if close else []
+        return found
 
     # ------------------------------------------------------------------ the tree
     @staticmethod

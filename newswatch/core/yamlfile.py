@@ -12,11 +12,11 @@ What is different from ``yaml.safe_load``, and why:
 - Size caps: at most ``MAX_BYTES`` of text, ``MAX_NODES`` nodes and ``MAX_DEPTH`` nesting,
   enforced while parsing: a hostile file is refused before anything is built from it.
 
-libyaml (PyYAML's C parser) does the parsing, in two passes: first a flat walk over the
-events, which enforces the caps and refuses anchors and aliases (its composer recurses in
-C, and a document nested a million deep would crash the process); then the composition into
-nodes with their line marks, from which the values are built. In pure Python the same file
-takes ~5x longer.
+libyaml (PyYAML's C parser) does the parsing; the values are built in one flat walk over
+its events, which also enforces the caps and refuses anchors and aliases. No node tree is
+composed: libyaml's composer recurses in C (a document nested a million deep would crash
+the process) and, with PyYAML's resolver, took 3x longer than the walk; in pure Python the
+same file takes ~15x longer.
 
 The result is plain Python data made of ``YamlMap`` (a dict), ``YamlList`` (a list), str,
 int, float, bool and None.
@@ -24,11 +24,11 @@ int, float, bool and None.
 
 from __future__ import annotations
 
+import gc
 import re
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from newswatch.core.errors import Issue
 
@@ -85,7 +85,6 @@ class YamlError(Exception):
         self.issue = issue
 
 
-_OPENING = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
 _CLOSING = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
 _PLAIN_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
@@ -97,51 +96,11 @@ def _syntax(message: str, mark: Any) -> yaml.MarkedYAMLError:
     return yaml.MarkedYAMLError(None, None, message, mark)
 
 
-def _check_events(text: str) -> None:
-    """The first pass: walk the parser's events (flat, in C) and raise MarkedYAMLError at
-    the first anchor, alias, node past ``MAX_NODES`` or nesting past ``MAX_DEPTH``."""
-    parser = yaml.CSafeLoader(text)
-    try:
-        depth = nodes = 0
-        while parser.check_event():
-            event = parser.get_event()
-            if isinstance(event, yaml.AliasEvent):
-                raise _syntax("aliases (*name) are not allowed", event.start_mark)
-            if not isinstance(event, _NODE_EVENTS):
-                depth -= isinstance(event, _CLOSING)
-                continue
-            if event.anchor is not None:
-                raise _syntax("anchors (&name) are not allowed", event.start_mark)
-            nodes += 1
-            if nodes > MAX_NODES:
-                raise _syntax(f"document too large (more than {MAX_NODES} nodes)",
-                              event.start_mark)
-            if isinstance(event, _OPENING):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise _syntax(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
-    finally:
-        parser.dispose()
-
-
-def _compose(text: str) -> Node | None:
-    """Both passes: the checks, then the node tree (libyaml) with line marks."""
-    _check_events(text)
-    composer = yaml.CSafeLoader(text)
-    try:
-        node: Node | None = composer.get_single_node()
-        return node
-    finally:
-        composer.dispose()
-
-
-def _scalar(node: ScalarNode) -> Any:
-    value: str = node.value
-    # An explicit tag (!!binary "...", !!python/name:...) is refused even on quoted text:
-    # the file asked for something other than text.
-    if node.tag not in _PLAIN_TAGS:
-        raise ValueError(f"tag {node.tag} is not allowed")
-    if node.style is not None and node.style != "":  # quoted or block scalar: always text
+def _scalar(event: yaml.ScalarEvent) -> Any:
+    """The value of a scalar: text unless it is plain and reads as null, a boolean or a
+    number (the rules of the module docstring)."""
+    value: str = event.value
+    if event.style:  # quoted or block scalar: always text
         return value
     if value in ("", "~", "null", "Null", "NULL"):
         return None
@@ -157,50 +116,116 @@ def _scalar(node: ScalarNode) -> Any:
 
 
 class _Builder:
+    """Builds plain values from libyaml's events in one pass, checking as it goes."""
+
     def __init__(self, path: str) -> None:
         self.path = path
+        self.open: list[YamlMap | YamlList] = []  # collections not yet closed, outermost first
+        self.keys: list[str | None] = []  # per open collection: a mapping's pending key
+        self.nodes = 0
+        self.root: Any = None
 
-    def fail(self, node: Node, message: str) -> YamlError:
-        return YamlError(Issue(self.path, node.start_mark.line + 1, message))
+    def fail(self, event: Any, message: str) -> YamlError:
+        return YamlError(Issue(self.path, event.start_mark.line + 1, message))
 
-    def build(self, node: Node) -> Any:
-        """Plain values from a node tree that passed ``_check_events`` (so its depth is
-        bounded and no node is shared)."""
-        if isinstance(node, ScalarNode):
-            if node.tag.startswith("tag:yaml.org,2002:") or node.tag == "!":
-                try:
-                    return _scalar(node)
-                except ValueError as exc:
-                    raise self.fail(node, str(exc)) from None
-            raise self.fail(node, f"tag {node.tag} is not allowed")
-        if isinstance(node, SequenceNode):
-            if node.tag != "tag:yaml.org,2002:seq":
-                raise self.fail(node, f"tag {node.tag} is not allowed")
-            seq = YamlList(self.build(item) for item in node.value)
-            seq.line = node.start_mark.line + 1
-            seq.item_lines = [item.start_mark.line + 1 for item in node.value]
-            return seq
-        if isinstance(node, MappingNode):
-            if node.tag != "tag:yaml.org,2002:map":
-                raise self.fail(node, f"tag {node.tag} is not allowed")
-            mapping = YamlMap()
-            mapping.line = node.start_mark.line + 1
-            mapping.key_lines = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, ScalarNode):
-                    raise self.fail(key_node, "mapping keys must be plain text")
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise self.fail(key_node, "merge keys (<<) are not allowed")
-                key = str(key_node.value)
-                line = key_node.start_mark.line + 1
-                if key in mapping:
-                    first = mapping.key_lines[key]
-                    message = f"duplicate key '{key}' (first defined on line {first})"
-                    raise self.fail(key_node, message)
-                mapping.key_lines[key] = line
-                mapping[key] = self.build(value_node)
-            return mapping
-        raise self.fail(node, "unsupported YAML node")
+    def node(self, event: Any) -> None:
+        """A scalar or the start of a collection: checked, built, attached to its parent."""
+        if event.anchor is not None:
+            raise _syntax("anchors (&name) are not allowed", event.start_mark)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _syntax(f"document too large (more than {MAX_NODES} nodes)", event.start_mark)
+        line = event.start_mark.line + 1
+        parent = self.open[-1] if self.open else None
+        if isinstance(parent, YamlMap) and self.keys[-1] is None:
+            self.key(event, parent, line)
+            return
+        value: Any
+        if isinstance(event, yaml.ScalarEvent):
+            if event.tag is not None and event.tag not in _PLAIN_TAGS:
+                raise self.fail(event, f"tag {event.tag} is not allowed")
+            value = _scalar(event)
+        else:
+            value = self.collection(event, line)
+        if parent is None:
+            self.root = value
+        elif isinstance(parent, YamlList):
+            parent.append(value)
+            parent.item_lines.append(line)
+        else:
+            key = self.keys[-1]
+            assert key is not None
+            parent[key] = value
+            self.keys[-1] = None
+        if not isinstance(event, yaml.ScalarEvent):
+            if len(self.open) >= MAX_DEPTH:
+                raise _syntax(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+            self.open.append(value)
+            self.keys.append(None)
+
+    def collection(self, event: Any, line: int) -> YamlMap | YamlList:
+        is_list = isinstance(event, yaml.SequenceStartEvent)
+        tag = "tag:yaml.org,2002:seq" if is_list else "tag:yaml.org,2002:map"
+        if event.tag is not None and event.tag != tag:
+            raise self.fail(event, f"tag {event.tag} is not allowed")
+        made: YamlMap | YamlList
+        if is_list:
+            made = YamlList()
+            made.item_lines = []
+        else:
+            made = YamlMap()
+            made.key_lines = {}
+        made.line = line
+        return made
+
+    def key(self, event: Any, mapping: YamlMap, line: int) -> None:
+        if not isinstance(event, yaml.ScalarEvent):
+            raise self.fail(event, "mapping keys must be plain text")
+        key = str(event.value)
+        if key == "<<" and not event.style and event.tag is None:
+            raise self.fail(event, "merge keys (<<) are not allowed")
+        if key in mapping:
+            first = mapping.key_lines[key]
+            raise self.fail(event, f"duplicate key '{key}' (first defined on line {first})")
+        mapping.key_lines[key] = line
+        self.keys[-1] = key
+
+    def close(self) -> None:
+        self.open.pop()
+        self.keys.pop()
+
+
+def _build(text: str, path: str) -> Any:
+    """Values of the one document of ``text`` (None when empty), from libyaml's events
+    (flat, so no recursion however deep a hostile file nests), checking the caps, anchors,
+    aliases, tags, keys and duplicates on the way: a hostile file is refused at its first
+    problem, before the rest is built."""
+    parser = yaml.CSafeLoader(text)
+    builder = _Builder(path)
+    documents = 0
+    # Every value built here lives on, so the cyclic collector's passes over the growing
+    # tree find nothing; at 200,000 nodes they took most of the time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, _NODE_EVENTS):
+                builder.node(event)
+            elif isinstance(event, _CLOSING):
+                builder.close()
+            elif isinstance(event, yaml.AliasEvent):
+                raise _syntax("aliases (*name) are not allowed", event.start_mark)
+            elif isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise _syntax("expected a single document in the stream",
+                                  event.start_mark)
+    finally:
+        parser.dispose()
+        if collecting:
+            gc.enable()
+    return builder.root
 
 
 def load_yaml(text: str, path: str) -> Any:
@@ -217,7 +242,7 @@ def load_yaml(text: str, path: str) -> Any:
             if stripped.startswith("\t"):
                 raise YamlError(Issue(path, number, "tab used for indentation; use spaces"))
     try:
-        node = _compose(text)
+        return _build(text, path)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -232,6 +257,3 @@ def load_yaml(text: str, path: str) -> Any:
         raise YamlError(Issue(path, at, message)) from None
     except yaml.YAMLError as exc:
         raise YamlError(Issue(path, 0, f"YAML syntax error: {exc}")) from None
-    if node is None:
-        return None
-    return _Builder(path).build(node)
