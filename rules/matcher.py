@@ -330,8 +330,8 @@ class Matcher:
             if len(key) >= length:
                 wids.extend(bucket.get(key[:length], ()))
         people: set[tuple[int, int]] = set()
-        for block in _neighbourhood(key):
-            people.update(self._blocks.get(block, ()))
+        for block in self._blocks.keys() & _neighbourhood(key):
+            people.update(self._blocks[block])
         places.sort(key=lambda p: -len(p.keys))
         entry = (tuple(wids), tuple(places), tuple(sorted(people)))
         if not (wids or places or people):
@@ -370,7 +370,7 @@ class Matcher:
             if places:
                 place_starts.extend((i, places) for i in at)
             for variant, offset in people:
-                person_candidates.update((variant, i - offset) for i in at)
+                person_candidates.update((i - offset, variant) for i in at)
         if positions:
             self._find_phrases(name, tokens, positions, hits)
         if place_starts:
@@ -425,20 +425,26 @@ class Matcher:
     def _find_people(
         self, name: Field, tokens: Tokens, candidates: set[tuple[int, int]], hits: _Hits
     ) -> None:
+        """Score each candidate (start, variant) window; at one start, the first variant of
+        a person that matches (its name before its aliases) gives the score."""
         keys = tokens.keys
-        for variant_id, start in sorted(candidates, key=lambda c: c[1]):
-            variant = self._variants[variant_id]
-            end = start + len(variant.keys)
-            if start < 0 or end > len(keys):
+        windows: dict[tuple[int, int], str] = {}  # (start, words) → the words joined
+        variants, persons = self._variants, self._persons
+        taken: set[tuple[int, int]] = set()  # (person, start) already found
+        for start, variant_id in sorted(candidates):
+            variant = variants[variant_id]
+            size = len(variant.keys)
+            if start < 0 or start + size > len(keys) or (variant.person, start) in taken:
                 continue
-            person = self._persons[variant.person]
-            score = fuzz.ratio(
-                " ".join(keys[start:end]), variant.joined, score_cutoff=person.min_score
-            )
-            if score:
-                found = hits.people.setdefault(variant.person, [])
-                if not any(f == name and s == start for f, s, _, _ in found):
-                    found.append((name, start, end - 1, float(score)))
+            window = windows.get((start, size))
+            if window is None:
+                window = windows[start, size] = " ".join(keys[start : start + size])
+            person = persons[variant.person]
+            score = fuzz.ratio(window, variant.joined, score_cutoff=person.min_score)
+            if score >= person.min_score:
+                taken.add((variant.person, start))
+                hits.people.setdefault(variant.person, []).append(
+                    (name, start, start + size - 1, float(score)))
 
     # ------------------------------------------------------------------ evaluation
     def match(

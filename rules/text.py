@@ -150,8 +150,9 @@ _ABBREVIATIONS = frozenset(
     }
 )
 
-_WORD_OR_BREAK = re.compile("(?:" + _WORD.pattern + "|\x02)")
-_PLAIN_WORD_OR_BREAK = re.compile(r"[^\W_]+|\x02")  # when no character was removed
+# The words of a text once its removed characters are gone (they join the letters around
+# them, as in _WORD), and the sentence-end marker.
+_WORD_OR_BREAK = re.compile(r"[^\W_]+|\x02")
 _APOS = re.compile("'")
 _BREAK = "\x02"  # stands in for a sentence end while scanning; never a key
 _ELIDED = frozenset({"l", "d", "qu", "j", "n", "s", "c", "m", "t", "jusqu", "lorsqu", "puisqu"})
@@ -261,13 +262,12 @@ class Tokens:
             pieces.extend(folded[a + 1 : b] for a, b in pairwise(breaks))
             pieces.append(folded[breaks[-1] + 1 :])
             folded = _BREAK.join(pieces)
-        if _DROP not in folded:
-            words: list[str] = _PLAIN_WORD_OR_BREAK.findall(folded)
-        else:
-            words = _WORD_OR_BREAK.findall(folded)
+        if _DROP in folded:  # removed characters join the letters around them
+            folded = folded.replace(_DROP, "")
+        words: list[str] = _WORD_OR_BREAK.findall(folded)
         if _needs_expansion(folded):
             words = list(map(_expand, words))
-            if "" in words:  # a word made only of removed characters
+            if "" in words:  # a word whose characters all expand to nothing
                 words = list(filter(None, words))
         if breaks:
             is_word = list(map(ne, words, repeat(_BREAK)))
@@ -292,12 +292,11 @@ class Tokens:
         if spans is None:
             begin = self._breaks[number - 1] + 1 if number else 0
             end = self._breaks[number] if number < len(self._breaks) else len(self._folded)
-            chunk = self._folded[begin:end]
-            spans = [
-                (begin + m.start(), begin + m.end())
-                for m in _WORD.finditer(chunk)
-                if _key(m.group())
-            ]
+            folded = self._folded
+            if _needs_expansion(folded[begin:end]):
+                spans = [m.span() for m in _WORD.finditer(folded, begin, end) if _key(m.group())]
+            else:
+                spans = [m.span() for m in _WORD.finditer(folded, begin, end)]
             self._spans[number] = spans
         return spans[i - self._firsts[number]]
 
