@@ -102,7 +102,8 @@ _BLOCK_TAGS = frozenset(
 # Tags whose neighbours would otherwise run together ("<td>a</td><td>b</td>" → "a b").
 _SPACED_TAGS = frozenset({"td", "th", "img"})
 
-_LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
+_LINE_BREAK_CHARS = "\r\x0b\x0c\x85\u2028\u2029"
+_LINE_BREAKS = re.compile(f"\r\n|[{_LINE_BREAK_CHARS}]")
 
 # Removed outright. The Cf ranges are Unicode 14's format characters (checked against
 # unicodedata at the time of writing); surrogates can only be lone in a str.
@@ -117,8 +118,6 @@ _INVISIBLE = re.compile(
     "\ud800-\udfff"
     "]"
 )
-_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
-_SPACE_AROUND_NEWLINE = re.compile(r" ?\n ?")
 _BLANK_LINE_RUNS = re.compile(r"\n{3,}")
 
 
@@ -165,11 +164,16 @@ def clean_text(s: str, limit: int) -> str:
         last_amp = raw.rfind("&")
         if last_amp > raw.rfind(";") and last_amp >= len(raw) - 32:
             raw = raw[:last_amp]
-    text = _MARKUP.sub(_replace_markup, raw)
+    # Each pass runs only when the text holds what it removes (most feed text holds no
+    # markup and no odd line breaks): the cost is in the regex scans, not the checks.
+    text = _MARKUP.sub(_replace_markup, raw) if "<" in raw or "]]>" in raw else raw
     text = html.unescape(text)
-    text = _LINE_BREAKS.sub("\n", text)
+    if any(c in text for c in _LINE_BREAK_CHARS):
+        text = _LINE_BREAKS.sub("\n", text)
     text = _INVISIBLE.sub("", text)
-    text = _HORIZONTAL_SPACE.sub(" ", text)
-    text = _SPACE_AROUND_NEWLINE.sub("\n", text)
-    text = _BLANK_LINE_RUNS.sub("\n\n", text).strip()
-    return _truncate(text, limit)
+    # Runs of horizontal space become one space and every line loses its outer spaces
+    # (str.split's whitespace is re's \s; the only line break left is \n).
+    text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
+    if "\n\n\n" in text:
+        text = _BLANK_LINE_RUNS.sub("\n\n", text)
+    return _truncate(text.strip(), limit)
