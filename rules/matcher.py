@@ -198,7 +198,7 @@ class Matcher:
         self.rules = ruleset.rules
         self._word_ids: dict[tuple[str, str], int] = {}
         self._word_index: dict[str, list[int]] = defaultdict(list)
-        self._prefix_index: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        self._prefix_index: dict[int, dict[str, list[int]]] = {}  # length → prefix → ids
         self._phrase_ids: dict[tuple[str, int], int] = {}
         self._phrases: list[_Phrase] = []
         # one-word phrases by their word; longer ones by their first two words, and the
@@ -223,6 +223,16 @@ class Matcher:
         self._hot: set[str] = set()  # the words of _entries that hit something
         self._compile()
 
+    def __getstate__(self) -> dict[str, object]:
+        """What a pickled Matcher keeps (streams/rulecache.py): the compiled index, not the
+        per-word cache filled while matching."""
+        state = dict(self.__dict__)
+        state["_entries"], state["_hot"] = {}, set()
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+
     # ------------------------------------------------------------------ compilation
     def _word(self, key: str, mode: str) -> int:
         ident = (key, mode)
@@ -232,7 +242,7 @@ class Matcher:
         wid = len(self._word_ids)
         self._word_ids[ident] = wid
         if mode == "prefix":
-            self._prefix_index[len(key)][key].append(wid)
+            self._prefix_index.setdefault(len(key), {}).setdefault(key, []).append(wid)
         elif mode == "exact":
             self._word_index[key].append(wid)
         else:

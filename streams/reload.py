@@ -27,6 +27,7 @@ from newswatch.rules.gazetteer import known_codes
 from newswatch.rules.loader import parse_rules
 from newswatch.rules.matcher import Matcher
 from newswatch.rules.model import RuleSet
+from newswatch.streams import rulecache
 
 log = logging.getLogger("newswatch.rules")
 
@@ -45,16 +46,22 @@ def load_rules(
     return parse_rules(sources, known_codes=known_codes(), receivers=receivers)
 
 
-def compile_rules(
-    paths: Sequence[Path], receivers: frozenset[str] | None, *, stdin: TextIO | None = None
-) -> Matcher:
-    """``load_rules``, compiled into a Matcher whose rules pass their own examples; raises
-    RuleError (a failing example included) or ConfigError like ``load_rules``."""
-    matcher = Matcher(load_rules(paths, receivers, stdin=stdin))
+def _compile(sources: Sequence[tuple[str, str]], receivers: frozenset[str] | None) -> Matcher:
+    matcher = Matcher(parse_rules(sources, known_codes=known_codes(), receivers=receivers))
     issues = check_examples(matcher)
     if issues:
         raise RuleError(issues)
     return matcher
+
+
+def compile_rules(
+    paths: Sequence[Path], receivers: frozenset[str] | None, *, stdin: TextIO | None = None
+) -> Matcher:
+    """``load_rules``, compiled into a Matcher whose rules pass their own examples; raises
+    RuleError (a failing example included) or ConfigError like ``load_rules``. Rule files
+    unchanged since an earlier compile come from the rule cache (streams/rulecache.py)."""
+    sources = read_rule_sources(paths, stdin=stdin)
+    return rulecache.cached(sources, receivers, lambda: _compile(sources, receivers))
 
 
 class RuleReloader:

@@ -4,6 +4,7 @@ and the session-wide Kafka broker fixture."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -11,6 +12,10 @@ import pytest
 # module shares it (a fixture imported into several modules would start one per module).
 # It is only started when a test asks for it.
 from tests.kafka_fixtures import kafka_bootstrap  # noqa: F401
+
+# Compiled rule sets are cached (streams/rulecache.py): the suite and the processes it
+# starts use a cache of their own, never the user's ~/.cache.
+os.environ.setdefault("NEWSWATCH_CACHE_DIR", tempfile.mkdtemp(prefix="newswatch-test-cache-"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -87,10 +87,12 @@ async def run_embedded(
         if once:
             await runtime.run_once()
         else:
+            # handlers first: a SIGTERM right after "running:" is a clean stop, not a kill
+            stop = stop_on_signals()
             log.info("running: %d feed(s), %d rule(s); Ctrl-C to stop",
                      len(config.feeds), len(matcher.rules))
             settle_heap()
-            await _run_until_signalled(runtime.run, reloader)
+            await _run_until_signalled(runtime.run, reloader, stop)
     c = runtime.counters
     print(f"articles: {c.articles}, matches: {c.matches}, "
           + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)
@@ -107,10 +109,10 @@ def _lock_state(config: Config) -> RuntimeLock:
 
 
 async def _run_until_signalled(
-    run: Callable[[asyncio.Event], Awaitable[None]], reloader: RuleReloader
+    run: Callable[[asyncio.Event], Awaitable[None]], reloader: RuleReloader,
+    stop: asyncio.Event,
 ) -> None:
-    """``run`` and the rule watcher until SIGINT or SIGTERM."""
-    stop = stop_on_signals()
+    """``run`` and the rule watcher until ``stop`` (set by SIGINT or SIGTERM)."""
     watcher = asyncio.create_task(reloader.run(stop))
     try:
         await run(stop)
