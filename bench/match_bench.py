@@ -8,14 +8,16 @@ Latin and Arabic script, phrases that occur, the regions desks follow). For each
 and size the rules are written as YAML files of 1,000 rules, then:
 
 - ``load s``: the files parsed and checked by the strict loader (``parse_rules``);
-- ``build s`` / ``index MB``: ``Matcher(ruleset)``, and the resident memory it added;
+- ``build s``: ``Matcher(ruleset)``, the index compiled from the loaded rules;
 - ``cold/s``: articles per second on the first pass (empty per-word cache), ``art/s``,
   ``p50``/``p99``: the steady state, on one core, through the library;
 - ``naive/s``: a loop over every rule (a regex per phrase, rapidfuzz ``partial_ratio``
   per name) on a sample, the baseline measured in the same run (not at 100k: hours);
-- ``cli ready s`` / ``cli/s``: ``newswatch rules test DIR --articles A.jsonl --json`` as
-  a user runs it, output included: the time to match one article (load and compile), and
-  the articles per second of the rest ((all - one) / (time(all) - time(one))).
+- ``cold s`` / ``warm s`` / ``cli/s`` / ``cli MB``: ``newswatch rules test DIR --articles
+  A.jsonl --json`` as a user runs it, output included: the wall time to match one article
+  with an empty rule cache (start, load, validate, compile) and again with the files
+  unchanged (the rule cache, streams/rulecache.py); the articles per second of the rest
+  ((all - 1) / (time(all) - warm)); the peak resident memory of that run.
 
 Articles are read from ../shared/data/articles (never copied into the repository).
 """
@@ -105,12 +107,6 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def rss_mb() -> float:
-    """Resident memory of this process now, in MB."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
 def write_articles(path: Path, articles: Sequence[Article]) -> None:
     with path.open("w", encoding="utf-8") as out:
         for a in articles:
@@ -119,14 +115,21 @@ def write_articles(path: Path, articles: Sequence[Article]) -> None:
                                   "language": a.language}, ensure_ascii=False) + "\n")
 
 
-def cli_seconds(folder: Path, articles: Path) -> tuple[float, int]:
-    """Wall time of ``newswatch rules test`` on one core, and the lines it printed."""
+def cli_run(folder: Path, articles: Path, cache: Path) -> tuple[float, int, float]:
+    """``newswatch rules test`` on one core: wall seconds, lines printed, peak RSS in MB."""
     started = time.perf_counter()
-    done = subprocess.run(
+    child = subprocess.Popen(
         ["taskset", "-c", "0", sys.executable, "-m", "newswatch", "rules", "test", str(folder),
          "--articles", str(articles), "--json"],
-        check=True, capture_output=True, text=True)
-    return time.perf_counter() - started, len(done.stdout.splitlines())
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "NEWSWATCH_CACHE_DIR": str(cache)})
+    assert child.stdout is not None
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)  # the child's own peak RSS, in KiB
+    child.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - started
+    if child.returncode != 0:
+        raise SystemExit(f"newswatch rules test failed (exit {child.returncode})")
+    return elapsed, len(out.splitlines()), usage.ru_maxrss / 1024
 
 
 def measure(name: str, size: int, ruleset: RuleSet, articles: Sequence[Article],
@@ -140,17 +143,14 @@ def measure(name: str, size: int, ruleset: RuleSet, articles: Sequence[Article],
     assert len(loaded.rules) == size
     del loaded
     gc.collect()
-    before = rss_mb()
     t = time.perf_counter()
     matcher = Matcher(ruleset)
     build = time.perf_counter() - t
-    gc.collect()
-    index_mb = rss_mb() - before
     cold = time_per_article(matcher.match, articles)
     times = time_per_article(matcher.match, articles)
     found = sum(len(matcher.match(a)) for a in articles)
     rate = len(articles) / sum(times)
-    line = (f"{name:<10} {size:>7} {load:>7.1f} {build:>8.2f} {index_mb:>9.0f}"
+    line = (f"{name:<10} {size:>7} {load:>7.1f} {build:>8.2f}"
             f" {len(articles) / sum(cold):>7.0f} {rate:>7.0f} {pct(times, .5) * 1e3:>7.2f}"
             f" {pct(times, .99) * 1e3:>7.2f} {found / len(articles):>6.2f}")
     del matcher
@@ -164,10 +164,13 @@ def measure(name: str, size: int, ruleset: RuleSet, articles: Sequence[Article],
         line += f" | {'—':>8} {'—':>7}"
     if size in args.cli_sizes:
         one, every = workdir / "one.jsonl", workdir / "all.jsonl"
-        ready, printed_one = cli_seconds(folder, one)
-        total, printed = cli_seconds(folder, every)
+        cache = workdir / f"cache-{name}-{size}"  # empty: the first run compiles
+        cold, printed_one, _ = cli_run(folder, one, cache)
+        warm, _, _ = cli_run(folder, one, cache)  # unchanged files: the rule cache
+        total, printed, peak = cli_run(folder, every, cache)
         assert printed_one == 1 and printed == len(articles), (printed_one, printed)
-        line += f" | {ready:>8.1f} {(len(articles) - 1) / (total - ready):>6.0f}"
+        line += (f" | {cold:>7.1f} {warm:>7.1f} {(len(articles) - 1) / (total - warm):>6.0f}"
+                 f" {peak:>7.0f}")
     print(line, flush=True)
 
 
@@ -189,9 +192,10 @@ def main() -> None:
     print(f"commit {commit()}, {cpu_model()}, Python {platform.python_version()}; matching"
           f" on one core; {len(articles)} real articles (fr, en, ar), mean"
           f" {text_kb / len(articles) / 1000:.1f} KB of text")
-    print(f"{'workload':<10} {'rules':>7} {'load s':>7} {'build s':>8} {'index MB':>9}"
+    print(f"{'workload':<10} {'rules':>7} {'load s':>7} {'build s':>8}"
           f" {'cold/s':>7} {'art/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'hits':>6} |"
-          f" {'naive/s':>8} {'speedup':>7} | {'cli ready s':>8} {'cli/s':>6}")
+          f" {'naive/s':>8} {'speedup':>7} | {'cold s':>7} {'warm s':>7} {'cli/s':>6}"
+          f" {'cli MB':>7}")
     with tempfile.TemporaryDirectory(prefix="match-bench-") as tmp:
         workdir = Path(tmp)
         write_articles(workdir / "one.jsonl", articles[:1])
