@@ -189,6 +189,23 @@ def _anchors(condition: Condition) -> list[_Anchor] | None:
     return None
 
 
+_Key = str | int  # a hit as the requirements see it: a country code, ``pid``, ``~person id``
+
+
+def _requirements(condition: Condition) -> list[list[_Anchor]]:
+    """Anchor lists that must each be hit for the condition to hold: one per child of a
+    top-level ``all`` that has anchors (``_anchors``), or the condition's own. A cheap,
+    necessary check before a candidate rule is evaluated."""
+    children = condition.children if isinstance(condition, AllOf) else (condition,)
+    out = []
+    for child in children:
+        if isinstance(child, AllOf):
+            out.extend(_requirements(child))
+        elif (found := _anchors(child)) is not None:
+            out.append(found)
+    return out
+
+
 class Matcher:
     """A compiled rule set. Build once per rule set (``Matcher(ruleset)``), then call
     ``match(article)`` for each article; it is safe to share between tasks (no mutation)."""
@@ -219,6 +236,7 @@ class Matcher:
         self._rules_by_code: dict[str, set[int]] = defaultdict(set)
         self._rules_by_person: dict[int, set[int]] = defaultdict(set)
         self._always: list[int] = []
+        self._required: list[tuple[frozenset[_Key], ...]] = []  # per rule: hit one of each
         self._entries: dict[str, _Entry] = {}
         self._hot: set[str] = set()  # the words of _entries that hit something
         self._compile()
@@ -314,6 +332,10 @@ class Matcher:
                 phrases[text] = self._phrase(text, rule.near)
             self._rule_phrases.append(phrases)
             self._rule_people.append(people)
+            self._required.append(tuple(
+                frozenset(self._anchor_key(anchor, phrases, people) for anchor in required)
+                for required in _requirements(rule.condition)
+            ))
             anchors = _anchors(rule.condition)
             if anchors is None:
                 self._always.append(index)
@@ -326,6 +348,18 @@ class Matcher:
                 else:
                     assert isinstance(item, Person)
                     self._rules_by_person[people[item]].add(index)
+
+    @staticmethod
+    def _anchor_key(
+        anchor: _Anchor, phrases: dict[str, int], people: dict[Person, int]
+    ) -> _Key:
+        kind, item = anchor
+        if kind == "code":
+            return str(item)
+        if kind == "phrase":
+            return phrases[str(item)]
+        assert isinstance(item, Person)
+        return ~people[item]
 
     # ------------------------------------------------------------------ scanning
     def _entry(self, key: str) -> _Entry:
@@ -485,9 +519,13 @@ class Matcher:
         for person_id in hits.people:
             candidates |= self._rules_by_person.get(person_id, set())
 
+        hit: set[_Key] = {*hits.phrases, *hits.by_code, *(~p for p in hits.people)}
+        required = self._required
         language: list[str | None] = []  # detected lazily, once
         results = []
         for index in sorted(candidates):
+            if any(needed.isdisjoint(hit) for needed in required[index]):
+                continue  # a clause the rule needs has no hit in the article
             rule = self.rules[index]
             if only is not None and rule.id != only:
                 continue
