@@ -519,13 +519,13 @@ class Matcher:
         for person_id in hits.people:
             candidates |= self._rules_by_person.get(person_id, set())
 
+        # only rules for which every clause they need has a hit in the article
         hit: set[_Key] = {*hits.phrases, *hits.by_code, *(~p for p in hits.people)}
         required = self._required
+        possible = [i for i in candidates if not any(map(hit.isdisjoint, required[i]))]
         language: list[str | None] = []  # detected lazily, once
         results = []
-        for index in sorted(candidates):
-            if any(needed.isdisjoint(hit) for needed in required[index]):
-                continue  # a clause the rule needs has no hit in the article
+        for index in sorted(possible):
             rule = self.rules[index]
             if only is not None and rule.id != only:
                 continue
@@ -545,14 +545,12 @@ class Matcher:
         self, index: int, rule: Rule, fields: dict[Field, Tokens], hits: _Hits
     ) -> list[Evidence] | None:
         view = _RuleView(self, index, rule, fields, hits)
-        # A cheap yes/no pass first: most candidate rules fail, and need no evidence.
-        if not view.holds(rule.condition, None):
-            return None
         if any(view.has_phrase(text) for text in rule.exclude):
             return None
+        # One pass that collects evidence: the rules that reach here passed the
+        # requirements check, and most of them hold (evidence is built once per article).
         evidence: list[Evidence] = []
-        view.holds(rule.condition, evidence)
-        return evidence
+        return evidence if view.holds(rule.condition, evidence) else None
 
 
 def _locate(
