@@ -248,9 +248,6 @@ class Matcher:
         state["_entries"], state["_hot"] = {}, set()
         return state
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-
     # ------------------------------------------------------------------ compilation
     def _word(self, key: str, mode: str) -> int:
         ident = (key, mode)
@@ -646,25 +643,33 @@ class _RuleView:
             score=score,
         )
 
+    def _keep(self, key: tuple[object, ...], evidence: list[Evidence]) -> list[Evidence]:
+        """Store ``evidence`` for the rest of the article: rules asking the same question
+        (same clause, item, fields and capitals) share it (looked up in ``hits.spans``)."""
+        self.hits.spans[key] = evidence
+        return evidence
+
     def phrase_spans(self, text: str) -> list[Evidence]:
         pid = self.matcher._rule_phrases[self.index][text]
         key = ("phrase", pid, self.rule.fields)
         out = self.hits.spans.get(key)
-        if out is None:
-            found = self.hits.phrases.get(pid, {})
-            out = self.hits.spans[key] = [
-                self._evidence("phrase", text, name, *found[name])
-                for name in self.rule.fields
-                if name in found
-            ]
-        return out
+        return out if out is not None else self._keep(key, self._phrase_spans(text, pid))
+
+    def _phrase_spans(self, text: str, pid: int) -> list[Evidence]:
+        found = self.hits.phrases.get(pid, {})
+        return [
+            self._evidence("phrase", text, name, *found[name])
+            for name in self.rule.fields
+            if name in found
+        ]
 
     def country_spans(self, code: str) -> list[Evidence]:
         key = ("country", code, self.rule.fields, self.rule.capitals)
         out = self.hits.spans.get(key)
-        if out is not None:
-            return out
-        out = self.hits.spans[key] = []
+        return out if out is not None else self._keep(key, self._country_spans(code))
+
+    def _country_spans(self, code: str) -> list[Evidence]:
+        out: list[Evidence] = []
         seen: set[str] = set()
         for place, name, first, last in self.hits.by_code.get(code, ()):
             if name not in self.rule.fields or (place.capital and not self.rule.capitals):
@@ -680,13 +685,13 @@ class _RuleView:
         pid = self.matcher._rule_people[self.index][person]
         key = ("person", pid, self.rule.fields)
         out = self.hits.spans.get(key)
-        if out is not None:
-            return out
+        return out if out is not None else self._keep(key, self._person_spans(person, pid))
+
+    def _person_spans(self, person: Person, pid: int) -> list[Evidence]:
         found = [h for h in self.hits.people.get(pid, []) if h[0] in self.rule.fields]
         out = [self._evidence("person", person.name, n, f, lst, s) for n, f, lst, s in found]
         if out:
             out.extend(self._surnames(person, found))
-        self.hits.spans[key] = out
         return out
 
     def _surnames(

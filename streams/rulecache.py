@@ -24,7 +24,6 @@ recently used entries are kept.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import logging
 import os
@@ -38,6 +37,7 @@ from importlib import metadata
 from pathlib import Path
 
 import newswatch.rules as rules_package
+from newswatch.core.heap import collector_paused
 from newswatch.rules.matcher import Matcher
 
 log = logging.getLogger("newswatch.rules")
@@ -106,14 +106,8 @@ def read(folder: Path, key: str) -> Matcher | None:
         if hashlib.sha256(body[_DIGEST:]).digest() != body[:_DIGEST]:
             log.debug("rule cache: %s is damaged; compiling", path)
             return None
-        # every object unpickled lives on: the cyclic collector would only slow this down
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():  # every object unpickled lives on
             matcher = pickle.loads(body[_DIGEST:])
-        finally:
-            if collecting:
-                gc.enable()
         os.utime(path)  # most recently used: kept longest
     except Exception as error:  # a cache must never make loading fail
         log.debug("rule cache: cannot read %s (%s); compiling", path, error)

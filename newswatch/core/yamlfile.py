@@ -24,13 +24,13 @@ int, float, bool and None.
 
 from __future__ import annotations
 
-import gc
 import re
 from typing import Any
 
 import yaml
 
 from newswatch.core.errors import Issue
+from newswatch.core.heap import collector_paused
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
@@ -203,28 +203,23 @@ def _build(text: str, path: str) -> Any:
     parser = yaml.CSafeLoader(text)
     builder = _Builder(path)
     documents = 0
-    # Every value built here lives on, so the cyclic collector's passes over the growing
-    # tree find nothing; at 200,000 nodes they took most of the time.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        while parser.check_event():
-            event = parser.get_event()
-            if isinstance(event, _NODE_EVENTS):
-                builder.node(event)
-            elif isinstance(event, _CLOSING):
-                builder.close()
-            elif isinstance(event, yaml.AliasEvent):
-                raise _syntax("aliases (*name) are not allowed", event.start_mark)
-            elif isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise _syntax("expected a single document in the stream",
-                                  event.start_mark)
+        with collector_paused():  # every value built here lives on
+            while parser.check_event():
+                event = parser.get_event()
+                if isinstance(event, _NODE_EVENTS):
+                    builder.node(event)
+                elif isinstance(event, _CLOSING):
+                    builder.close()
+                elif isinstance(event, yaml.AliasEvent):
+                    raise _syntax("aliases (*name) are not allowed", event.start_mark)
+                elif isinstance(event, yaml.DocumentStartEvent):
+                    documents += 1
+                    if documents > 1:
+                        raise _syntax("expected a single document in the stream",
+                                      event.start_mark)
     finally:
         parser.dispose()
-        if collecting:
-            gc.enable()
     return builder.root
 
 
