@@ -13,6 +13,7 @@ from newswatch.core.logs import (
     JsonFormatter,
     TextFormatter,
     setup_logging,
+    take_over_logging,
     use_json,
 )
 from newswatch.core.printable import one_line, printable
@@ -77,6 +78,25 @@ def test_setup_logging_installs_json_handler_on_a_bare_root() -> None:
         assert data["feed"] == "bbc-africa" and data["message"] == "polled"
         # a host that already owns the root logger (pytest, an embedding app) is left alone
         assert setup_logging(io.StringIO(), environ={}) is None
+    finally:
+        root.handlers, root.level = saved, level
+
+
+def test_take_over_logging_replaces_a_hosts_handlers_with_ours() -> None:
+    """faust's worker installs its own handler and line format; the worker then takes the
+    root logger back, so its lines are ours (one line each, escaped)."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    hosts = io.StringIO()
+    root.handlers = [logging.StreamHandler(hosts)]
+    try:
+        out = io.StringIO()
+        take_over_logging(out, environ={"NEWSWATCH_LOG_FORMAT": "text"})
+        logging.getLogger("newswatch.worker").warning(
+            "title %s", "x\x1b[2J\n2026-12-02 16:30:00,000 ERROR newswatch.rules: forged")
+        assert root.handlers and hosts.getvalue() == ""
+        (line,) = out.getvalue().splitlines()
+        assert "\x1b" not in line and "WARNING newswatch.worker: title x" in line
     finally:
         root.handlers, root.level = saved, level
 

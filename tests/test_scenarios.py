@@ -32,7 +32,6 @@ import re
 import signal
 import sys
 import textwrap
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -147,6 +146,19 @@ class Deployment(Protocol):
 
     async def stop(self) -> None: ...
 
+    def logs(self) -> str:
+        """The end of each process's log, for a failure message."""
+        ...
+
+    def log_lines(self) -> list[str]:
+        """Every line its processes logged so far."""
+        ...
+
+
+def log_lines(*procs: Proc) -> list[str]:
+    return [line for p in procs for log in sorted(p.dir.glob("run*.log"))
+            for line in log.read_text("utf-8", "replace").splitlines()]
+
 
 class Embedded:
     def __init__(self) -> None:
@@ -185,6 +197,12 @@ class Embedded:
         assert self.proc is not None
         assert await self.proc.stop(signal.SIGTERM) == 0, self.proc.tail()
 
+    def logs(self) -> str:
+        return self.proc.tail() if self.proc is not None else ""
+
+    def log_lines(self) -> list[str]:
+        return log_lines(self.proc) if self.proc is not None else []
+
 
 class Kafka:
     def __init__(self, bootstrap: str) -> None:
@@ -210,15 +228,15 @@ class Kafka:
                                     self.prefix + topics.MATCHES, members=2)
 
     async def decisions(self, rule_id: str) -> list[tuple[str, str, float]]:
-        """From the workers' logs (faust's format): one line per decision, stamped to the
-        millisecond in local time."""
-        found = re.compile(rf"^\[?(\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{{3}})\]? .*"
-                           rf"decision rule={re.escape(rule_id)} article=\S+ verdict=(\S+) "
-                           rf"receiver=\S+ result=(\S+)", re.M)
-        return [(m.group(3), m.group(4), time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
-                 + int(m.group(2)) / 1000)
-                for p in self.procs for log in sorted(p.dir.glob("run*.log"))
-                for m in found.finditer(log.read_text("utf-8", "replace"))]
+        """From the workers' JSON log lines: one per decision, stamped to the millisecond."""
+        found = re.compile(rf"^decision rule={re.escape(rule_id)} article=\S+ verdict=(\S+) "
+                           rf"receiver=\S+ result=(\S+)")
+        return [(m.group(1), m.group(2), datetime.fromisoformat(line["time"]).timestamp())
+                for line in map(json.loads, log_lines(*self.procs))
+                if (m := found.match(line["message"]))]
+
+    def log_lines(self) -> list[str]:
+        return log_lines(*self.procs)
 
     async def dead_letters(self) -> list[dict[str, Any]]:
         code, out, err = await newswatch("dlq", "list", "--kafka", "--config", str(self.config),
@@ -237,6 +255,9 @@ class Kafka:
     async def stop(self) -> None:
         await self._running.aclose()
 
+    def logs(self) -> str:
+        return "\n".join(p.tail() for p in self.procs)
+
 
 @dataclass
 class Day:
@@ -249,6 +270,8 @@ class Day:
     replays: list[tuple[int, str]] = field(default_factory=list)
     dead_after: list[dict[str, Any]] = field(default_factory=list)
     error: BaseException | None = None
+    step: str = "starting"  # the step the script is waiting for
+    log_lines: list[str] = field(default_factory=list)  # of every process, once stopped
 
     def texts(self, channel: str) -> list[str]:
         return [" ".join(m.texts()) for m in self.messages.get(channel, [])]
@@ -288,12 +311,21 @@ async def live_a_day(runtime: Deployment, tmp: Path) -> Day:
         config.write_text(config_text(feeds, slack, runtime.config_extra()), encoding="utf-8")
         slack.refuse("#archive", "not_in_channel")
         serve_the_day(feeds)
-        await runtime.start(tmp, config)
+        logs = ""
         try:
-            await script(runtime, slack, feeds, tmp, day)
-            await runtime.settle()
-        finally:
-            await runtime.stop()
+            await runtime.start(tmp, config)
+            try:
+                await script(runtime, slack, feeds, tmp, day)
+                day.step = "settling"
+                await runtime.settle()
+            finally:
+                logs = runtime.logs()
+                await runtime.stop()
+            day.log_lines = runtime.log_lines()
+        except Exception as error:
+            raise AssertionError(
+                f"the day stopped at {day.step!r}: {error!r}\nSlack so far: "
+                f"{ {n: len(ms) for n, ms in by_channel(slack).items()} }\n{logs}") from error
         day.messages = by_channel(slack)
     return day
 
@@ -303,26 +335,32 @@ async def script(runtime: Deployment, slack: FakeSlackAPI, feeds: FeedServer, tm
     def seen(channel: str, text: str, n: int = 1) -> Callable[[], bool]:
         return lambda: Day(messages=by_channel(slack)).count(channel, text) >= n
 
+    async def until(step: str, holds: Callable[[], bool], timeout: float) -> None:
+        day.step = step
+        await slack.wait_until(holds, timeout=timeout)
+
     # Rules loaded and running: the seed story is alerted; now a broken edit.
-    await slack.wait_until(seen("desk", "US military agreements", 1), timeout=90)
+    await until("the seed alert", seen("desk", "US military agreements", 1), 90)
     (tmp / "rules.yaml").write_text(BROKEN, encoding="utf-8")
-    await slack.wait_until(seen("ops", "Rule reload rejected"), timeout=60)
+    await until("the reload notice", seen("ops", "Rule reload rejected"), 60)
     feeds.serve("/late.xml", rss([{"title": "amber sunrise over the bay", "guid": "am1",
                                    "link": "https://news.example/am1"}]))
     # A dead letter, then the channel works again and the replay is asked for twice.
+    day.step = "the dead letter"
     day.dead = await eventually(runtime.dead_letters, bool, timeout=60)
     slack.admit("#archive")
     day.replays.append(await runtime.replay())
-    await slack.wait_until(seen("archive", "harbour ledger"), timeout=60)
+    await until("the replayed alert", seen("archive", "harbour ledger"), 60)
     day.replays.append(await runtime.replay())
     # The failing feed recovers once it has been announced.
-    await slack.wait_until(seen("ops", "Feed flaky is failing"), timeout=120)
+    await until("the failing-feed notice", seen("ops", "Feed flaky is failing"), 120)
     feeds.serve("/flaky.xml", rss([{"title": "nothing to watch", "guid": "f1",
                                     "link": "https://news.example/f1"}]))
-    await slack.wait_until(seen("ops", "Feed flaky recovered"), timeout=120)
-    await slack.wait_until(seen("desk", "amber sunrise"), timeout=60)
-    await slack.wait_until(lambda: any(map(is_digest, slack.messages)), timeout=150)
-    await slack.wait_until(seen("desk", "Also reported by", 2), timeout=60)
+    await until("the recovery notice", seen("ops", "Feed flaky recovered"), 120)
+    await until("the old rules' alert", seen("desk", "amber sunrise"), 60)
+    await until("the digest", lambda: any(map(is_digest, slack.messages)), 150)
+    await until("the thread replies", seen("desk", "Also reported by", 2), 60)
+    day.step = "the silenced rule's decisions"
     day.quartz = [v for v, _, _ in await eventually(
         lambda: runtime.decisions("quartz-watch"), bool, timeout=30)]
     day.throttled_at = [at for v, result, at in await runtime.decisions("zircon-watch")
@@ -435,6 +473,25 @@ def test_a_broken_rule_edit_is_one_notice_and_the_old_rules_keep_matching(
     assert day.count("ops", "Rule reload rejected") == 1
     assert day.count("ops", "colour") >= 1  # the notice says what is wrong
     assert day.count("desk", "amber sunrise") == 1
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_every_log_line_is_one_json_object(days: dict[str, Day], runtime: str) -> None:
+    """Off a terminal every process logs JSON lines, faust's worker included (faust installs
+    a handler of its own, with multi-line tables); a decision carries the shared keys."""
+    summary = re.compile(r"^\w+: \d+(, \w+: \d+)*$")  # what `run` prints on stdout at exit
+    lines = [line for line in day_of(days, runtime).log_lines if not summary.match(line)]
+    assert len(lines) > 50
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"not a JSON line: {line!r}")
+    decided = [r for r in records if r.get("rule_id") == "amber-watch" and "verdict" in r]
+    assert decided and all(r.get("receiver", "desk") == "desk" for r in decided)
+    # one query follows the article: one id under that key, whichever line carries it
+    assert len({r["article_id"] for r in decided if "article_id" in r}) == 1
 
 
 def test_a_runtime_missing_an_obligation_cannot_be_built() -> None:

@@ -17,7 +17,8 @@ from typing import Any, TextIO
 
 from newswatch.core.printable import one_line
 
-__all__ = ["SHARED_KEYS", "JsonFormatter", "TextFormatter", "setup_logging", "use_json"]
+__all__ = ["SHARED_KEYS", "JsonFormatter", "TextFormatter", "setup_logging", "take_over_logging",
+           "use_json"]
 
 SHARED_KEYS = ("feed", "rule_id", "article_id", "verdict", "receiver")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -85,3 +86,17 @@ def setup_logging(stream: TextIO, *, verbose: bool = False,
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     return handler
+
+
+def take_over_logging(stream: TextIO, *, verbose: bool = False,
+                      environ: dict[str, str] | None = None) -> logging.Handler:
+    """``setup_logging`` after removing the root logger's handlers: for a host that installs
+    its own (faust's worker installs a coloured handler with its own line format and prints
+    multi-line tables), so that the worker logs like every other command. Returns the
+    handler installed."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    installed = setup_logging(stream, verbose=verbose, environ=environ)
+    assert installed is not None  # the root logger has no handler left
+    return installed

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import faust
 
+from newswatch.core.logs import take_over_logging
 from newswatch.core.metrics import MeteredAudit, Metrics
 from newswatch.core.state import Decision
 from newswatch.rules.matcher import Matcher
@@ -92,8 +94,9 @@ class _LogDecisions:
         log.info(
             "decision rule=%s article=%s verdict=%s receiver=%s result=%s reason=%s",
             d.rule_id, d.article, d.verdict, d.receiver, d.result, d.reason,
-            extra={"rule_id": d.rule_id, "article_id": d.article, "verdict": d.verdict,
-                   "receiver": d.receiver},
+            # not article_id: that key holds the article's id in every line, and this is
+            # its URL (the delivery stage's own line carries the id)
+            extra={"rule_id": d.rule_id, "verdict": d.verdict, "receiver": d.receiver},
         )
 
 
@@ -346,12 +349,24 @@ def _add_guard_timer(app: faust.App, guard: StallGuard[Any], streamed: set[str],
             log.warning("stalled-partition check failed: %r", error)
 
 
+class _Worker(faust.Worker):
+    """faust's worker, logging like every other ``newswatch`` command (JSON lines, or text
+    lines with control characters escaped): faust replaces the root logger's handlers with
+    its own when it starts, and ``on_setup_root_logger`` is its hook for that moment. faust's
+    own hook also starts a progress spinner, which writes cursor escapes even off a
+    terminal: none here."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+        take_over_logging(sys.stderr, verbose=level <= logging.DEBUG)
+
+
 def run_worker(
     app: faust.App, *, loglevel: str = "info", loop: asyncio.AbstractEventLoop | None = None
 ) -> None:
     """Run the worker until SIGINT/SIGTERM (blocks), on ``loop`` when given. RuntimeError
     before it starts when faust or aiokafka lack a member the consumer repairs need."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, loop=loop)
+    worker = _Worker(app, loglevel=loglevel, quiet=True, loop=loop)
     # Here, not in build_app: the check builds the app's consumer, which binds it to the
     # event loop of the moment, and the worker's loop is only set now.
     check_private_api(api_owners(app))
