@@ -79,7 +79,7 @@ class RuleReloader:
         build: Callable[[], Matcher],
         status: MutableMapping[str, Any],
         on_rejected: Callable[[str], Awaitable[None]] | None = None,
-        interval: float = 1.0,
+        interval: float = 0.25,
         settle: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
