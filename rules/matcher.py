@@ -240,6 +240,8 @@ class Matcher:
         self._entries: dict[str, _Entry] = {}
         self._hot: set[str] = set()  # the words of _entries that hit something
         self._compile()
+        # the words an entry can come from directly (a word id or a place)
+        self._direct: frozenset[str] = frozenset(self._word_index.keys() | self._places.keys())
 
     def __getstate__(self) -> dict[str, object]:
         """What a pickled Matcher keeps (streams/rulecache.py): the compiled index, not the
@@ -359,8 +361,30 @@ class Matcher:
         return ~people[item]
 
     # ------------------------------------------------------------------ scanning
-    def _entry(self, key: str) -> _Entry:
-        """Everything one text word can hit, computed once per distinct word."""
+    def _learn(self, new: set[str]) -> None:
+        """Cache the entries of words not seen before, in one C-level update. Most words
+        hit nothing: a word is looked up in full only when it is in the word or place
+        index, not ASCII (Arabic forms), starts with a rule's prefix or shares a block with
+        a name."""
+        entries, hot = self._entries, self._hot
+        if len(entries) + len(new) > _ENTRY_CACHE_LIMIT:
+            entries.clear()  # bounded memory on endless streams of new words
+            hot.clear()
+        direct, blocks = self._direct, self._blocks.keys()
+        prefixes = self._prefix_index
+        found = {}
+        for key in new:
+            near = blocks & _neighbourhood(key)
+            if near or key in direct or prefixes or not key.isascii():
+                entry = self._entry(key, near)
+                if entry is not _NOTHING:
+                    found[key] = entry
+        entries.update(dict.fromkeys(new, _NOTHING))
+        entries.update(found)
+        hot.update(found)
+
+    def _entry(self, key: str, near: set[str]) -> _Entry:
+        """Everything one text word can hit; ``near``: the name blocks it falls in."""
         keys = (key, *arabic_alternatives(key)) if not key.isascii() else (key,)
         wids: list[int] = []
         places: list[_Place] = []
@@ -371,25 +395,19 @@ class Matcher:
             if len(key) >= length:
                 wids.extend(bucket.get(key[:length], ()))
         people: set[tuple[int, int]] = set()
-        for block in self._blocks.keys() & _neighbourhood(key):
+        for block in near:
             people.update(self._blocks[block])
-        places.sort(key=lambda p: -len(p.keys))
-        entry = (tuple(wids), tuple(places), tuple(sorted(people)))
         if not (wids or places or people):
-            entry = _NOTHING
-        if len(self._entries) > _ENTRY_CACHE_LIMIT:
-            self._entries.clear()  # bounded memory on endless streams of new words
-            self._hot.clear()
-        self._entries[key] = entry
-        if entry is not _NOTHING:
-            self._hot.add(key)
-        return entry
+            return _NOTHING
+        places.sort(key=lambda p: -len(p.keys))
+        return tuple(wids), tuple(places), tuple(sorted(people))
 
     def _scan(self, name: Field, tokens: Tokens, hits: _Hits) -> None:
         keys = tokens.keys
         distinct = set(keys)
-        for key in distinct.difference(self._entries):
-            self._entry(key)
+        new = distinct.difference(self._entries)
+        if new:
+            self._learn(new)
         # Most words hit nothing: find the few that do with C-level passes, then loop over
         # those words (not over their positions).
         hot = distinct & self._hot
