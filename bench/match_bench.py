@@ -10,7 +10,8 @@ and size the rules are written as YAML files of 1,000 rules, then:
 - ``load s``: the files parsed and checked by the strict loader (``parse_rules``);
 - ``build s``: ``Matcher(ruleset)``, the index compiled from the loaded rules;
 - ``cold/s``: articles per second on the first pass (empty per-word cache), ``art/s``,
-  ``p50``/``p99``: the steady state, on one core, through the library;
+  ``p50``/``p99``: the steady state (the best of 3 passes), on one core, through the
+  library;
 - ``naive/s``: a loop over every rule (a regex per phrase, rapidfuzz ``partial_ratio``
   per name) on a sample, the baseline measured in the same run (not at 100k: hours);
 - ``cold s`` / ``warm s`` / ``cli/s`` / ``cli MB``: ``newswatch rules test DIR --articles
@@ -93,6 +94,9 @@ class NaiveMatcher:
         return out
 
 
+STEADY_PASSES = 3
+
+
 def time_per_article(fn: Callable[[Article], object], articles: Sequence[Article]) -> list[float]:
     times = []
     for a in articles:
@@ -147,7 +151,10 @@ def measure(name: str, size: int, ruleset: RuleSet, articles: Sequence[Article],
     matcher = Matcher(ruleset)
     build = time.perf_counter() - t
     cold = time_per_article(matcher.match, articles)
-    times = time_per_article(matcher.match, articles)
+    # the best of 3 steady passes: this virtual machine's host steals time at random, so
+    # one pass can come out 30 % slower than the next (the convention of timeit)
+    times = min((time_per_article(matcher.match, articles) for _ in range(STEADY_PASSES)),
+                key=sum)
     found = sum(len(matcher.match(a)) for a in articles)
     rate = len(articles) / sum(times)
     line = (f"{name:<10} {size:>7} {load:>7.1f} {build:>8.2f}"
