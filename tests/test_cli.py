@@ -384,6 +384,50 @@ def test_alerts_prints_one_line_per_decision_whatever_the_title_holds(tmp_path: 
     assert "Maroc\\n2026-12-02" in done.stdout  # visible, escaped
 
 
+def test_a_symlink_loop_in_rules_is_one_line_in_every_command(tmp_path: Path) -> None:
+    """Issue 15 (found by tests/hostile_ab.py): ``config check`` printed the loop, then a
+    traceback from the best-effort pass over a broken config's rule paths."""
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    config = tmp_path / "config.yaml"
+    config.write_text("state: ./state.db\nrules: [loop-a]\nfeeds: []\n", encoding="utf-8")
+    for command in (("config", "check", str(config)), ("run", "--once", "--config", str(config)),
+                    ("rules", "check", "loop-a")):
+        done = newswatch(*command, cwd=tmp_path)
+        assert done.returncode in (1, 2), (command, done.stdout, done.stderr)  # 1: check
+        assert "Traceback" not in done.stderr, (command, done.stderr)
+        assert "symlink loop" in (done.stdout + done.stderr).lower(), (command, done.stderr)
+        assert "no such file" not in done.stdout + done.stderr, (command, done.stdout)
+
+
+def test_backup_of_a_state_it_cannot_read_or_to_a_place_it_cannot_write_is_one_line(
+    tmp_path: Path,
+) -> None:
+    """Issue 15 (found by tests/hostile_ab.py): ``backup`` gave tracebacks and left an
+    empty copy behind, which then blocked the next attempt."""
+    config = tmp_path / "config.yaml"
+    config.write_text("state: ./state.db\nrules: []\n", encoding="utf-8")
+    state = tmp_path / "state.db"
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    for content, expected in ((b"", "not a newswatch state file"),
+                              (b"SQLite format 3\x00" + bytes(range(256)) * 8, "state.db"),
+                              (os.urandom(8192), "state.db")):
+        state.write_bytes(content)
+        target = tmp_path / "copy.db"
+        done = newswatch("backup", "--config", str(config), "--to", str(target), cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        assert not target.exists()
+    state.unlink()
+    db = Database.open(state)
+    db.close()
+    for target_text in ("/proc/newswatch/copy.db", "loop-a/copy.db"):
+        done = newswatch("backup", "--config", str(config), "--to", target_text, cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "cannot back up" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_a_state_path_that_cannot_work_is_one_line_never_a_traceback(tmp_path: Path) -> None:
     """Issue 15: a symlink loop in ``state:``, or a state on a file system where nothing
     can be written, gave tracebacks; ``config check`` passed such a config."""

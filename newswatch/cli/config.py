@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +33,7 @@ from newswatch.cli.options import (
 )
 from newswatch.core.config import parse_config, read_config_text
 from newswatch.core.errors import ConfigError, Issue, RuleError, StateError
+from newswatch.core.state import Database
 from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, load_yaml
 from newswatch.streams.reload import compile_rules
 
@@ -125,8 +125,14 @@ def _readable_rule_paths(text: str, shown: str, base: Path) -> list[Path]:
     items = data.get("rules") if isinstance(data, YamlMap) else None
     if not isinstance(items, YamlList):
         return []
-    found = [(base / item).resolve() for item in items if isinstance(item, str)]
-    return [p for p in found if p.exists()]
+    found = []
+    for item in items:
+        if isinstance(item, str):
+            try:
+                found.append((base / item).resolve(strict=True))
+            except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+                continue  # missing or unreadable: the config's own error says so
+    return found
 
 
 def _check_rules(paths: list[Path], receivers: frozenset[str] | None,
@@ -151,23 +157,19 @@ def _check_rules(paths: list[Path], receivers: frozenset[str] | None,
 def backup_command(args: argparse.Namespace, context: Context) -> int:
     """SQLite's online backup of the state (WAL included) into ``--to``, then an
     integrity check of the copy. Exit 0; 1 when the copy fails its check; 2 (via
-    NewswatchError) on a bad config, a missing state or an existing target."""
+    NewswatchError) on a bad config, a missing or unreadable state, a target that exists
+    or cannot be written."""
     config = context.config(args)
     target: Path = args.to
     if not config.state.exists():
         raise StateError(f"no state at {config.state} (has `newswatch run` ever run?)")
     if target.exists():
         raise StateError(f"{target} exists; give a new file name")
-    source = sqlite3.connect(config.state, timeout=30.0)
+    db = Database.open(config.state, readonly=True)  # refuses what is not a state file
     try:
-        copy = sqlite3.connect(target)
-        try:
-            source.backup(copy)
-            result = copy.execute("PRAGMA integrity_check").fetchone()[0]
-        finally:
-            copy.close()
+        result = db.backup(target)
     finally:
-        source.close()
+        db.close()
     if result != "ok":
         print(f"{target}: integrity check failed: {result}", file=sys.stderr)
         return EXIT_PROBLEMS

@@ -197,8 +197,9 @@ def parse_config(text: str, shown: str, *, base: Path) -> Config:
 
     rule_paths: list[Path] = []
     for item in top.texts("rules", required=True) or []:
+        known = len(issues)
         rule_path = _resolve(base / item, shown, data.line_of("rules"), issues)
-        if not rule_path.exists():
+        if len(issues) == known and not rule_path.exists():  # not already unresolvable
             line = data.line_of("rules")
             rules_list = data.get("rules")
             if isinstance(rules_list, YamlList) and item in rules_list:

@@ -78,6 +78,14 @@ def _files_for(path: Path) -> list[Path] | Issue:
         return [path]
     if path.exists():
         return Issue(str(path), 0, "not a file or folder")
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python 3.11's word for ELOOP here
+            return Issue(str(path), 0, "symlink loop")
+        except OSError:
+            pass
+        return Issue(str(path), 0, "symbolic link to nothing")
     return Issue(str(path), 0, "no such file or folder")
 
 

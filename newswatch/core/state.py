@@ -152,6 +152,22 @@ class _Connection:
     def error(self, doing: str, error: sqlite3.Error) -> StateError:
         return StateError(f"{self.path}: {doing}: {error}")
 
+    def copy_to(self, target: Path) -> str:
+        """SQLite's online backup into the new file ``target`` (consistent while another
+        process writes), then the copy's integrity check: ``"ok"`` or what it found. On any
+        failure a StateError naming both files, and no partial copy is left behind."""
+        try:
+            copy = sqlite3.connect(target)
+            try:
+                self._conn.backup(copy)
+                return str(copy.execute("PRAGMA integrity_check").fetchone()[0])
+            finally:
+                copy.close()
+        except (sqlite3.Error, OSError) as error:
+            with suppress(OSError):
+                target.unlink()  # ours: the caller refuses a target that exists
+            raise StateError(f"{self.path}: cannot back up to {target}: {error}") from error
+
     def close(self) -> None:
         self._conn.close()
 
@@ -285,6 +301,10 @@ class Database:
         """``PRAGMA name`` (or ``name = value``): its value, None for a setting."""
         rows = self._conn.rows(f"PRAGMA {name}")
         return rows[0][0] if rows else None
+
+    def backup(self, target: Path) -> str:
+        """Copy this state into the new file ``target`` (``_Connection.copy_to``)."""
+        return self._conn.copy_to(target)
 
     def integrity_ok(self) -> bool:
         return bool(self._conn.rows("PRAGMA integrity_check")[0][0] == "ok")
