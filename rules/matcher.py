@@ -11,6 +11,7 @@ Semantics are those of docs/rules.md, the contract of the rule language.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -449,13 +450,24 @@ class Matcher:
             where = positions[wid][0]
             for pid in singles[wid]:
                 found.setdefault(pid, {})[name] = (where, where)
+        sentences = tokens.sentences
         for first in present & seconds.keys():
+            starts = positions[first]
             for second in seconds[first] & present:
+                pairs: dict[int, tuple[int, int] | None] = {}  # gap → span of the two words
                 for pid in by_pair[first, second]:
                     phrase = phrases[pid]
-                    if len(phrase.words) > 2 and not phrase.word_set <= present:
+                    if len(phrase.words) == 2:
+                        gap = 1 if phrase.exact else phrase.near + 1
+                        if gap in pairs:
+                            span = pairs[gap]
+                        else:
+                            span = pairs[gap] = _locate_pair(starts, positions[second], gap,
+                                                             sentences)
+                    elif phrase.word_set <= present:
+                        span = _locate(phrase, positions, sentences)
+                    else:
                         continue
-                    span = _locate(phrase, positions, tokens.sentences)
                     if span is not None:
                         found.setdefault(pid, {})[name] = span
 
@@ -594,6 +606,21 @@ def _locate(
     for start in positions[words[0]]:
         end = extend(1, start)
         if end is not None:
+            return start, end
+    return None
+
+
+def _locate_pair(
+    starts: list[int], ends: list[int], gap: int, sentences: Sequence[int]
+) -> tuple[int, int] | None:
+    """``_locate`` for a two-word phrase: for each start in order, only the first later
+    occurrence of the second word can do (a later one is further away)."""
+    for start in starts:
+        j = bisect_right(ends, start)
+        if j == len(ends):
+            return None  # no second word after this start, nor after any later one
+        end = ends[j]
+        if end - start <= gap and sentences[end] == sentences[start]:
             return start, end
     return None
 
