@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from newswatch.core.archive import Archive
 from newswatch.core.article import Article
 from newswatch.core.config import Config
 from newswatch.core.errors import StateError
@@ -70,8 +71,10 @@ class EmbeddedRuntime(Runtime):
         self, *, poller_factory: Callable[[Runtime], Poller],
         matcher: Callable[[], Matcher], pipeline: Pipeline,
         metrics: MatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
+        archive: Archive | None = None,
     ) -> None:
         self._matching = Matching(matcher, metrics)
+        self._archive = archive
         self._clock = clock
         self._resumed_at: float | None = None
         self.pipeline = pipeline
@@ -80,8 +83,15 @@ class EmbeddedRuntime(Runtime):
         self.poller = poller_factory(self)
 
     async def take(self, articles: Sequence[Article]) -> None:
-        """Match and deliver each article: returns once every decision is recorded (the
-        poller marks the articles seen after that)."""
+        """Archive the articles (when the archive is on), then match and deliver each:
+        returns once every decision is recorded (the poller marks the articles seen after
+        that)."""
+        if self._archive is not None and articles:
+            try:
+                self._archive.keep(articles)
+            except StateError as error:
+                self.pipeline.fail(error)
+                raise
         for article in articles:
             self.counters.articles += 1
             for match in self._matching(article):

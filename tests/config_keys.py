@@ -22,6 +22,7 @@ SECTIONS = {
     "_fetch": "fetch.",
     "_kafka": "kafka.",
     "_metrics": "metrics.",
+    "_archive": "archive.",
     "_silences": "silences[].",
 }
 

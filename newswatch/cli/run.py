@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from newswatch.cli.options import EXIT_OK, Commands, Context, add_command
 from newswatch.cli.serving import new_metrics, serve_health, settle_heap, stop_on_signals
 from newswatch.core import health_http
+from newswatch.core.archive import Archive
 from newswatch.core.config import Config
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.metrics import MeteredAudit
@@ -78,8 +79,9 @@ async def run_embedded(
                               metrics.observe_notice if metrics is not None else None))
 
         # the runtime reads the reloader's rules per article, the reloader reports to it
+        archive = Archive(db.archive(), config.archive.days) if config.archive.days else None
         runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
-                                  pipeline=pipeline, metrics=metrics)
+                                  pipeline=pipeline, metrics=metrics, archive=archive)
         reloader = RuleReloader(
             config.rules, matcher, status=db.mapping("meta"),
             on_rejected=rejection_notifier(runtime.notify, config.ops),

@@ -82,6 +82,14 @@ class FetchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchiveConfig:
+    """How long the article archive keeps what was matched (``rules backtest``, ``search``);
+    ``days`` 0 keeps nothing."""
+
+    days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsConfig:
     """Prometheus exposition on ``host``:``port`` (``newswatch run`` serves ``/metrics``)."""
 
@@ -135,6 +143,7 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     metrics: MetricsConfig | None = None
     silences: tuple[SilenceConfig, ...] = ()
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -143,8 +152,8 @@ class Config:
         raise KeyError(name)
 
 
-_TOP_KEYS = ("state", "rules", "feeds", "receivers", "ops", "fetch", "kafka", "metrics",
-             "silences")
+_TOP_KEYS = ("state", "rules", "feeds", "archive", "receivers", "ops", "fetch", "kafka",
+             "metrics", "silences")
 
 
 def load_config(path: str | Path, *, stdin: TextIO | None = None) -> Config:
@@ -216,6 +225,7 @@ def parse_config(text: str, shown: str, *, base: Path) -> Config:
     kafka = _kafka(top, shown, issues)
     metrics = _metrics(top, shown, issues)
     silences = _silences(top, shown, issues, {f.name for f in feeds})
+    archive = _archive(top, shown, issues)
     if issues:
         raise ConfigError(issues)
     return Config(
@@ -229,6 +239,7 @@ def parse_config(text: str, shown: str, *, base: Path) -> Config:
         kafka=kafka,
         metrics=metrics,
         silences=tuple(silences),
+        archive=archive,
     )
 
 
@@ -410,6 +421,15 @@ def _redrive_after(r: MapReader) -> float:
         r.error("redrive_after must be at least 5s", r.line("redrive_after"))
         return 60.0
     return seconds
+
+
+def _archive(top: MapReader, shown: str, issues: list[Issue]) -> ArchiveConfig:
+    data = top.mapping("archive")
+    if data is None:
+        return ArchiveConfig()
+    r = MapReader(data, shown, issues, allowed=("days",), where="archive")
+    r.finish()
+    return ArchiveConfig(days=r.integer("days", default=30, minimum=0))
 
 
 def _metrics(top: MapReader, shown: str, issues: list[Issue]) -> MetricsConfig | None:

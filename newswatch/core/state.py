@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from newswatch.core.archive import SqliteArchive
 from newswatch.core.errors import StateError
 
 _SCHEMA = """
@@ -87,7 +88,22 @@ class FetchEvent:
     error: str | None
 
 
-SCHEMA_VERSION = 1  # PRAGMA user_version of a state file this version writes
+SCHEMA_VERSION = 2  # PRAGMA user_version of a state file this version writes
+
+# Version 2: the article archive (newswatch.core.archive); the body is the article's JSON,
+# zlib-compressed.
+_ARCHIVE = """
+CREATE TABLE IF NOT EXISTS archive (
+    id        TEXT PRIMARY KEY,
+    seen_at   REAL NOT NULL,
+    feed      TEXT NOT NULL,
+    language  TEXT,
+    published REAL,
+    url       TEXT NOT NULL,
+    body      BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archive_seen ON archive (seen_at, id);
+"""
 
 
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
@@ -98,6 +114,8 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
         if "story" not in columns:
             conn.execute("ALTER TABLE decisions ADD COLUMN story TEXT")
+    if version < 2:
+        conn.executescript(_ARCHIVE)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -296,6 +314,10 @@ class Database:
 
     def mapping(self, space: str) -> SqliteMapping:
         return SqliteMapping(self._conn, space)
+
+    def archive(self) -> SqliteArchive:
+        """The article archive's table (newswatch.core.archive)."""
+        return SqliteArchive(self._conn)
 
     def pragma(self, name: str) -> Any:
         """``PRAGMA name`` (or ``name = value``): its value, None for a setting."""
