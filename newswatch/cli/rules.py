@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from newswatch.cli.backtest import add_backtest
 from newswatch.cli.options import (
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -64,6 +65,7 @@ def add_commands(commands: Commands) -> None:
     test.add_argument("--json", action="store_true",
                       help="JSON out: one object, or one line per article with --articles")
     test.set_defaults(handler=test_command)
+    add_backtest(rules_commands)
 
 
 def check_command(args: argparse.Namespace, context: Context) -> int:

@@ -53,6 +53,10 @@ class ArchiveStore(Protocol):
         """Delete the items seen before ``before``; the number deleted."""
         ...
 
+    def count(self, since: float = -math.inf, until: float = math.inf) -> int:
+        """The number of items seen in [since, until)."""
+        ...
+
 
 class Archive:
     """Keeps every article handed to matching for ``days`` days (``days`` > 0), pruning
@@ -79,6 +83,10 @@ class Archive:
     def read(self, since: float, until: float = math.inf) -> Iterator[ArchivedArticle]:
         """The archived articles seen in [since, until), oldest first."""
         return self._store.read(since, until)
+
+    def count(self, since: float, until: float = math.inf) -> int:
+        """How many articles were seen in [since, until)."""
+        return self._store.count(since, until)
 
 
 def pack(article: Article) -> bytes:
@@ -141,6 +149,7 @@ class SqliteArchive:
         with self._conn.writing():
             return self._conn.run("DELETE FROM archive WHERE seen_at < ?", (before,))
 
-    def count(self) -> int:
-        return int(self._conn.rows("SELECT count(*) FROM archive")[0][0])
+    def count(self, since: float = -math.inf, until: float = math.inf) -> int:
+        return int(self._conn.rows("SELECT count(*) FROM archive WHERE seen_at >= ? AND "
+                                   "seen_at < ?", (since, until))[0][0])
 

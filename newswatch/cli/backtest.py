@@ -1,0 +1,279 @@
+"""``newswatch rules backtest``: the archived articles replayed through rule files with the
+real matcher and decide stage, nothing sent; with the difference against the rules the
+config loads when the files differ (docs/cli.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from newswatch.cli.options import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    Commands,
+    Context,
+    UsageError,
+    add_command,
+)
+from newswatch.core.archive import DAY, Archive
+from newswatch.core.config import Config, ConsoleReceiver, SlackReceiver, parse_until
+from newswatch.core.durations import parse_duration
+from newswatch.core.errors import ConfigError, Issue
+from newswatch.core.printable import one_line
+from newswatch.core.state import Database
+from newswatch.rules.matcher import Matcher
+from newswatch.rules.model import Location
+from newswatch.streams.backtest import (
+    AlertLine,
+    Backtest,
+    RuleChange,
+    RuleOutcome,
+    compare,
+    volume,
+)
+from newswatch.streams.reload import compile_rules
+from newswatch.streams.silences import SilenceStore, configured_silences
+
+FIRST_ALERTS = 5  # alerts shown per rule, as they would read
+
+
+def add_backtest(rules_commands: Commands) -> None:
+    backtest = add_command(
+        rules_commands, "backtest", help="replay the archive through rules, nothing sent",
+        description="Replay the archived articles (archive.days) through the given rule "
+                    "files with the real matcher and decide stage (dedup, stories, "
+                    "throttle, digests, silences), sending nothing; per rule: matches, "
+                    "alerts, replies, digests, alerts a day, by feed and language, the first "
+                    "alerts. When the files differ from the rules the config loads, also "
+                    "the difference: stories gained and lost per rule. Exit 0; 1 with "
+                    "--fail-over N when a rule would send more than N alerts a day.")
+    backtest.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                          help="rule files or folders (every *.yaml/*.yml below)")
+    backtest.add_argument("--since", default="7d", metavar="WHEN",
+                          help="start: a duration ago (7d, 12h) or an ISO 8601 date/time "
+                               "(UTC); default 7d")
+    backtest.add_argument("--until", default=None, metavar="WHEN",
+                          help="end, excluded: a duration ago or an ISO 8601 date/time; "
+                               "default now")
+    backtest.add_argument("--diff", action=argparse.BooleanOptionalAction, default=None,
+                          help="compare with the rules the config loads (default: when the "
+                               "files differ)")
+    backtest.add_argument("--fail-over", type=float, default=None, metavar="N",
+                          help="exit 1 when a rule would send more than N alerts a day")
+    backtest.add_argument("--json", action="store_true", help="one JSON object")
+    backtest.set_defaults(handler=backtest_command)
+
+
+def _when(text: str, now: float, option: str) -> float:
+    try:
+        return now - parse_duration(text)
+    except (ValueError, ConfigError):
+        pass
+    try:
+        return parse_until(text)
+    except ValueError:
+        raise UsageError(f"{option}: '{text}' is neither a duration (7d, 12h) nor an ISO "
+                         "8601 date/time") from None
+
+
+def backtest_command(args: argparse.Namespace, context: Context) -> int:
+    config = context.config(args)
+    now = time.time()
+    since = _when(args.since, now, "--since")
+    until = now if args.until is None else _when(args.until, now, "--until")
+    if until <= since:
+        raise UsageError("--until must be after --since")
+    if not config.archive.days:
+        raise ConfigError([Issue(str(config.path), 0, "archive.days is 0: there is no "
+                                 "archive to replay")])
+    receivers = frozenset(config.receivers)
+    edited = compile_rules(args.paths, receivers)
+    diff = args.diff
+    current: Matcher | None = None
+    if diff is not False:
+        current = compile_rules(config.rules, receivers)
+        if diff is None:
+            diff = _definitions(current) != _definitions(edited)
+    db = Database.open(config.state, readonly=True)
+    try:
+        archive = Archive(db.archive(), config.archive.days)
+        silences = _silences(config, db)
+        count = archive.count(since, until)
+        after = _replay(edited, config, silences, archive, since, until, count)
+        before = (_replay(current, config, silences, archive, since, until, count)
+                  if diff and current is not None else None)
+    finally:
+        db.close()
+    changes = (compare(before, after, _changed(current, edited))
+               if before is not None and current is not None else None)
+    if args.json:
+        print(json.dumps(_report_json(after, changes, since, until, count),
+                         ensure_ascii=False, indent=2))
+    else:
+        _print_report(after, changes, since, until, count)
+    if args.fail_over is not None:
+        loud = [o.rule_id for o in after.values()
+                if volume(o.alerts, since, until).per_day > args.fail_over]
+        if loud:
+            print(f"over {args.fail_over:g} alerts a day: {', '.join(loud)}", file=sys.stderr)
+            return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+def _silences(config: Config, db: Database) -> Any:
+    store = SilenceStore(db.mapping("silences"), configured_silences(config.silences))
+    return store.active
+
+
+def _replay(matcher: Matcher, config: Config, silences: Any, archive: Archive, since: float,
+            until: float, count: int) -> dict[str, RuleOutcome]:
+    threads = {name: isinstance(r, SlackReceiver | ConsoleReceiver)
+               for name, r in config.receivers.items()}
+    backtest = Backtest(matcher, threads, silences=silences)
+    progress = _Progress(count) if sys.stderr.isatty() else None
+    try:
+        return asyncio.run(backtest.replay(archive.read(since, until),
+                                           progress=progress))
+    finally:
+        if progress is not None:
+            progress.done()
+
+
+class _Progress:
+    """A one-line progress bar on a terminal's stderr."""
+
+    def __init__(self, total: int) -> None:
+        self.total = max(total, 1)
+        self._shown = -1
+
+    def __call__(self, done: int) -> None:
+        percent = done * 100 // self.total
+        if percent != self._shown:
+            self._shown = percent
+            bar = "#" * (percent // 4)
+            print(f"\rreplaying [{bar:<25}] {done:,}/{self.total:,}", end="", file=sys.stderr)
+
+    def done(self) -> None:
+        print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+
+
+def _definitions(matcher: Matcher) -> dict[str, object]:
+    """Rule id → its definition, wherever it is written."""
+    return {r.id: replace(r, location=Location("", 0)) for r in matcher.rules}
+
+
+def _changed(current: Matcher | None, edited: Matcher) -> list[str]:
+    if current is None:
+        return []
+    old, new = _definitions(current), _definitions(edited)
+    return [rule_id for rule_id in old.keys() & new.keys() if old[rule_id] != new[rule_id]]
+
+
+def _stamp(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _alert_json(a: AlertLine) -> dict[str, Any]:
+    return {"at": datetime.fromtimestamp(a.at, UTC).isoformat(timespec="seconds"),
+            "story": a.story, "title": a.title, "feed": a.feed, "language": a.language,
+            "url": a.url, "why": list(a.why)}
+
+
+def _outcome_json(o: RuleOutcome, since: float, until: float) -> dict[str, Any]:
+    v = volume(o.alerts, since, until)
+    feeds: dict[str, int] = {}
+    languages: dict[str, int] = {}
+    for a in o.alerts:
+        feeds[a.feed] = feeds.get(a.feed, 0) + 1
+        languages[a.language or "?"] = languages.get(a.language or "?", 0) + 1
+    return {
+        "rule": o.rule_id, "title": o.title, "matches": o.matches, "alerts": len(o.alerts),
+        "replies": o.replies, "digested": o.digested, "digests": o.digests,
+        "verdicts": dict(sorted(o.verdicts.items())),
+        "alerts_per_day": {"min": v.low, "median": v.median, "max": v.high,
+                           "mean": round(v.per_day, 2)},
+        "busiest_hour": None if v.busiest_hour is None else {
+            "at": datetime.fromtimestamp(v.busiest_hour[0], UTC).isoformat(timespec="minutes"),
+            "alerts": v.busiest_hour[1]},
+        "by_feed": dict(sorted(feeds.items())), "by_language": dict(sorted(languages.items())),
+        "first_alerts": [_alert_json(a) for a in o.alerts[:FIRST_ALERTS]],
+    }
+
+
+def _report_json(after: Mapping[str, RuleOutcome], changes: Sequence[RuleChange] | None,
+                 since: float, until: float, count: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "since": datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
+        "until": datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds"),
+        "articles": count,
+        "rules": [_outcome_json(o, since, until) for o in after.values()],
+    }
+    if changes is not None:
+        out["diff"] = [
+            {"rule": c.rule_id, "change": c.change, "summary": _summary(c, since, until),
+             "gained": [_alert_json(a) for a in c.gained],
+             "lost": [_alert_json(a) for a in c.lost]}
+            for c in changes if c.change != "same" or c.gained or c.lost]
+    return out
+
+
+def _summary(c: RuleChange, since: float, until: float) -> str:
+    days = max(1, round((until - since) / DAY))
+    old = volume(c.before.alerts, since, until).per_day if c.before else 0.0
+    new = volume(c.after.alerts, since, until).per_day if c.after else 0.0
+    what = {"added": "added", "removed": "removed", "changed": "changed", "same": "unchanged"}
+    return (f"{c.rule_id} ({what[c.change]}): +{len(c.gained)} / −{len(c.lost)} alerts over "
+            f"{days} day{'s' if days != 1 else ''}, {old:.1f} → {new:.1f} a day")
+
+
+def _print_report(after: Mapping[str, RuleOutcome], changes: Sequence[RuleChange] | None,
+                  since: float, until: float, count: int) -> None:
+    print(f"backtest: {count:,} archived article(s) from {_stamp(since)} to {_stamp(until)}, "
+          f"{len(after)} rule(s); nothing was sent")
+    for o in after.values():
+        v = volume(o.alerts, since, until)
+        print(f"\n{o.rule_id}: {one_line(o.title)}")
+        print(f"  {o.matches} match(es) · {len(o.alerts)} alert(s) · {o.replies} thread "
+              f"repl{'y' if o.replies == 1 else 'ies'} · {o.digested} digested in "
+              f"{o.digests} digest(s) · {o.verdicts.get('silenced', 0)} silenced")
+        if not o.alerts:
+            continue
+        busiest = (f"; busiest hour {_stamp(v.busiest_hour[0])} ({v.busiest_hour[1]})"
+                   if v.busiest_hour else "")
+        print(f"  alerts a day: min {v.low}, median {v.median:g}, max {v.high}{busiest}")
+        feeds = _counts(a.feed for a in o.alerts)
+        languages = _counts(a.language or "?" for a in o.alerts)
+        print(f"  by feed: {feeds} · by language: {languages}")
+        for a in o.alerts[:FIRST_ALERTS]:
+            print(f"  {_stamp(a.at)}  {one_line(a.feed)}  {one_line(a.title)[:90]}")
+            if a.why:
+                print(f"      why: {one_line('; '.join(a.why))[:160]}")
+    if changes is None:
+        return
+    print("\ndifference from the rules the config loads:")
+    shown = [c for c in changes if c.change != "same" or c.gained or c.lost]
+    if not shown:
+        print("  none: the same alerts")
+    for c in sorted(shown, key=lambda c: -(len(c.gained) + len(c.lost))):
+        print(f"  {_summary(c, since, until)}")
+        for sign, alerts in (("+", c.gained), ("−", c.lost)):
+            for a in alerts[:FIRST_ALERTS]:
+                print(f"    {sign} {_stamp(a.at)}  {one_line(a.feed)}  {one_line(a.title)[:80]}")
+                if a.why:
+                    print(f"        why: {one_line('; '.join(a.why))[:150]}")
+
+
+def _counts(values: Any) -> str:
+    counted: dict[str, int] = {}
+    for value in values:
+        counted[value] = counted.get(value, 0) + 1
+    return ", ".join(f"{one_line(k)} {n}" for k, n in sorted(counted.items(),
+                                                            key=lambda kv: -kv[1]))

@@ -1,0 +1,264 @@
+"""Rule backtest: archived articles replayed through rules with the real matcher and the
+real delivery pipeline (decide stage: dedup window, story grouping, thread replies,
+throttle, digests, silences), in memory, sending nothing (issue 17).
+
+The replay keeps the archive's clock: each article is decided at the time it was handed to
+matching (``seen_at``), and due digests are sealed before it, as the running monitor would
+have done. Receivers are stand-ins (``DryRunNotifier``) that record what they are asked to
+send and thread like the real ones (Slack and the console reply in a thread, e-mail puts
+later copies in its digest); nothing waits for pacing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from newswatch.core.archive import DAY, ArchivedArticle
+from newswatch.core.state import Decision
+from newswatch.rules.matcher import Matcher
+from newswatch.streams.alerts import Digest, Match
+from newswatch.streams.decide import story_id
+from newswatch.streams.matching import Matching
+from newswatch.streams.notifiers import Receipt
+from newswatch.streams.pacing import Pacer
+from newswatch.streams.pipeline import Pipeline
+from newswatch.streams.silences import Silence
+
+__all__ = ["AlertLine", "Backtest", "DryRunNotifier", "RuleChange", "RuleOutcome", "Volume",
+           "compare", "volume"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertLine:
+    """One alert the rules would have sent: a new story, the first time it reached any
+    receiver."""
+
+    at: float  # Unix seconds
+    rule_id: str
+    story: str
+    title: str
+    feed: str
+    language: str | None
+    url: str
+    why: tuple[str, ...]  # the evidence, one line per item (Evidence.explain)
+
+
+@dataclass
+class RuleOutcome:
+    """What one rule would have done over the replayed articles."""
+
+    rule_id: str
+    title: str
+    matches: int = 0
+    alerts: list[AlertLine] = field(default_factory=list)
+    replies: int = 0  # thread replies under an earlier alert of the same story
+    digested: int = 0  # matches that went into a digest (throttled or e-mail copies)
+    digests: int = 0  # digest messages
+    verdicts: Counter[str] = field(default_factory=Counter)  # per receiver decision
+
+    def stories(self) -> set[str]:
+        return {a.story for a in self.alerts}
+
+
+class DryRunNotifier:
+    """A receiver that records instead of sending (``Notifier``)."""
+
+    min_interval = 0.0
+
+    def __init__(self, name: str, threads: bool, sink: Backtest) -> None:
+        self.name = name
+        self.lane = f"dry-run:{name}"
+        self.threads = threads
+        self._sink = sink
+        self._sent = 0
+
+    def _receipt(self) -> Receipt:
+        self._sent += 1
+        return Receipt(self.name, f"{self.name}-{self._sent}")
+
+    async def send(self, match: Match, ident: str | None = None) -> Receipt:
+        self._sink.alerted(match)
+        return self._receipt()
+
+    async def reply(self, match: Match, parent: Receipt, ident: str | None = None) -> Receipt:
+        self._sink.outcome(match.rule_id, match.title).replies += 1
+        return self._receipt()
+
+    async def update_sources(self, parent: Receipt, match: Match, sources: int) -> None:
+        return None
+
+    async def digest(self, digest: Digest, ident: str | None = None) -> Receipt:
+        self._sink.outcome(digest.rule_id, digest.rule_title).digests += 1
+        return self._receipt()
+
+    async def find(self, ident: str, *, since: float, where: Receipt | None,
+                   in_thread: bool = False) -> Receipt | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+# The audit results of a decision itself (streams/pipeline.py): the outcome of sending is
+# logged again later, with the same verdict.
+_DECIDED = frozenset({"pending", "digest", "counted", "skipped"})
+
+
+class Backtest:
+    """Replays articles through ``matcher`` and a pipeline over in-memory state.
+
+    ``receivers``: receiver name → whether it threads (Slack, console) or not (e-mail);
+    ``silences(now)``: the silences in force at ``now`` (the config's and the stored
+    ones)."""
+
+    def __init__(self, matcher: Matcher, receivers: Mapping[str, bool], *,
+                 silences: Callable[[float], Sequence[Silence]] = lambda now: ()) -> None:
+        self._matching = Matching(lambda: matcher)
+        self._now = -math.inf
+        self._alerted: set[tuple[str, str]] = set()  # (rule, story)
+        self.outcomes: dict[str, RuleOutcome] = {
+            r.id: RuleOutcome(r.id, r.title) for r in matcher.rules}
+        notifiers = {name: DryRunNotifier(name, threads, self)
+                     for name, threads in receivers.items()}
+        self._pipeline = Pipeline(
+            notifiers=notifiers, state={}, dlq={}, audit=self, silences=silences,
+            clock=self._clock, sleep=_no_wait,
+            pacer=Pacer(clock=self._clock, sleep=_no_wait), inline=True)
+
+    def _clock(self) -> float:
+        return self._now
+
+    def outcome(self, rule_id: str, title: str) -> RuleOutcome:
+        found = self.outcomes.get(rule_id)
+        if found is None:
+            found = self.outcomes[rule_id] = RuleOutcome(rule_id, title)
+        return found
+
+    # the pipeline's DecisionLog
+    def log_decision(self, d: Decision) -> None:
+        if d.result not in _DECIDED:
+            return  # the line a send adds to the audit trail, after the decision's own
+        outcome = self.outcome(d.rule_id, d.title)
+        outcome.verdicts[d.verdict] += 1
+        if d.result == "digest":
+            outcome.digested += 1
+
+    def alerted(self, match: Match) -> None:
+        """A receiver was sent a new alert; the first receiver's counts for the story."""
+        story = story_id(match)
+        if (match.rule_id, story) in self._alerted:
+            return
+        self._alerted.add((match.rule_id, story))
+        a = match.article
+        self.outcome(match.rule_id, match.title).alerts.append(AlertLine(
+            at=self._now, rule_id=match.rule_id, story=story, title=a.title, feed=a.feed,
+            language=a.language, url=a.url or a.id,
+            why=tuple(e.explain() for e in match.evidence)))
+
+    async def replay(self, articles: Iterable[ArchivedArticle],
+                     progress: Callable[[int], None] | None = None) -> dict[str, RuleOutcome]:
+        """Match and decide every article at its ``seen_at``, then seal what digests are
+        left; the outcome of every rule (those that never matched included). The delivery
+        stage's own log lines are held back meanwhile: nothing is sent."""
+        delivery = logging.getLogger("newswatch.delivery")
+        level = delivery.level
+        delivery.setLevel(logging.WARNING)
+        try:
+            return await self._replay(articles, progress)
+        finally:
+            delivery.setLevel(level)
+
+    async def _replay(self, articles: Iterable[ArchivedArticle],
+                      progress: Callable[[int], None] | None) -> dict[str, RuleOutcome]:
+        for count, item in enumerate(articles, 1):
+            self._now = max(self._now, item.seen_at)
+            await self._pipeline.flush_digests()
+            for match in self._matching(item.article):
+                self.outcome(match.rule_id, match.title).matches += 1
+                await self._pipeline.deliver(match)
+            if progress is not None:
+                progress(count)
+        while (due := self._pipeline.next_digest_due()) is not None:
+            self._now = max(self._now, due)
+            if not await self._pipeline.flush_digests():
+                break
+        return self.outcomes
+
+
+async def _no_wait(seconds: float) -> None:
+    return None
+
+
+def to_json(outcome: RuleOutcome) -> dict[str, Any]:
+    return {
+        "rule": outcome.rule_id, "title": outcome.title, "matches": outcome.matches,
+        "alerts": len(outcome.alerts), "replies": outcome.replies,
+        "digested": outcome.digested, "digests": outcome.digests,
+        "verdicts": dict(sorted(outcome.verdicts.items())),
+    }
+
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """Alerts per day over the replayed span (whole days counted from its start): total,
+    min, median, max, and the busiest hour (Unix seconds of its start and its alert
+    count; None without alerts)."""
+
+    days: int
+    total: int
+    low: int
+    median: float
+    high: int
+    busiest_hour: tuple[float, int] | None
+
+    @property
+    def per_day(self) -> float:
+        return self.total / self.days if self.days else 0.0
+
+
+def volume(alerts: Sequence[AlertLine], since: float, until: float) -> Volume:
+    days = max(1, math.ceil((until - since) / DAY))
+    per_day = Counter(min(days - 1, int((a.at - since) // DAY)) for a in alerts)
+    counts = sorted(per_day.get(d, 0) for d in range(days))
+    middle = len(counts) // 2
+    median = counts[middle] if len(counts) % 2 else (counts[middle - 1] + counts[middle]) / 2
+    hours = Counter(a.at // 3600 * 3600 for a in alerts)
+    busiest = max(hours.items(), key=lambda kv: (kv[1], -kv[0])) if hours else None
+    return Volume(days, len(alerts), counts[0], float(median), counts[-1], busiest)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleChange:
+    """One rule between the rules in force and the edited ones: ``added``, ``removed``,
+    ``changed`` or ``same``, with the alerts (new stories) the edit gains and loses."""
+
+    rule_id: str
+    change: str
+    before: RuleOutcome | None
+    after: RuleOutcome | None
+    gained: tuple[AlertLine, ...]
+    lost: tuple[AlertLine, ...]
+
+
+def compare(before: Mapping[str, RuleOutcome], after: Mapping[str, RuleOutcome],
+            changed: Iterable[str]) -> list[RuleChange]:
+    """The rule-by-rule difference of two replays of the same articles; ``changed``: the
+    ids of rules present in both whose definition differs."""
+    edited = set(changed)
+    out = []
+    for rule_id in sorted(before.keys() | after.keys()):
+        old, new = before.get(rule_id), after.get(rule_id)
+        old_stories = old.stories() if old else set()
+        new_stories = new.stories() if new else set()
+        gained = tuple(a for a in (new.alerts if new else []) if a.story not in old_stories)
+        lost = tuple(a for a in (old.alerts if old else []) if a.story not in new_stories)
+        kind = ("added" if old is None else "removed" if new is None
+                else "changed" if rule_id in edited else "same")
+        out.append(RuleChange(rule_id, kind, old, new, gained, lost))
+    return out
