@@ -21,14 +21,14 @@ import sys
 from collections.abc import Sequence
 
 from newswatch import __version__
-from newswatch.cli import completion, config, delivery, kafka, rules, run, status
+from newswatch.cli import completion, config, delivery, kafka, rules, run, search, status
 from newswatch.cli.options import EXIT_USAGE, Context, global_options
 from newswatch.core.errors import NewswatchError
 from newswatch.core.logs import setup_logging
 
 __all__ = ["build_parser", "main"]
 
-GROUPS = (run, status, rules, kafka, delivery, config)
+GROUPS = (run, status, rules, search, kafka, delivery, config)
 LONG_RUNNING = ("run", "poll", "worker")
 
 

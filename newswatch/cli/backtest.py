@@ -72,7 +72,9 @@ def add_backtest(rules_commands: Commands) -> None:
     backtest.set_defaults(handler=backtest_command)
 
 
-def _when(text: str, now: float, option: str) -> float:
+def when(text: str, now: float, option: str) -> float:
+    """Unix time of ``text``: a duration before ``now`` (7d, 12h) or an ISO 8601 date or
+    date-time (UTC unless it says otherwise); UsageError naming ``option`` otherwise."""
     try:
         return now - parse_duration(text)
     except (ValueError, ConfigError):
@@ -87,8 +89,8 @@ def _when(text: str, now: float, option: str) -> float:
 def backtest_command(args: argparse.Namespace, context: Context) -> int:
     config = context.config(args)
     now = time.time()
-    since = _when(args.since, now, "--since")
-    until = now if args.until is None else _when(args.until, now, "--until")
+    since = when(args.since, now, "--since")
+    until = now if args.until is None else when(args.until, now, "--until")
     if until <= since:
         raise UsageError("--until must be after --since")
     if not config.archive.days:
