@@ -15,12 +15,14 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from newswatch.core.archive import DAY, ArchivedArticle
+from newswatch.core.config import Config, ConsoleReceiver, SlackReceiver
 from newswatch.core.state import Decision
 from newswatch.rules.matcher import Matcher
+from newswatch.rules.model import Location, Rule
 from newswatch.streams.alerts import Digest, Match
 from newswatch.streams.decide import story_id
 from newswatch.streams.matching import Matching
@@ -30,7 +32,8 @@ from newswatch.streams.pipeline import Pipeline
 from newswatch.streams.silences import Silence
 
 __all__ = ["AlertLine", "Backtest", "DryRunNotifier", "RuleChange", "RuleOutcome", "Volume",
-           "compare", "volume"]
+           "changed_rules", "compare", "definitions", "difference", "notable", "stand_ins",
+           "summary_line", "volume"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,3 +265,58 @@ def compare(before: Mapping[str, RuleOutcome], after: Mapping[str, RuleOutcome],
                 else "changed" if rule_id in edited else "same")
         out.append(RuleChange(rule_id, kind, old, new, gained, lost))
     return out
+
+
+def definitions(matcher: Matcher) -> dict[str, Rule]:
+    """Rule id → its definition, wherever it is written (the location left out)."""
+    return {r.id: replace(r, location=Location("", 0)) for r in matcher.rules}
+
+
+def changed_rules(before: Matcher, after: Matcher) -> list[str]:
+    """Ids of the rules in both whose definition differs."""
+    old, new = definitions(before), definitions(after)
+    return sorted(rule_id for rule_id in old.keys() & new.keys() if old[rule_id] != new[rule_id])
+
+
+def summary_line(change: RuleChange, since: float, until: float) -> str:
+    """``rule (changed): +12 / −3 alerts over 7 days, 1.7 → 3.4 a day``."""
+    days = max(1, round((until - since) / DAY))
+    old = volume(change.before.alerts, since, until).per_day if change.before else 0.0
+    new = volume(change.after.alerts, since, until).per_day if change.after else 0.0
+    what = {"added": "added", "removed": "removed", "changed": "changed", "same": "unchanged"}
+    return (f"{change.rule_id} ({what[change.change]}): +{len(change.gained)} / "
+            f"−{len(change.lost)} alerts over {days} day{'s' if days != 1 else ''}, "
+            f"{old:.1f} → {new:.1f} a day")
+
+
+def notable(changes: Sequence[RuleChange]) -> list[RuleChange]:
+    """The changes worth a line (a rule added, removed, or sending other alerts), those
+    whose volume at least doubles or halves first, then by alerts gained and lost."""
+    shown = [c for c in changes if c.change != "same" or c.gained or c.lost]
+
+    def doubled(c: RuleChange) -> bool:
+        old = len(c.before.alerts) if c.before else 0
+        new = len(c.after.alerts) if c.after else 0
+        return max(old, new) >= 2 * min(old, new) and old != new
+
+    return sorted(shown, key=lambda c: (not doubled(c), -(len(c.gained) + len(c.lost)),
+                                        c.rule_id))
+
+
+async def difference(before: Matcher, after: Matcher,
+                     articles: Callable[[], Iterable[ArchivedArticle]],
+                     receivers: Mapping[str, bool],
+                     silences: Callable[[float], Sequence[Silence]] = lambda now: (),
+                     ) -> list[RuleChange]:
+    """Both rule sets replayed over ``articles()`` (called once per replay), compared."""
+    old = await Backtest(before, receivers, silences=silences).replay(articles())
+    new = await Backtest(after, receivers, silences=silences).replay(articles())
+    return compare(old, new, changed_rules(before, after))
+
+
+def stand_ins(config: Config) -> dict[str, bool]:
+    """Receiver name → whether it threads, as its channel does (``Notifier.threads``:
+    Slack and the console reply in a thread, e-mail does not); without importing the
+    channels and their network stack. tests/test_backtest.py checks they agree."""
+    return {name: isinstance(r, SlackReceiver | ConsoleReceiver)
+            for name, r in config.receivers.items()}

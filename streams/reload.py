@@ -7,7 +7,9 @@ Every ``interval`` seconds the rule files' fingerprint (paths, sizes, mtimes) is
 with the loaded one. A change is loaded only once the files have been quiet for ``settle``
 seconds, so an editor's half-written save is never loaded. A rule set that fails to load,
 validate or pass its examples leaves the last good one in force; the problem is logged,
-stored for ``newswatch status`` and handed to ``on_rejected`` (which notifies ops).
+stored for ``newswatch status`` and handed to ``on_rejected`` (which notifies ops). A rule
+set that loads is handed with the previous one to ``on_reloaded``, whose summary of the
+difference (the alerts each rule would have sent over the last day) is stored too.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class RuleReloader:
         build: Callable[[], Matcher],
         status: MutableMapping[str, Any],
         on_rejected: Callable[[str], Awaitable[None]] | None = None,
+        on_reloaded: Callable[[Matcher, Matcher], Awaitable[str | None]] | None = None,
         interval: float = 0.25,
         settle: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -89,6 +92,7 @@ class RuleReloader:
         self._build = build
         self._status = status
         self._on_rejected = on_rejected
+        self._on_reloaded = on_reloaded
         self._interval = interval
         self._settle = settle
         self._clock = clock
@@ -103,7 +107,7 @@ class RuleReloader:
         now = self._wall()
         if error is None:
             state.update(rules=len(self.current.rules), loaded_at=now, error=None,
-                         error_at=None)
+                         error_at=None, difference=None)
         else:
             state.update(error=error, error_at=now)
         self._status["rules"] = state
@@ -138,11 +142,21 @@ class RuleReloader:
             await self._reject(seen, f"cannot load the rule files: {type(error).__name__}: "
                                      f"{error}")
             return False
-        self.current = matcher
+        previous, self.current = self.current, matcher
         self._loaded = seen
         self._rejected = None
         self._record(error=None)
         log.info("rules reloaded: %d rule(s)", len(matcher.rules))
+        if self._on_reloaded is not None:
+            try:
+                summary = await self._on_reloaded(previous, matcher)
+            except Exception:  # the new rules are in force; only the report is missing
+                log.exception("the difference the reload makes could not be computed")
+            else:
+                if summary is not None:
+                    state = dict(self._status.get("rules", {}))
+                    state.update(difference=summary)
+                    self._status["rules"] = state
         return True
 
     async def _reject(self, version: object, text: str) -> None:

@@ -60,7 +60,8 @@ def archive_a_week(state: Path) -> float:
         archive.keep([Article(id="dz-1", feed="outlet1", title=ALGERIA[0],
                               url="https://outlet1.example/alger", content=ALGERIA[1],
                               language="fr")])
-        clock[0] = (now - 2 * DAY) // 3600 * 3600 + 60  # 25 minutes of one clock hour
+        # 25 minutes of one clock hour, half a day from either end of its day of the replay
+        clock[0] = (now - 2.5 * DAY) // 3600 * 3600 + 60
         for n in range(25):
             archive.keep([Article(id=f"zq{n}", feed="wire", title=f"zircon {distinct_title(n)}",
                                   url=f"https://wire.example/zq{n}", language="en")])
@@ -148,6 +149,20 @@ def test_fail_over_exits_1_when_a_rule_would_send_too_many_alerts_a_day(tmp_path
     assert done.stderr.splitlines()[-1] == "over 2 alerts a day: zircon-watch"
     done = newswatch("rules", "backtest", str(edited), "--config", str(config),
                      "--since", "1d", "--fail-over", "2", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr  # the zircon hour is 2 days old
+    assert done.returncode == 0, done.stderr  # the zircon hour is 2.5 days old
     assert json.loads(newswatch("rules", "backtest", str(edited), "--config", str(config),
                                 "--since", "1d", "--json", cwd=tmp_path).stdout)["articles"] == 0
+
+
+def test_the_stand_in_receivers_thread_like_the_real_ones(tmp_path: Path) -> None:
+    from newswatch.core.config import parse_config
+    from newswatch.streams.backtest import stand_ins
+    from newswatch.streams.receivers import build_notifiers
+
+    config = parse_config(
+        "rules: []\nreceivers:\n  desk:\n    slack:\n      channel: '#desk'\n"
+        "  mail:\n    email:\n      to: [a@example.org]\n      from: b@example.org\n"
+        "      host: 127.0.0.1\n  terminal:\n    console: {}\n", "config.yaml", base=tmp_path)
+    real = build_notifiers(config, {"SLACK_BOT_TOKEN": "xoxb-test"})
+    assert stand_ins(config) == {name: n.threads for name, n in real.items()}
+    assert stand_ins(config) == {"desk": True, "mail": False, "terminal": True}

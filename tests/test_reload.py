@@ -146,7 +146,9 @@ async def test_running_monitor_reloads_rejects_and_stops_gracefully(
     rules.write_text(GOOD.replace("countries: [MA]", "countries: [MA]\n    notify: [desk]"),
                      encoding="utf-8")
     async with FeedServer() as feeds:
-        feeds.serve("/a.xml", rss([{"title": "Rien", "link": "https://x.example/1"}]))
+        feeds.serve("/a.xml", rss([{"title": "Rien", "link": "https://x.example/1"},
+                                   {"title": "L'Algérie et Washington signent un accord",
+                                    "link": "https://x.example/2"}]))
         config = tmp_path / "config.yaml"
         config.write_text(
             f"rules: [rules.yaml]\nfeeds:\n  - name: a\n    url: {feeds.url('/a.xml')}\n"
@@ -155,22 +157,30 @@ async def test_running_monitor_reloads_rejects_and_stops_gracefully(
             f"fetch:\n  allow: ['{feeds.allow}']\n", encoding="utf-8")
         proc, stderr = await start_monitor(config)
         try:
+            await read_until(stderr, "2 new article(s) handed on", 30)  # archived
             edited = OTHER.replace("countries: [DZ]", "countries: [DZ]\n    notify: [desk]")
             rules.write_text(edited, encoding="utf-8")
             await read_until(stderr, "rules reloaded: 1 rule(s)", 5)
+            # issue 17: the last 24 h replayed with the new rules, one notice to ops
+            await slack_api.wait_for_calls(1, timeout=30)
+            notice = str(slack_api.calls_to("chat.postMessage")[0].payload)
+            assert "Rules reloaded" in notice
+            assert "b (added): +1 / −0 alerts over 1 day, 0.0 → 1.0 a day" in notice
+            assert "a (removed): +0 / −0 alerts" in notice
 
             rules.write_text(BROKEN, encoding="utf-8")
             await read_until(stderr, "rule reload rejected", 5)
-            await slack_api.wait_for_calls(1, timeout=10)
+            await slack_api.wait_for_calls(2, timeout=10)
             posted = slack_api.calls_to("chat.postMessage")
-            assert len(posted) == 1
-            assert "Rule reload rejected" in str(posted[0].payload)
+            assert len(posted) == 2
+            assert "Rule reload rejected" in str(posted[1].payload)
 
             status = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "newswatch", "status", "--config", str(config),
                 stdout=asyncio.subprocess.PIPE)
             out, _ = await status.communicate()
             assert "REJECTED" in out.decode() and "rules.yaml:4" in out.decode()
+            assert "b (added): +1 / −0 alerts over 1 day" in out.decode()
         finally:
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(proc.wait(), timeout=30)

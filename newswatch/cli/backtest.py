@@ -10,7 +10,6 @@ import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,20 +22,24 @@ from newswatch.cli.options import (
     UsageError,
     add_command,
 )
-from newswatch.core.archive import DAY, Archive
-from newswatch.core.config import Config, ConsoleReceiver, SlackReceiver, parse_until
+from newswatch.core.archive import Archive
+from newswatch.core.config import Config, parse_until
 from newswatch.core.durations import parse_duration
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.printable import one_line
 from newswatch.core.state import Database
 from newswatch.rules.matcher import Matcher
-from newswatch.rules.model import Location
 from newswatch.streams.backtest import (
     AlertLine,
     Backtest,
     RuleChange,
     RuleOutcome,
+    changed_rules,
     compare,
+    definitions,
+    notable,
+    stand_ins,
+    summary_line,
     volume,
 )
 from newswatch.streams.reload import compile_rules
@@ -103,7 +106,7 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
     if diff is not False:
         current = compile_rules(config.rules, receivers)
         if diff is None:
-            diff = _definitions(current) != _definitions(edited)
+            diff = definitions(current) != definitions(edited)
     db = Database.open(config.state, readonly=True)
     try:
         archive = Archive(db.archive(), config.archive.days)
@@ -114,7 +117,7 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
                   if diff and current is not None else None)
     finally:
         db.close()
-    changes = (compare(before, after, _changed(current, edited))
+    changes = (compare(before, after, changed_rules(current, edited))
                if before is not None and current is not None else None)
     if args.json:
         print(json.dumps(_report_json(after, changes, since, until, count),
@@ -137,9 +140,7 @@ def _silences(config: Config, db: Database) -> Any:
 
 def _replay(matcher: Matcher, config: Config, silences: Any, archive: Archive, since: float,
             until: float, count: int) -> dict[str, RuleOutcome]:
-    threads = {name: isinstance(r, SlackReceiver | ConsoleReceiver)
-               for name, r in config.receivers.items()}
-    backtest = Backtest(matcher, threads, silences=silences)
+    backtest = Backtest(matcher, stand_ins(config), silences=silences)
     progress = _Progress(count) if sys.stderr.isatty() else None
     try:
         return asyncio.run(backtest.replay(archive.read(since, until),
@@ -165,18 +166,6 @@ class _Progress:
 
     def done(self) -> None:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
-
-
-def _definitions(matcher: Matcher) -> dict[str, object]:
-    """Rule id → its definition, wherever it is written."""
-    return {r.id: replace(r, location=Location("", 0)) for r in matcher.rules}
-
-
-def _changed(current: Matcher | None, edited: Matcher) -> list[str]:
-    if current is None:
-        return []
-    old, new = _definitions(current), _definitions(edited)
-    return [rule_id for rule_id in old.keys() & new.keys() if old[rule_id] != new[rule_id]]
 
 
 def _stamp(at: float) -> str:
@@ -220,20 +209,11 @@ def _report_json(after: Mapping[str, RuleOutcome], changes: Sequence[RuleChange]
     }
     if changes is not None:
         out["diff"] = [
-            {"rule": c.rule_id, "change": c.change, "summary": _summary(c, since, until),
+            {"rule": c.rule_id, "change": c.change, "summary": summary_line(c, since, until),
              "gained": [_alert_json(a) for a in c.gained],
              "lost": [_alert_json(a) for a in c.lost]}
-            for c in changes if c.change != "same" or c.gained or c.lost]
+            for c in notable(changes)]
     return out
-
-
-def _summary(c: RuleChange, since: float, until: float) -> str:
-    days = max(1, round((until - since) / DAY))
-    old = volume(c.before.alerts, since, until).per_day if c.before else 0.0
-    new = volume(c.after.alerts, since, until).per_day if c.after else 0.0
-    what = {"added": "added", "removed": "removed", "changed": "changed", "same": "unchanged"}
-    return (f"{c.rule_id} ({what[c.change]}): +{len(c.gained)} / −{len(c.lost)} alerts over "
-            f"{days} day{'s' if days != 1 else ''}, {old:.1f} → {new:.1f} a day")
 
 
 def _print_report(after: Mapping[str, RuleOutcome], changes: Sequence[RuleChange] | None,
@@ -261,11 +241,11 @@ def _print_report(after: Mapping[str, RuleOutcome], changes: Sequence[RuleChange
     if changes is None:
         return
     print("\ndifference from the rules the config loads:")
-    shown = [c for c in changes if c.change != "same" or c.gained or c.lost]
+    shown = notable(changes)
     if not shown:
         print("  none: the same alerts")
-    for c in sorted(shown, key=lambda c: -(len(c.gained) + len(c.lost))):
-        print(f"  {_summary(c, since, until)}")
+    for c in shown:
+        print(f"  {summary_line(c, since, until)}")
         for sign, alerts in (("+", c.gained), ("−", c.lost)):
             for a in alerts[:FIRST_ALERTS]:
                 print(f"    {sign} {_stamp(a.at)}  {one_line(a.feed)}  {one_line(a.title)[:80]}")

@@ -219,6 +219,9 @@ def _print_rules_state(rules_state: dict[str, Any]) -> None:
     if not rules_state:
         return
     print(f"rules: {rules_state.get('rules')} loaded at {_iso(rules_state.get('loaded_at'))}")
+    if rules_state.get("difference"):
+        print("the last reload, replayed over the last 24 h of archived articles:")
+        print("  " + printable(str(rules_state["difference"])).replace("\n", "\n  "))
     if rules_state.get("error"):
         print(f"last rule reload REJECTED at {_iso(rules_state.get('error_at'))} "
               "(previous rules in force):")
