@@ -333,3 +333,29 @@ def test_a_feed_gets_one_reply_per_story_and_a_story_at_most_ten() -> None:
     assert replies == MAX_THREAD_REPLIES == 10
     assert "10 replies already in the thread" in routes[0].verdict.reason
     assert routes[0].action == "update" and state.stories[0].sources == 215
+
+
+def test_simhash_is_the_majority_of_each_bit_over_the_shingle_hashes() -> None:
+    """The column-counting SimHash against the definition written the slow way, on word
+    lists with many ties (a small vocabulary) and Arabic words."""
+    import hashlib
+    import random
+
+    from newswatch.streams.decide import simhash
+
+    def by_definition(words: list[str]) -> int | None:
+        if len(words) < 15:
+            return None
+        weights = [0] * 64
+        for i in range(len(words) - 2):
+            shingle = " ".join(words[i: i + 3]).encode()
+            h = int.from_bytes(hashlib.blake2b(shingle, digest_size=8).digest(), "big")
+            for bit in range(64):
+                weights[bit] += 1 if h >> bit & 1 else -1
+        return sum(1 << bit for bit in range(64) if weights[bit] > 0)
+
+    rng = random.Random(5)
+    vocabulary = ["maroc", "accord", "militaire", "الجزائر", "états", "unis", "a", "b"]
+    for _ in range(500):
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(10, 70))]
+        assert simhash(words) == by_definition(words), words
