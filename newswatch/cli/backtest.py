@@ -21,10 +21,10 @@ from newswatch.cli.options import (
     Context,
     UsageError,
     add_command,
+    when,
 )
 from newswatch.core.archive import Archive
-from newswatch.core.config import Config, parse_until
-from newswatch.core.durations import parse_duration
+from newswatch.core.config import Config
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.printable import one_line
 from newswatch.core.state import Database
@@ -73,20 +73,6 @@ def add_backtest(rules_commands: Commands) -> None:
                           help="exit 1 when a rule would send more than N alerts a day")
     backtest.add_argument("--json", action="store_true", help="one JSON object")
     backtest.set_defaults(handler=backtest_command)
-
-
-def when(text: str, now: float, option: str) -> float:
-    """Unix time of ``text``: a duration before ``now`` (7d, 12h) or an ISO 8601 date or
-    date-time (UTC unless it says otherwise); UsageError naming ``option`` otherwise."""
-    try:
-        return now - parse_duration(text)
-    except (ValueError, ConfigError):
-        pass
-    try:
-        return parse_until(text)
-    except ValueError:
-        raise UsageError(f"{option}: '{text}' is neither a duration (7d, 12h) nor an ISO "
-                         "8601 date/time") from None
 
 
 def backtest_command(args: argparse.Namespace, context: Context) -> int:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, TypeAlias
 
-from newswatch.core.config import Config, load_config
-from newswatch.core.errors import NewswatchError
+from newswatch.core.config import Config, load_config, parse_until
+from newswatch.core.durations import parse_duration
+from newswatch.core.errors import ConfigError, NewswatchError
 from newswatch.core.rulefiles import STDIN
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -123,3 +124,17 @@ class Context:
     def config(self, args: argparse.Namespace) -> Config:
         """The command's loaded config; UsageError without one, ConfigError when invalid."""
         return load_config(self.require_config_path(args), stdin=self.stdin)
+
+
+def when(text: str, now: float, option: str) -> float:
+    """Unix time of ``text``: a duration before ``now`` (7d, 12h) or an ISO 8601 date or
+    date-time (UTC unless it says otherwise); UsageError naming ``option`` otherwise."""
+    try:
+        return now - parse_duration(text)
+    except (ValueError, ConfigError):
+        pass
+    try:
+        return parse_until(text)
+    except ValueError:
+        raise UsageError(f"{option}: '{text}' is neither a duration (7d, 12h) nor an ISO "
+                         "8601 date/time") from None

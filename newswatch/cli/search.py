@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from newswatch.cli.options import EXIT_OK, Commands, Context, UsageError, add_command
+from newswatch.cli.options import EXIT_OK, Commands, Context, UsageError, add_command, when
 from newswatch.core.archive import Archive, ArchivedArticle
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.printable import one_line
@@ -56,8 +56,6 @@ def query_matcher(query: str) -> Matcher:
 
 
 def search_command(args: argparse.Namespace, context: Context) -> int:
-    from newswatch.cli.backtest import when  # the same --since reading
-
     if not 1 <= args.limit <= 10_000:
         raise UsageError("--limit must be between 1 and 10,000")
     config = context.config(args)
