@@ -16,7 +16,6 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from newswatch.core.archive import DAY, ArchivedArticle
 from newswatch.core.config import Config, ConsoleReceiver, SlackReceiver
@@ -195,16 +194,6 @@ class Backtest:
 
 async def _no_wait(seconds: float) -> None:
     return None
-
-
-def to_json(outcome: RuleOutcome) -> dict[str, Any]:
-    return {
-        "rule": outcome.rule_id, "title": outcome.title, "matches": outcome.matches,
-        "alerts": len(outcome.alerts), "replies": outcome.replies,
-        "digested": outcome.digested, "digests": outcome.digests,
-        "verdicts": dict(sorted(outcome.verdicts.items())),
-    }
-
 
 
 @dataclass(frozen=True, slots=True)

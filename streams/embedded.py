@@ -25,7 +25,7 @@ from newswatch.streams.matching import Matching, MatchMetrics
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pipeline import DecisionLog, Pipeline
 from newswatch.streams.runtime import Runtime
-from newswatch.streams.silences import SilenceStore, configured_silences
+from newswatch.streams.silences import SilenceStore
 
 log = logging.getLogger("newswatch.embedded")
 
@@ -42,7 +42,7 @@ def make_pipeline(
     use it: the config's silences plus those stored by ``silence add``, the dedup state,
     the DLQ and the decision log (``audit`` replaces ``db`` as the log: ``run`` passes a
     metered one)."""
-    silences = SilenceStore(db.mapping("silences"), configured_silences(config.silences))
+    silences = SilenceStore.of(config, db)
     return Pipeline(
         notifiers=notifiers, state=db.mapping("rules"), dlq=db.mapping("dlq"),
         audit=audit if audit is not None else db, silences=silences.active,

@@ -22,7 +22,8 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from newswatch.core.config import SilenceConfig
+from newswatch.core.config import Config, SilenceConfig
+from newswatch.core.state import Database
 from newswatch.rules.text import normalize
 from newswatch.streams.alerts import Match
 
@@ -179,6 +180,11 @@ class SilenceStore:
     ) -> None:
         self._stored = stored
         self._configured = tuple(configured)
+
+    @classmethod
+    def of(cls, config: Config, db: Database) -> SilenceStore:
+        """The config's silences and those stored in the state file."""
+        return cls(db.mapping("silences"), configured_silences(config.silences))
 
     def all(self) -> list[Silence]:
         """Every silence, config first, then stored ones by creation time."""

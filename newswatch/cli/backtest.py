@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,13 @@ from newswatch.cli.options import (
     Context,
     UsageError,
     add_command,
+    add_since,
+    open_archive,
     when,
 )
 from newswatch.core.archive import Archive
 from newswatch.core.config import Config
-from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.printable import one_line
-from newswatch.core.state import Database
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.backtest import (
     AlertLine,
@@ -43,7 +43,7 @@ from newswatch.streams.backtest import (
     volume,
 )
 from newswatch.streams.reload import compile_rules
-from newswatch.streams.silences import SilenceStore, configured_silences
+from newswatch.streams.silences import Silence, SilenceStore
 
 FIRST_ALERTS = 5  # alerts shown per rule, as they would read
 
@@ -60,9 +60,7 @@ def add_backtest(rules_commands: Commands) -> None:
                     "--fail-over N when a rule would send more than N alerts a day.")
     backtest.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                           help="rule files or folders (every *.yaml/*.yml below)")
-    backtest.add_argument("--since", default="7d", metavar="WHEN",
-                          help="start: a duration ago (7d, 12h) or an ISO 8601 date/time "
-                               "(UTC); default 7d")
+    add_since(backtest, "7d")
     backtest.add_argument("--until", default=None, metavar="WHEN",
                           help="end, excluded: a duration ago or an ISO 8601 date/time; "
                                "default now")
@@ -82,9 +80,6 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
     until = now if args.until is None else when(args.until, now, "--until")
     if until <= since:
         raise UsageError("--until must be after --since")
-    if not config.archive.days:
-        raise ConfigError([Issue(str(config.path), 0, "archive.days is 0: there is no "
-                                 "archive to replay")])
     receivers = frozenset(config.receivers)
     edited = compile_rules(args.paths, receivers)
     diff = args.diff
@@ -93,16 +88,12 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
         current = compile_rules(config.rules, receivers)
         if diff is None:
             diff = definitions(current) != definitions(edited)
-    db = Database.open(config.state, readonly=True)
-    try:
-        archive = Archive(db.archive(), config.archive.days)
-        silences = _silences(config, db)
+    with open_archive(config, "replay") as (archive, db):
+        silences = SilenceStore.of(config, db).active
         count = archive.count(since, until)
         after = _replay(edited, config, silences, archive, since, until, count)
         before = (_replay(current, config, silences, archive, since, until, count)
                   if diff and current is not None else None)
-    finally:
-        db.close()
     changes = (compare(before, after, changed_rules(current, edited))
                if before is not None and current is not None else None)
     if args.json:
@@ -119,13 +110,9 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
-def _silences(config: Config, db: Database) -> Any:
-    store = SilenceStore(db.mapping("silences"), configured_silences(config.silences))
-    return store.active
-
-
-def _replay(matcher: Matcher, config: Config, silences: Any, archive: Archive, since: float,
-            until: float, count: int) -> dict[str, RuleOutcome]:
+def _replay(matcher: Matcher, config: Config, silences: Callable[[float], Sequence[Silence]],
+            archive: Archive, since: float, until: float, count: int
+            ) -> dict[str, RuleOutcome]:
     backtest = Backtest(matcher, stand_ins(config), silences=silences)
     progress = _Progress(count) if sys.stderr.isatty() else None
     try:

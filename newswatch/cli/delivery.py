@@ -33,7 +33,7 @@ from newswatch.core.durations import parse_duration
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.printable import one_line
 from newswatch.core.state import Database, RuntimeLock
-from newswatch.streams.silences import SilenceStore, configured_silences, new_silence
+from newswatch.streams.silences import SilenceStore, new_silence
 
 T = TypeVar("T")
 KAFKA_DLQ_HELP = "the Kafka runtime's dead letters and poison events, not the SQLite state"
@@ -93,7 +93,7 @@ def _open_state(args: argparse.Namespace, context: Context) -> tuple[Config, Dat
 
 
 def _silences(db: Database, config: Config) -> SilenceStore:
-    return SilenceStore(db.mapping("silences"), configured_silences(config.silences))
+    return SilenceStore.of(config, db)
 
 
 # ---------------------------------------------------------------------------- silences

@@ -15,15 +15,18 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, TypeAlias
 
+from newswatch.core.archive import Archive
 from newswatch.core.config import Config, load_config, parse_until
 from newswatch.core.durations import parse_duration
-from newswatch.core.errors import ConfigError, NewswatchError
+from newswatch.core.errors import ConfigError, Issue, NewswatchError
 from newswatch.core.rulefiles import STDIN
+from newswatch.core.state import Database
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 CONFIG_VARIABLE = "NEWSWATCH_CONFIG"
@@ -138,3 +141,24 @@ def when(text: str, now: float, option: str) -> float:
     except ValueError:
         raise UsageError(f"{option}: '{text}' is neither a duration (7d, 12h) nor an ISO "
                          "8601 date/time") from None
+
+
+def add_since(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--since WHEN`` (read with ``when``)."""
+    parser.add_argument("--since", default=default, metavar="WHEN",
+                        help=f"start: a duration ago (7d, 12h) or an ISO 8601 date/time (UTC); "
+                             f"default {default}")
+
+
+@contextmanager
+def open_archive(config: Config, doing: str) -> Iterator[tuple[Archive, Database]]:
+    """The article archive of ``config``'s state, read-only, and the state it is in
+    (closed on exit); ConfigError when ``archive.days`` is 0 (nothing to ``doing``)."""
+    if not config.archive.days:
+        raise ConfigError([Issue(str(config.path), 0, f"archive.days is 0: there is no "
+                                 f"archive to {doing}")])
+    db = Database.open(config.state, readonly=True)
+    try:
+        yield Archive(db.archive(), config.archive.days), db
+    finally:
+        db.close()

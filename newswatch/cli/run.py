@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from newswatch.cli.options import EXIT_OK, Commands, Context, add_command
+from newswatch.cli.options import EXIT_OK, Commands, Context, add_command, open_archive
 from newswatch.cli.serving import new_metrics, serve_health, settle_heap, stop_on_signals
 from newswatch.core import health_http
 from newswatch.core.archive import DAY, Archive
@@ -27,7 +27,7 @@ from newswatch.streams.backtest import difference, notable, stand_ins, summary_l
 from newswatch.streams.notices import ops_notice, rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
 from newswatch.streams.runtime import Runtime
-from newswatch.streams.silences import SilenceStore, configured_silences
+from newswatch.streams.silences import SilenceStore
 
 log = logging.getLogger("newswatch")
 
@@ -156,13 +156,7 @@ def reload_reporter(
 def _last_day(config: Config, before: Matcher, after: Matcher) -> list[str]:
     until = time.time()
     since = until - DAY
-    db = Database.open(config.state, readonly=True)  # this thread's own connection
-    try:
-        archive = Archive(db.archive(), config.archive.days)
-        silences = SilenceStore(db.mapping("silences"),
-                                configured_silences(config.silences)).active
+    with open_archive(config, "replay") as (archive, db):  # this thread's own connection
         changes = asyncio.run(difference(before, after, lambda: archive.read(since, until),
-                                         stand_ins(config), silences))
-    finally:
-        db.close()
+                                         stand_ins(config), SilenceStore.of(config, db).active))
     return [summary_line(c, since, until) for c in notable(changes)]

@@ -12,11 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from newswatch.cli.options import EXIT_OK, Commands, Context, UsageError, add_command, when
-from newswatch.core.archive import Archive, ArchivedArticle
-from newswatch.core.errors import ConfigError, Issue
+from newswatch.cli.options import (
+    EXIT_OK,
+    Commands,
+    Context,
+    UsageError,
+    add_command,
+    add_since,
+    open_archive,
+    when,
+)
+from newswatch.core.archive import ArchivedArticle
 from newswatch.core.printable import one_line
-from newswatch.core.state import Database
 from newswatch.rules.gazetteer import known_codes
 from newswatch.rules.loader import parse_rules
 from newswatch.rules.matcher import Matcher, RuleMatch
@@ -32,8 +39,7 @@ def add_commands(commands: Commands) -> None:
                     "militaire\"], countries: [MA]', or a file holding one; the same "
                     "matcher as the watchlists. Newest first, with the why.")
     search.add_argument("query", metavar="QUERY", help="a rule body, or a file holding one")
-    search.add_argument("--since", default="30d", metavar="WHEN",
-                        help="a duration ago (30d, 12h) or an ISO 8601 date/time; default 30d")
+    add_since(search, "30d")
     search.add_argument("--limit", type=int, default=50, metavar="N",
                         help="at most N results, the newest (1 to 10,000; default 50)")
     search.add_argument("--json", action="store_true", help="one JSON array")
@@ -59,19 +65,13 @@ def search_command(args: argparse.Namespace, context: Context) -> int:
     if not 1 <= args.limit <= 10_000:
         raise UsageError("--limit must be between 1 and 10,000")
     config = context.config(args)
-    if not config.archive.days:
-        raise ConfigError([Issue(str(config.path), 0, "archive.days is 0: there is no "
-                                 "archive to search")])
     matcher = query_matcher(args.query)
     since = when(args.since, time.time(), "--since")
     found: deque[tuple[ArchivedArticle, RuleMatch]] = deque(maxlen=args.limit)
-    db = Database.open(config.state, readonly=True)
-    try:
-        for item in Archive(db.archive(), config.archive.days).read(since):
-            for match in matcher.match(item.article, ignore_feed_filter=False):
+    with open_archive(config, "search") as (archive, _):
+        for item in archive.read(since):
+            for match in matcher.match(item.article):
                 found.append((item, match))
-    finally:
-        db.close()
     results = [_result(item, match) for item, match in reversed(found)]
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))
