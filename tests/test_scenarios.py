@@ -13,7 +13,9 @@ feed server and post to the fake Slack Web API, and one config holds every scena
   ``newswatch dlq replay`` twice → delivered once;
 - feed-health notices: a feed failing 3 times → 1 ops notice; recovering → 1;
 - rule-reload notices: a broken watchlist edit → 1 ops notice (with 2 Kafka workers,
-  each seeing the edit), and the previous rules keep matching.
+  each seeing the edit), and the previous rules keep matching; a valid edit removing a
+  rule → 1 ops notice with the last 24 h replayed (the rule's lost alert, read from the
+  state's archive or the articles topic), shown by ``newswatch status`` too.
 
 What differs between the runtimes is only how a scenario looks inside them (where the
 decisions and dead letters are read, how the CLI reaches them): ``Embedded`` and ``Kafka``
@@ -87,6 +89,8 @@ rules:
     notify: [desk]
 """
 BROKEN = RULES + "    colour: blue\n"  # an unknown key: the edit is rejected
+WITHOUT_AMBER = RULES.split("  - id: amber-watch")[0]
+AMBER_LOST = "amber-watch (removed): +0 / −1 alerts over 1 day, 1.0 → 0.0 a day"
 FEEDS = ("wire0", "wire1", "wire2", "zircon", "quartz", "ledger", "flaky", "late")
 
 
@@ -140,6 +144,10 @@ class Deployment(Protocol):
         """``newswatch dlq replay --all``: exit code and output."""
         ...
 
+    async def status(self) -> str:
+        """What ``newswatch status`` prints."""
+        ...
+
     async def settle(self) -> None:
         """Wait until everything handed to the runtime has been processed."""
         ...
@@ -189,6 +197,10 @@ class Embedded:
     async def replay(self) -> tuple[int, str]:
         code, out, _ = await newswatch("dlq", "replay", "--config", str(self.config), "--all")
         return code, out
+
+    async def status(self) -> str:
+        _, out, _ = await newswatch("status", "--config", str(self.config))
+        return out
 
     async def settle(self) -> None:
         """Sends are prompt here: what the checks waited for is all there is."""
@@ -249,6 +261,10 @@ class Kafka:
                                        str(self.config), "--all")
         return code, out
 
+    async def status(self) -> str:
+        _, out, _ = await newswatch("status", "--kafka", "--config", str(self.config))
+        return out
+
     async def settle(self) -> None:
         await drained(self.bootstrap, self.prefix, timeout=120)
 
@@ -269,6 +285,7 @@ class Day:
     dead: list[dict[str, Any]] = field(default_factory=list)  # before the replay
     replays: list[tuple[int, str]] = field(default_factory=list)
     dead_after: list[dict[str, Any]] = field(default_factory=list)
+    status: str = ""  # `newswatch status` once the valid edit's notice is sent
     error: BaseException | None = None
     step: str = "starting"  # the step the script is waiting for
     log_lines: list[str] = field(default_factory=list)  # of every process, once stopped
@@ -366,6 +383,11 @@ async def script(runtime: Deployment, slack: FakeSlackAPI, feeds: FeedServer, tm
     day.throttled_at = [at for v, result, at in await runtime.decisions("zircon-watch")
                         if (v, result) == ("throttled", "digest")]
     day.dead_after = await runtime.dead_letters()
+    # A valid edit: the amber rule removed; the last 24 h replayed say what it would lose.
+    (tmp / "rules.yaml").write_text(WITHOUT_AMBER, encoding="utf-8")
+    await until("the reload's difference", seen("ops", "Rules reloaded"), 90)
+    day.step = "the reload's difference in status"
+    day.status = await eventually(runtime.status, lambda out: AMBER_LOST in out, timeout=30)
 
 
 async def both_days(bootstrap: str, tmp: Path) -> dict[str, Day]:
@@ -473,6 +495,19 @@ def test_a_broken_rule_edit_is_one_notice_and_the_old_rules_keep_matching(
     assert day.count("ops", "Rule reload rejected") == 1
     assert day.count("ops", "colour") >= 1  # the notice says what is wrong
     assert day.count("desk", "amber sunrise") == 1
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_an_accepted_rule_edit_is_one_notice_with_the_last_day_replayed(
+    days: dict[str, Day], runtime: str
+) -> None:
+    day = day_of(days, runtime)
+    assert day.count("ops", "Rules reloaded") == 1, day.texts("ops")
+    (notice,) = [t for t in day.texts("ops") if "Rules reloaded" in t]
+    assert AMBER_LOST in notice
+    # the other rules would have sent the same alerts: no line for them
+    assert "zircon-watch" not in notice and "us-maghreb-military" not in notice
+    assert AMBER_LOST in day.status
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

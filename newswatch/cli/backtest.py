@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,15 @@ from newswatch.cli.options import (
     EXIT_PROBLEMS,
     Commands,
     Context,
+    Silences,
     UsageError,
     add_command,
+    add_kafka_archive,
     add_since,
     open_archive,
     when,
 )
-from newswatch.core.archive import Archive
+from newswatch.core.archive import ArchiveReader
 from newswatch.core.config import Config
 from newswatch.core.printable import one_line
 from newswatch.rules.matcher import Matcher
@@ -43,7 +45,6 @@ from newswatch.streams.backtest import (
     volume,
 )
 from newswatch.streams.reload import compile_rules
-from newswatch.streams.silences import Silence, SilenceStore
 
 FIRST_ALERTS = 5  # alerts shown per rule, as they would read
 
@@ -69,6 +70,7 @@ def add_backtest(rules_commands: Commands) -> None:
                                "files differ)")
     backtest.add_argument("--fail-over", type=float, default=None, metavar="N",
                           help="exit 1 when a rule would send more than N alerts a day")
+    add_kafka_archive(backtest)
     backtest.add_argument("--json", action="store_true", help="one JSON object")
     backtest.set_defaults(handler=backtest_command)
 
@@ -88,11 +90,11 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
         current = compile_rules(config.rules, receivers)
         if diff is None:
             diff = definitions(current) != definitions(edited)
-    with open_archive(config, "replay") as (archive, db):
-        silences = SilenceStore.of(config, db).active
-        count = archive.count(since, until)
-        after = _replay(edited, config, silences, archive, since, until, count)
-        before = (_replay(current, config, silences, archive, since, until, count)
+    with open_archive(config, "replay", kafka=args.kafka,
+                      environ=context.environ) as (archive, silences):
+        estimate = archive.count(since, until)
+        after, count = _replay(edited, config, silences, archive, since, until, estimate)
+        before = (_replay(current, config, silences, archive, since, until, estimate)[0]
                   if diff and current is not None else None)
     changes = (compare(before, after, changed_rules(current, edited))
                if before is not None and current is not None else None)
@@ -110,14 +112,14 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
-def _replay(matcher: Matcher, config: Config, silences: Callable[[float], Sequence[Silence]],
-            archive: Archive, since: float, until: float, count: int
-            ) -> dict[str, RuleOutcome]:
+def _replay(matcher: Matcher, config: Config, silences: Silences, archive: ArchiveReader,
+            since: float, until: float, estimate: int) -> tuple[dict[str, RuleOutcome], int]:
+    """Each rule's outcome over the archived articles, and how many were replayed."""
     backtest = Backtest(matcher, stand_ins(config), silences=silences)
-    progress = _Progress(count) if sys.stderr.isatty() else None
+    progress = _Progress(estimate) if sys.stderr.isatty() else None
     try:
-        return asyncio.run(backtest.replay(archive.read(since, until),
-                                           progress=progress))
+        outcomes = asyncio.run(backtest.replay(archive.read(since, until), progress=progress))
+        return outcomes, backtest.articles
     finally:
         if progress is not None:
             progress.done()

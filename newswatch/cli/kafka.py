@@ -18,12 +18,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from newswatch.cli.options import Commands, Context, add_command
+from newswatch.cli.reload_notice import reload_reporter
 from newswatch.cli.serving import new_metrics, serve_health, settle_heap, stop_on_signals
 from newswatch.core import health_http
 from newswatch.core.config import Config
 from newswatch.core.metrics import Metrics
 from newswatch.core.state import FetchEvent
 from newswatch.rules.matcher import Matcher
+from newswatch.streams.alerts import Match
 from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
 from newswatch.streams.silences import SilenceStore, configured_silences
@@ -161,22 +163,61 @@ def _kafka_ready(config: Config) -> dict[str, health_http.Check]:
 
 
 def watch_rules_in_thread(
-    config: Config, build_matcher: Callable[[], Matcher],
-    on_rejected: Callable[[str], Awaitable[None]] | None = None,
+    reloader: RuleReloader, started: Callable[[], Awaitable[None]] | None = None,
 ) -> RuleReloader:
-    """Hot reload for the worker: a ``RuleReloader`` (same rules as ``newswatch run``: quiet
-    for 1 s, then load; a rejected edit keeps the previous rules, is logged and handed to
-    ``on_rejected``, awaited on the reloader's loop) on its own event loop in a daemon
-    thread, so faust's loop is never blocked by a rule compile. The worker reads
+    """Hot reload for the worker: ``reloader`` (quiet for 1 s, then load, as in ``newswatch
+    run``) runs on its own event loop in a daemon thread, after ``started``, so faust's
+    loop is never blocked by a rule compile or a reload's replay. The worker reads
     ``reloader.current`` for every article."""
-    reloader = RuleReloader(config.rules, build_matcher(), build=build_matcher, status={},
-                            on_rejected=on_rejected)
 
-    def watch() -> None:
-        asyncio.run(reloader.run(asyncio.Event()))
+    async def watch() -> None:
+        if started is not None:
+            await started()
+        await reloader.run(asyncio.Event())
 
-    threading.Thread(target=watch, name="newswatch-rule-reload", daemon=True).start()
+    threading.Thread(target=asyncio.run, args=(watch(),), name="newswatch-rule-reload",
+                     daemon=True).start()
     return reloader
+
+
+def worker_reloader(config: Config, build_matcher: Callable[[], Matcher],
+                    environ: Mapping[str, str]) -> RuleReloader:
+    """The worker's rule reloader, watching in its thread: a rejected edit and an accepted
+    one (with its difference over the last day of the articles topic) are ops notices, and
+    the rule set's state is published to the rules-status topic for ``status --kafka``
+    (at start and after every reload). Every worker of the group does the same; the
+    notices are deduplicated by the owner of their partition."""
+    from newswatch.streams.kafka.client import KafkaError, kafka_settings  # the Kafka extra
+    from newswatch.streams.kafka.runtime import publish_notice, publish_rules_status
+
+    settings = kafka_settings(config, environ)
+    status: dict[str, Any] = {}
+
+    async def notify(notice: Match) -> None:
+        await publish_notice(settings, notice)
+
+    async def record() -> None:
+        try:
+            await publish_rules_status(settings, status.get("rules", {}))
+        except (KafkaError, OSError) as error:  # the rules are in force; `status` lacks them
+            log.warning("cannot publish the rule set's status: %s", error)
+
+    rejected = rejection_notifier(notify, config.ops)
+    reporter = reload_reporter(config, notify, kafka=True, environ=environ)
+
+    async def on_rejected(text: str) -> None:
+        await rejected(text)
+        await record()
+
+    async def on_reloaded(before: Matcher, after: Matcher) -> str | None:
+        summary = await reporter(before, after) if reporter is not None else None
+        status["rules"] = {**status.get("rules", {}), "difference": summary}
+        await record()
+        return summary
+
+    reloader = RuleReloader(config.rules, build_matcher(), build=build_matcher, status=status,
+                            on_rejected=on_rejected, on_reloaded=on_reloaded)
+    return watch_rules_in_thread(reloader, started=record)
 
 
 def exit_frozen(seconds: float) -> None:
@@ -201,10 +242,7 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
     notifiers = build_notifiers(config, environ)
     settings = kafka_settings(config, environ)
     asyncio.run(ensure_topics(settings))
-    from newswatch.streams.kafka.runtime import publish_notice  # the Kafka extra
-
-    reloader = watch_rules_in_thread(config, build_matcher, rejection_notifier(
-        lambda notice: publish_notice(settings, notice), config.ops))
+    reloader = worker_reloader(config, build_matcher, environ)
     metrics = new_metrics(config, process=True)
     fence = FreezeFence(limit=kafka_worker.FENCE_LIMIT, on_frozen=exit_frozen).start()
     silences = SilenceStore({}, configured_silences(config.silences))  # the config's only
@@ -225,10 +263,14 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
     return 0
 
 
-async def kafka_health(config: Config, environ: Mapping[str, str] = os.environ
-                       ) -> dict[str, Any]:
-    """The latest health record of every feed, from the compacted feed-health topic."""
+async def kafka_status(config: Config, environ: Mapping[str, str] = os.environ
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The latest health record of every feed (the compacted feed-health topic) and the
+    workers' rule set state (the rules-status topic; empty before a worker started)."""
     from newswatch.streams.kafka.client import kafka_settings, read_compacted  # Kafka extra
-    from newswatch.streams.kafka.topics import FEED_HEALTH
+    from newswatch.streams.kafka.topics import FEED_HEALTH, RULES_STATUS
 
-    return await read_compacted(kafka_settings(config, environ), FEED_HEALTH)
+    settings = kafka_settings(config, environ)
+    health = await read_compacted(settings, FEED_HEALTH)
+    rules = await read_compacted(settings, RULES_STATUS)
+    return health, dict(rules.get("rules") or {})

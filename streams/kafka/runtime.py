@@ -32,9 +32,11 @@ class is what every process calls, with a ``Publish`` port for its own producer:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from newswatch.core.article import Article
 from newswatch.streams.alerts import Match
@@ -113,5 +115,17 @@ async def publish_notice(settings: KafkaSettings, notice: Match) -> None:
     await producer.start()
     try:
         await KafkaRuntime(settings, producer_publish(producer)).notify(notice)
+    finally:
+        await producer.stop()
+
+
+async def publish_rules_status(settings: KafkaSettings, state: Mapping[str, Any]) -> None:
+    """Publish the workers' rule set state (``RuleReloader``'s ``rules`` entry) to the
+    compacted rules-status topic, with a producer of its own."""
+    producer = reliable_producer(settings)
+    await producer.start()
+    try:
+        await producer_publish(producer)(settings.topic(topics.RULES_STATUS), b"rules",
+                                         json.dumps(dict(state)).encode())
     finally:
         await producer.stop()

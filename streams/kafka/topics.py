@@ -18,7 +18,13 @@ topic               key            value
 ``ledger``          ``article/…``  compacted; work outstanding: a pending entry with the
                     ``match/…``    record to publish again, a tombstone once done
                                    (``newswatch.streams.kafka.ledger``)
+``rules-status``    ``rules``      compacted; the workers' rule set: how many, loaded
+                                   when, the last reload's difference or rejection (the
+                                   ``rules`` entry ``newswatch status`` shows)
 ==================  =============  =======================================================
+
+The articles topic is also the Kafka runtime's article archive: its retention is
+``archive.days`` (``newswatch.streams.kafka.archive``).
 
 The worker is the faust app ``<prefix>worker`` (also its consumer group); faust names a
 table's changelog ``<app id>-<table>-changelog``, so the dedup and dead-letter tables are
@@ -48,12 +54,13 @@ FEEDS = "feeds"
 FEED_HEALTH = "feed-health"
 FEED_STATE = "feed-state"
 LEDGER = "ledger"
+RULES_STATUS = "rules-status"
 #: Topics the worker's agents stream (their offsets are committed by the worker group).
 STREAMED = (ARTICLES, MATCHES)
 #: Topics that keep the latest value per key.
-COMPACTED = (FEED_HEALTH, FEED_STATE, LEDGER)
+COMPACTED = (FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS)
 #: Every topic ``ensure_topics`` creates, in that order.
-ALL = (ARTICLES, MATCHES, ALERTS_DLQ, FEEDS, FEED_HEALTH, FEED_STATE, LEDGER)
+ALL = (ARTICLES, MATCHES, ALERTS_DLQ, FEEDS, FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS)
 
 WORKER_APP = "worker"  # the faust app id and consumer group of `newswatch worker`
 POLLER_GROUP = "pollers"  # the consumer group of `newswatch poll` on FEEDS
