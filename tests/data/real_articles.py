@@ -1,12 +1,11 @@
-"""Write archive_articles.jsonl.gz beside this script: the real articles of the backtest
-acceptance test (tests/test_backtest_real.py, issue 17), which selects them afresh when the
-file is absent.
+"""Select the real articles of the backtest acceptance test (tests/test_backtest_real.py,
+issue 17) when it runs over them instead of the invented ones (tests/fakes/newsroom.py):
+``NEWSWATCH_REAL_ARTICLES=DIR``. Reads DIR, writes nothing: the texts remain their
+publishers' and may not be copied into the repository.
 
-Source: ../shared/data/articles/{fr,en,ar}.jsonl (MasakhaNEWS French and English, BBC
-Afrique and BBC News; SaudiNewsNet, Arabic Saudi newspapers of 2015; provenance and terms in
-../shared/data/articles/SOURCES.md). Run from anywhere; the same input gives the same bytes:
-
-    python tests/data/make_archive_articles.py [--source DIR] [--out FILE]
+DIR holds {fr,en,ar}.jsonl, one article a line, as ../shared/data/articles does (MasakhaNEWS
+French and English, BBC Afrique and BBC News; SaudiNewsNet, Arabic Saudi newspapers of 2015;
+provenance and terms in its notes on sources). Same input, same selection.
 
 Selection, per language, in id order, each group's articles drawn with random.Random(17)
 when a group is capped (criteria are plain keyword searches over title, summary and the kept
@@ -20,24 +19,20 @@ content, independent of the matcher the test exercises):
 - officials: Obama, Sisi, Putin, Biden, Trump, Macron, Bouteflika, Essebsi, Mohammed VI;
 - noise: articles none of the above finds, so that rules also see what they must not match.
 
-Articles whose title repeats an earlier one's are left out (the source has 9 such titles).
-Contents are cut to their first 3,000 characters (the source already cut them at 6,000);
-the fields kept are id, title, summary, content, url, language and feed.
+Articles whose title repeats an earlier one's are left out. Contents are cut to their first
+3,000 characters; the fields kept are id, title, summary, content, url, language and feed.
 """
 
 from __future__ import annotations
 
-import argparse
-import gzip
 import json
 import random
 import re
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE.parents[1].parent / "shared" / "data" / "articles"
-OUT = HERE / "archive_articles.jsonl.gz"
+from newswatch.core.article import Article
+
 CONTENT_CHARS = 3000
 FIELDS = ("id", "title", "summary", "content", "url", "language", "feed")
 
@@ -77,7 +72,9 @@ def groups(text: str) -> set[str]:
     return out or {"noise"}
 
 
-def select(source: Path) -> list[dict[str, Any]]:
+def select(source: Path) -> list[Article]:
+    """The selected articles of ``source`` (a folder of {fr,en,ar}.jsonl), by language
+    then id."""
     rng = random.Random(17)
     chosen: list[dict[str, Any]] = []
     titles: set[str] = set()
@@ -101,25 +98,5 @@ def select(source: Path) -> list[dict[str, Any]]:
                 members = rng.sample(members, cap)
             taken.update((r["id"], r) for r in members)
         chosen.extend(sorted(taken.values(), key=lambda r: str(r["id"])))
-    return chosen
+    return [Article(**row) for row in chosen]
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", type=Path, default=SOURCE)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    rows = select(args.source)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    # mtime 0 and no file name in the header: the same bytes on every run
-    with open(args.out, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                                    mtime=0, compresslevel=9) as out:
-        out.write(text.encode("utf-8"))
-    languages: dict[str, int] = {}
-    for r in rows:
-        languages[r["language"]] = languages.get(r["language"], 0) + 1
-    print(f"{args.out}: {len(rows)} articles {languages}, {args.out.stat().st_size:,} bytes")
-
-
-if __name__ == "__main__":
-    main()
