@@ -31,8 +31,8 @@ from newswatch.streams.pipeline import Pipeline
 from newswatch.streams.silences import Silence
 
 __all__ = ["AlertLine", "Backtest", "DryRunNotifier", "RuleChange", "RuleOutcome", "Volume",
-           "changed_rules", "compare", "definitions", "difference", "notable", "stand_ins",
-           "summary_line", "volume"]
+           "changed_rules", "compare", "definitions", "difference", "notable", "span_days",
+           "stand_ins", "summary_line", "volume"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +198,9 @@ async def _no_wait(seconds: float) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Volume:
-    """Alerts per day over the replayed span (whole days counted from its start): total,
-    min, median, max, and the busiest hour (Unix seconds of its start and its alert
-    count; None without alerts)."""
+    """Alerts per day over the replayed span (its :func:`span_days` whole days counted from
+    its start, the last one taking what is left): total, min, median, max, and the busiest
+    hour (Unix seconds of its start and its alert count; None without alerts)."""
 
     days: int
     total: int
@@ -214,8 +214,14 @@ class Volume:
         return self.total / self.days if self.days else 0.0
 
 
+def span_days(since: float, until: float) -> int:
+    """The whole days a span counts as, rounded half up, at least 1: what a summary line
+    names and what its per-day rates divide by (a week and a second is 7 days)."""
+    return max(1, math.floor((until - since) / DAY + 0.5))
+
+
 def volume(alerts: Sequence[AlertLine], since: float, until: float) -> Volume:
-    days = max(1, math.ceil((until - since) / DAY))
+    days = span_days(since, until)
     per_day = Counter(min(days - 1, int((a.at - since) // DAY)) for a in alerts)
     counts = sorted(per_day.get(d, 0) for d in range(days))
     middle = len(counts) // 2
@@ -269,7 +275,7 @@ def changed_rules(before: Matcher, after: Matcher) -> list[str]:
 
 def summary_line(change: RuleChange, since: float, until: float) -> str:
     """``rule (changed): +12 / −3 alerts over 7 days, 1.7 → 3.4 a day``."""
-    days = max(1, round((until - since) / DAY))
+    days = span_days(since, until)
     old = volume(change.before.alerts, since, until).per_day if change.before else 0.0
     new = volume(change.after.alerts, since, until).per_day if change.after else 0.0
     what = {"added": "added", "removed": "removed", "changed": "changed", "same": "unchanged"}

@@ -305,9 +305,6 @@ def test_json_round_trips_and_agrees_with_the_text_report(setup: Setup,
             assert since <= datetime.fromisoformat(alert["at"]).timestamp() < until
 
 
-@pytest.mark.xfail(strict=True, reason="found by this test, reported: summary_line names "
-                   "round(span) days, volume() divides by ceil(span); a week and 1 s reads "
-                   "'over 7 days, 4.6 a day' for 37 alerts")
 def test_the_rate_of_a_summary_line_is_per_the_days_it_names(setup: Setup) -> None:
     until = iso(datetime.fromisoformat(setup.week[3]).timestamp() + 1)  # a week and 1 s
     done = newswatch("rules", "backtest", str(setup.edited), "--config", str(setup.config),
