@@ -15,6 +15,11 @@ Failures are scripted per method and consumed in order (FIFO)::
     fake.ambiguous("chat.postMessage")   # store the message, then answer 500 (H4)
     fake.storm(60, channel="#desk")      # 429 (Retry-After 1..5) for 60 s, then normal
 
+``chat.postEphemeral`` keeps what it was asked to show in :attr:`FakeSlackAPI.ephemerals`;
+``apps.connections.open`` (authorised by the app-level token :attr:`FakeSlackAPI.app_token`)
+answers :attr:`FakeSlackAPI.socket_url`, the ``ws://`` URL of a fake Socket Mode server
+(tests/fakes/slack_socket.py), or ``{"ok": false}`` while none is set.
+
 ``GET``/``POST /api/conversations.history`` and ``conversations.replies`` list stored
 messages newest first (``oldest``/``latest``/``limit``/``cursor``), with their ``metadata``
 when ``include_all_metadata`` is set, as Slack does; message ``ts`` values follow the wall
@@ -109,10 +114,14 @@ class StoredMessage:
 class FakeSlackAPI:
     """See module docstring. ``token`` is the only bearer token accepted."""
 
-    def __init__(self, token: str = "xoxb-test-token") -> None:
+    def __init__(self, token: str = "xoxb-test-token",
+                 app_token: str = "xapp-test-token") -> None:
         self.token = token
+        self.app_token = app_token
+        self.socket_url: str | None = None
         self.calls: list[Call] = []
         self.messages: list[StoredMessage] = []
+        self.ephemerals: list[dict[str, Any]] = []
         self._scripts: dict[str, deque[Scripted]] = {}
         self._refused: dict[str, str] = {}  # channel id → the error its posts answer
         self._ts = 0.0
@@ -288,6 +297,10 @@ class FakeSlackAPI:
 
     def _apply(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Do what Slack would do for a successful call; return the JSON answer."""
+        if method == "apps.connections.open":
+            if self.socket_url is None:
+                return {"ok": False, "error": "internal_error"}
+            return {"ok": True, "url": self.socket_url}
         channel = self._channel_id(str(payload.get("channel", "")))
         if not payload.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
@@ -320,6 +333,11 @@ class FakeSlackAPI:
             }
         if method in ("conversations.history", "conversations.replies"):
             return self._history(method, channel, payload)
+        if method == "chat.postEphemeral":
+            if not payload.get("user") or not payload.get("text"):
+                return {"ok": False, "error": "invalid_arguments"}
+            self.ephemerals.append({**payload, "channel": channel})
+            return {"ok": True, "message_ts": self._next_ts()}
         return {"ok": False, "error": "unknown_method"}
 
     def _history(self, method: str, channel: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -358,7 +376,8 @@ class FakeSlackAPI:
         method = request.match_info["method"]
         payload = await self._payload(request)
         auth = request.headers.get("Authorization", "")
-        authorized = auth == f"Bearer {self.token}"
+        token = self.app_token if method == "apps.connections.open" else self.token
+        authorized = auth == f"Bearer {token}"
         scripted = self._scripts.get(method)
         answer: web.StreamResponse
         if not auth:
