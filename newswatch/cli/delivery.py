@@ -245,7 +245,9 @@ async def _replay_now(config: Config, db: Database, ids: list[str],
     from newswatch.streams.embedded import make_pipeline
     from newswatch.streams.receivers import build_notifiers
 
-    notifiers = build_notifiers(config, environ)
+    # a replayed source-count update keeps the answers to clicks under the alert
+    notifiers = build_notifiers(config, environ,
+                                feedback=lambda channel, ts: db.feedback().lines(channel, ts))
     pipeline = make_pipeline(config, db, notifiers)
     try:
         outcomes = await pipeline.replay(ids)

@@ -18,7 +18,7 @@ from typing import Any
 
 from newswatch.core.durations import format_duration
 from newswatch.streams.alerts import Match
-from newswatch.streams.channels.text import ELLIPSIS
+from newswatch.streams.channels.text import clean_text, cut_text
 from newswatch.streams.decide import story_id
 from newswatch.streams.feedback import (
     ACTIONS,
@@ -43,7 +43,6 @@ FEEDBACK_LINES = 5  # answers one alert shows, newest last
 _MAX_BLOCKS = 50
 _LABELS: dict[Action, str] = {"useful": "Useful", "not_relevant": "Not relevant",
                               "mute_story": "Mute story", "mute_rule": "Mute rule"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _LINK = re.compile(r"<[^|<>]*\|([^<>]*)>")
 
 
@@ -53,12 +52,11 @@ def _obj(value: object) -> Mapping[str, Any]:
 
 def _text(value: object, limit: int) -> str:
     """Slack mrkdwn as plain text: our links reduced to their label, Slack's three escapes
-    undone, control characters gone, at most ``limit`` characters."""
+    undone, one clean line (streams/channels/text.py) of at most ``limit`` characters."""
     if not isinstance(value, str):
         return ""
     text = _LINK.sub(r"\1", value).replace("&lt;", "<").replace("&gt;", ">")
-    text = _CONTROL.sub(" ", text.replace("&amp;", "&")).strip()
-    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+    return cut_text(clean_text(text.replace("&amp;", "&")), limit)
 
 
 def _span(seconds: float) -> str:

@@ -41,10 +41,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.local import LocalApp
 
 __all__ = ["Call", "FakeSlackAPI", "Scripted", "StoredMessage", "fired_control_sequences"]
 
@@ -111,7 +112,7 @@ class StoredMessage:
         return list(_texts(self.payload))
 
 
-class FakeSlackAPI:
+class FakeSlackAPI(LocalApp):
     """See module docstring. ``token`` is the only bearer token accepted."""
 
     def __init__(self, token: str = "xoxb-test-token",
@@ -131,8 +132,6 @@ class FakeSlackAPI:
         self._rng = random.Random(7)
         self._changed = asyncio.Condition()
         self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -141,33 +140,15 @@ class FakeSlackAPI:
         """``http://127.0.0.1:<port>/api/`` — pass as ``base_url`` to slack_sdk."""
         return f"http://127.0.0.1:{self.port}/api/"
 
-    async def start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
         app.router.add_get("/api/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        return app
 
     async def close(self) -> None:
         self._closing.set()  # release hanging handlers
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeSlackAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await super().close()
 
     # -- scripting ----------------------------------------------------------------------
 

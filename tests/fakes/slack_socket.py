@@ -24,11 +24,11 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.local import LocalApp
 from tests.fakes.slack_api import StoredMessage
 
 __all__ = ["Ack", "FakeSocketMode", "block_actions"]
@@ -43,7 +43,7 @@ class Ack:
     body: dict[str, Any]
 
 
-class FakeSocketMode:
+class FakeSocketMode(LocalApp):
     """See module docstring."""
 
     def __init__(self, app_id: str = "A0FAKEAPP") -> None:
@@ -55,8 +55,6 @@ class FakeSocketMode:
         self._sockets: list[web.WebSocketResponse] = []
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -67,29 +65,15 @@ class FakeSocketMode:
         """Connections open now."""
         return sum(1 for ws in self._sockets if not ws.closed)
 
-    async def start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/link/", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        return app
 
     async def close(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeSocketMode:
-        await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()
+        await super().close()
 
     async def _notify(self) -> None:
         async with self._changed:
