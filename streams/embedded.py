@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from newswatch.core.archive import Archive
 from newswatch.core.article import Article
@@ -21,9 +22,12 @@ from newswatch.core.state import Database
 from newswatch.monitor.poller import Poller
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.alerts import Match
+from newswatch.streams.feedback import Click
+from newswatch.streams.interactive import ClickHandler, ClickSource
 from newswatch.streams.matching import Matching, MatchMetrics
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pipeline import DecisionLog, Pipeline
+from newswatch.streams.receivers import mute_durations, slack_answers
 from newswatch.streams.runtime import Runtime
 from newswatch.streams.silences import SilenceStore
 
@@ -50,6 +54,22 @@ def make_pipeline(
     )
 
 
+def make_click_handler(
+    config: Config, db: Database, notifiers: Mapping[str, Notifier], *,
+    rules: Callable[[], Matcher],
+) -> ClickHandler:
+    """What ``newswatch run`` does with a click on an alert's buttons: mutes stored with
+    the other silences of the state file, records in its ``feedback`` table, answers
+    through the interactive Slack notifiers (streams/interactive.py); a click counts for
+    a rule only while ``rules`` (the rules in force) has it."""
+    def rule_exists(rule_id: str) -> bool:
+        return any(rule.id == rule_id for rule in rules().rules)
+
+    return ClickHandler(rule_exists=rule_exists, mutes=mute_durations(config),
+                        silences=SilenceStore.of(config, db), feedback=db.feedback(),
+                        answers=slack_answers(notifiers))
+
+
 @dataclass
 class Counters:
     """What one runtime has done since it started (also exported as metrics)."""
@@ -65,15 +85,19 @@ class EmbeddedRuntime(Runtime):
     ``tick`` runs every ``TICK`` seconds beside the poller.
 
     ``poller_factory`` builds the poller from the runtime (its sink is ``take``, its
-    feed-health notices go to ``notify``)."""
+    feed-health notices go to ``notify``). ``clicks`` (with ``on_click``) brings analysts'
+    clicks on alert buttons in while ``run`` runs; each goes to ``click``."""
 
     def __init__(
         self, *, poller_factory: Callable[[Runtime], Poller],
         matcher: Callable[[], Matcher], pipeline: Pipeline,
         metrics: MatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
-        archive: Archive | None = None,
+        archive: Archive | None = None, clicks: ClickSource | None = None,
+        on_click: Callable[[Click], Awaitable[Any]] | None = None,
     ) -> None:
         self._matching = Matching(matcher, metrics)
+        self._clicks = clicks if on_click is not None else None
+        self._on_click = on_click
         self._archive = archive
         self._clock = clock
         self._resumed_at: float | None = None
@@ -120,6 +144,12 @@ class EmbeddedRuntime(Runtime):
                  notice.article.title[:120],
                  extra={"rule_id": notice.rule_id, "verdict": verdict.kind})
 
+    async def click(self, click: Click) -> None:
+        """Apply a verified click on an alert's buttons (streams/interactive.py): recorded,
+        answered, a mute stored as a silence that the next match sees."""
+        if self._on_click is not None:
+            await self._on_click(click)
+
     async def tick(self) -> None:
         """On the first round and every ``RESUME_EVERY`` seconds, queue what is left in
         the outbox (first after a start: what a crash left); then seal and queue due
@@ -147,14 +177,20 @@ class EmbeddedRuntime(Runtime):
         ``grace`` seconds) and whatever is still queued stays in the outbox for the next
         start."""
         await self.tick()
-        ticker = asyncio.create_task(self._ticks(stop))
-        watcher = asyncio.create_task(self._stop_on_failure(stop))
+        tasks = [asyncio.create_task(self._ticks(stop)),
+                 asyncio.create_task(self._stop_on_failure(stop))]
+        closing = asyncio.Event()  # the click source's own stop: it closes its socket itself
+        clicks = (asyncio.create_task(self._clicks.run(self.click, closing))
+                  if self._clicks is not None else None)
         try:
             await self.poller.run(stop)
         finally:
-            for task in (ticker, watcher):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(ticker, watcher, return_exceptions=True)
+            closing.set()
+            if clicks is not None and not (await asyncio.wait({clicks}, timeout=self.grace))[0]:
+                clicks.cancel()
+            await asyncio.gather(*tasks, *([clicks] if clicks else []), return_exceptions=True)
             await self.pipeline.aclose(self.grace)
         if self.pipeline.failure is not None:
             raise self.pipeline.failure

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 import time
@@ -104,7 +105,7 @@ def silence_add_command(args: argparse.Namespace, context: Context) -> int:
         silence = new_silence(
             reason=args.reason, now=time.time(), duration=parse_duration(args.duration),
             rule=args.rule, country=args.country, person=args.person, story=args.story,
-            feed=args.feed)
+            feed=args.feed, creator=_login())
     except ValueError as error:
         raise UsageError(f"silence add: {error}") from None
     config, db = _open_state(args, context)
@@ -117,6 +118,14 @@ def silence_add_command(args: argparse.Namespace, context: Context) -> int:
     print(f"{silence.id} silences {silence.describe()} until {_iso(silence.expires)}: "
           f"{silence.reason}")
     return EXIT_OK
+
+
+def _login() -> str | None:
+    """Who runs ``silence add`` (the silence's creator), when the system says."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor the user database
+        return None
 
 
 def silence_list_command(args: argparse.Namespace, context: Context) -> int:
@@ -136,8 +145,9 @@ def silence_list_command(args: argparse.Namespace, context: Context) -> int:
         print("no silences" if args.all else "no active silences")
     for s in shown:
         state = "active " if s.active(now) else "expired"
-        print(f"{s.id}  {state}  until {_iso(s.expires)}  {s.describe():<40} "
-              f"{s.reason}  [{s.origin}]")
+        by = f", by {s.creator}" if s.creator else ""
+        print(one_line(f"{s.id}  {state}  until {_iso(s.expires)}  {s.describe():<40} "
+                       f"{s.reason}  [{s.origin}{by}]"))
     return EXIT_OK
 
 
@@ -235,7 +245,9 @@ async def _replay_now(config: Config, db: Database, ids: list[str],
     from newswatch.streams.embedded import make_pipeline
     from newswatch.streams.receivers import build_notifiers
 
-    notifiers = build_notifiers(config, environ)
+    # a replayed source-count update keeps the answers to clicks under the alert
+    notifiers = build_notifiers(config, environ,
+                                feedback=lambda channel, ts: db.feedback().lines(channel, ts))
     pipeline = make_pipeline(config, db, notifiers)
     try:
         outcomes = await pipeline.replay(ids)

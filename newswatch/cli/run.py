@@ -11,6 +11,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from newswatch.cli.options import EXIT_OK, Commands, Context, add_command
 from newswatch.cli.reload_notice import reload_reporter
@@ -25,6 +26,9 @@ from newswatch.rules.matcher import Matcher
 from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
 from newswatch.streams.runtime import Runtime
+
+if TYPE_CHECKING:  # imported lazily at run time: the network stack
+    from newswatch.streams.embedded import Counters
 
 log = logging.getLogger("newswatch")
 
@@ -52,10 +56,14 @@ async def run_embedded(
     # lazy: the network stack (aiohttp, slack_sdk, aiosmtplib, feedparser): ~170 ms start-up
     from newswatch.monitor.fetch import Fetcher
     from newswatch.monitor.poller import Poller
-    from newswatch.streams.embedded import EmbeddedRuntime, make_pipeline
-    from newswatch.streams.receivers import build_notifiers
+    from newswatch.streams.embedded import EmbeddedRuntime, make_click_handler, make_pipeline
+    from newswatch.streams.receivers import build_notifiers, slack_socket
 
-    notifiers = build_notifiers(config, environ)  # a missing secret stops us here, exit 2
+    # A missing secret stops us here, exit 2. The answers to clicks an alert keeps when
+    # its source count is updated come from the state, opened below before any send.
+    notifiers = build_notifiers(config, environ,
+                                feedback=lambda channel, ts: db.feedback().lines(channel, ts))
+    clicks = slack_socket(config, environ)
     async with contextlib.AsyncExitStack() as stack:
         metrics = new_metrics(config)
         stack.callback(serve_health(
@@ -82,7 +90,9 @@ async def run_embedded(
         # the runtime reads the reloader's rules per article, the reloader reports to it
         archive = Archive(db.archive(), config.archive.days) if config.archive.days else None
         runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
-                                  pipeline=pipeline, metrics=metrics, archive=archive)
+                                  pipeline=pipeline, metrics=metrics, archive=archive,
+                                  clicks=None if once else clicks, on_click=make_click_handler(
+                                      config, db, notifiers, rules=lambda: reloader.current))
         reloader = RuleReloader(
             config.rules, matcher, status=db.mapping("meta"),
             on_rejected=rejection_notifier(runtime.notify, config.ops),
@@ -97,10 +107,13 @@ async def run_embedded(
                      len(config.feeds), len(matcher.rules))
             settle_heap()
             await _run_until_signalled(runtime.run, reloader, stop)
-    c = runtime.counters
+    _print_counters(runtime.counters)
+    return EXIT_OK
+
+
+def _print_counters(c: Counters) -> None:
     print(f"articles: {c.articles}, matches: {c.matches}, "
           + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)
-    return EXIT_OK
 
 
 def _lock_state(config: Config) -> RuntimeLock:

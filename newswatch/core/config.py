@@ -20,6 +20,8 @@ from newswatch.core.addresses import email_problem, host_problem, url_problem
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.rulefiles import STDIN, STDIN_NAME
 from newswatch.core.schema import MapReader
+from newswatch.core.slackconfig import SlackReceiver as SlackReceiver
+from newswatch.core.slackconfig import slack_receiver
 from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, load_yaml
 
 DEFAULT_INTERVAL = 300.0
@@ -39,17 +41,6 @@ class FeedConfig:
     line: int = 0
     min_interval: float | None = None
     max_interval: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SlackReceiver:
-    """``reconcile``: after a crash or an ambiguous failure, look the alert up in the
-    channel (``conversations.history``, scope ``channels:history``) before sending again."""
-
-    name: str
-    channel: str
-    base_url: str | None = None
-    reconcile: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,17 +306,11 @@ def _receivers(top: MapReader, shown: str, issues: list[Issue]) -> dict[str, Rec
             issues.append(Issue(shown, spec.line_of(kind), f"{where} must be a mapping"))
             continue
         if kind == "slack":
-            r = MapReader(body, shown, issues, allowed=("channel", "base_url", "reconcile"),
-                          where=where)
-            channel = r.text("channel", required=True)
-            base_url = r.text("base_url")
-            reconcile = r.flag("reconcile", default=True)
+            r = MapReader(body, shown, issues, where=where, allowed=(
+                "channel", "base_url", "reconcile", "interactive", "mute_story", "mute_rule"))
             r.finish()
-            if base_url is not None and (problem := url_problem(base_url)):
-                r.error(f"base_url {problem} (like https://slack.com/api/), got {base_url!r}",
-                        r.line("base_url"))
-            if channel:
-                out[name] = SlackReceiver(name, channel, base_url, reconcile)
+            if (slack := slack_receiver(r, name, out.values())) is not None:
+                out[name] = slack
         elif kind == "email":
             r = MapReader(body, shown, issues, where=where,
                           allowed=("to", "from", "host", "port", "starttls", "tls", "user"))

@@ -24,6 +24,7 @@ from typing import Any
 
 from newswatch.core.archive import SqliteArchive
 from newswatch.core.errors import StateError
+from newswatch.core.feedback import SqliteFeedback
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -88,7 +89,7 @@ class FetchEvent:
     error: str | None
 
 
-SCHEMA_VERSION = 2  # PRAGMA user_version of a state file this version writes
+SCHEMA_VERSION = 3  # PRAGMA user_version of a state file this version writes
 
 # Version 2: the article archive (newswatch.core.archive); the body is the article's JSON,
 # zlib-compressed.
@@ -105,6 +106,31 @@ CREATE TABLE IF NOT EXISTS archive (
 CREATE INDEX IF NOT EXISTS archive_seen ON archive (seen_at, id);
 """
 
+# Version 3: analysts' clicks on alert buttons (newswatch.core.feedback), one row each;
+# ``key`` identifies the click, so a click Slack sends twice is stored once.
+_FEEDBACK = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    key       TEXT NOT NULL UNIQUE,
+    at        REAL NOT NULL,
+    action    TEXT NOT NULL,
+    user_id   TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    rule_id   TEXT NOT NULL,
+    story     TEXT NOT NULL,
+    article   TEXT NOT NULL,
+    receiver  TEXT NOT NULL,
+    channel   TEXT,
+    ts        TEXT,
+    title     TEXT NOT NULL,
+    evidence  TEXT NOT NULL,
+    line      TEXT NOT NULL,
+    silence   TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_rule ON feedback (rule_id, at);
+CREATE INDEX IF NOT EXISTS feedback_message ON feedback (channel, ts);
+"""
+
 
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
     """Bring a state file from schema ``version`` to ``SCHEMA_VERSION``, one step at a time
@@ -116,6 +142,8 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
             conn.execute("ALTER TABLE decisions ADD COLUMN story TEXT")
     if version < 2:
         conn.executescript(_ARCHIVE)
+    if version < 3:
+        conn.executescript(_FEEDBACK)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -318,6 +346,10 @@ class Database:
     def archive(self) -> SqliteArchive:
         """The article archive's table (newswatch.core.archive)."""
         return SqliteArchive(self._conn)
+
+    def feedback(self) -> SqliteFeedback:
+        """Analysts' clicks on alert buttons (newswatch.core.feedback)."""
+        return SqliteFeedback(self._conn)
 
     def pragma(self, name: str) -> Any:
         """``PRAGMA name`` (or ``name = value``): its value, None for a setting."""
