@@ -5,21 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from newswatch.core.config import FeedConfig, PagesConfig, parse_config
-from newswatch.core.errors import ConfigError
-
-
-def config(tmp_path: Path, text: str) -> str:
-    (tmp_path / "r.yaml").write_text("rules: []\n", encoding="utf-8")
-    return "rules: [r.yaml]\n" + text
-
-
-def errors(tmp_path: Path, text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        parse_config(config(tmp_path, text), "c.yaml", base=tmp_path)
-    return [str(i) for i in caught.value.issues]
+from tests.test_config_polling import config, errors
 
 
 def test_modes_thresholds_and_defaults(tmp_path: Path) -> None:
