@@ -21,6 +21,7 @@ from newswatch.core.state import Database
 from newswatch.monitor.poller import Poller
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.alerts import Match
+from newswatch.streams.fulltext import FullText
 from newswatch.streams.matching import Matching, MatchMetrics
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pipeline import DecisionLog, Pipeline
@@ -55,6 +56,7 @@ class Counters:
     """What one runtime has done since it started (also exported as metrics)."""
 
     articles: int = 0
+    bodies: int = 0  # articles matched (again) with their page's main text
     matches: int = 0
     verdicts: dict[str, int] = field(default_factory=dict)
 
@@ -65,15 +67,17 @@ class EmbeddedRuntime(Runtime):
     ``tick`` runs every ``TICK`` seconds beside the poller.
 
     ``poller_factory`` builds the poller from the runtime (its sink is ``take``, its
-    feed-health notices go to ``notify``)."""
+    feed-health notices go to ``notify``). ``full_text``, when given, fetches the pages
+    of the articles whose feed wants them (``streams/fulltext.py``)."""
 
     def __init__(
         self, *, poller_factory: Callable[[Runtime], Poller],
         matcher: Callable[[], Matcher], pipeline: Pipeline,
         metrics: MatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
-        archive: Archive | None = None,
+        archive: Archive | None = None, full_text: FullText | None = None,
     ) -> None:
         self._matching = Matching(matcher, metrics)
+        self._full_text = full_text
         self._archive = archive
         self._clock = clock
         self._resumed_at: float | None = None
@@ -85,32 +89,41 @@ class EmbeddedRuntime(Runtime):
     async def take(self, articles: Sequence[Article]) -> None:
         """Archive the articles (when the archive is on), then match and deliver each:
         returns once every decision is recorded (the poller marks the articles seen after
-        that)."""
+        that). With full text, an article whose page is awaited is delivered on its teaser
+        by then at the latest, and again with its body when the page comes."""
         if self._archive is not None and articles:
             try:
                 self._archive.keep(articles)
             except StateError as error:
                 self.pipeline.fail(error)
                 raise
+        self.counters.articles += len(articles)
+        if self._full_text is not None:
+            await self._full_text.take(articles, self._deliver_article)
+            return
         for article in articles:
-            self.counters.articles += 1
-            for match in self._matching(article):
-                self.counters.matches += 1
-                if self.pipeline.failure is not None:
-                    raise self.pipeline.failure  # not seen: polled again after a restart
-                try:
-                    verdict = await self.pipeline.deliver(match)
-                except StateError as error:
-                    self.pipeline.fail(error)
-                    raise
-                self.counters.verdicts[verdict.kind] = self.counters.verdicts.get(
-                    verdict.kind, 0) + 1
-                log.info(
-                    "rule %s: %s (%s) — %s", match.rule_id, verdict.kind, verdict.reason,
-                    article.title[:120],
-                    extra={"rule_id": match.rule_id, "article_id": article.id,
-                           "verdict": verdict.kind, "feed": article.feed},
-                )
+            await self._deliver_article(article)
+
+    async def _deliver_article(self, article: Article) -> None:
+        """Match one article and deliver each match; raises what the state raises."""
+        self.counters.bodies += bool(article.body)
+        for match in self._matching(article):
+            self.counters.matches += 1
+            if self.pipeline.failure is not None:
+                raise self.pipeline.failure  # not seen: polled again after a restart
+            try:
+                verdict = await self.pipeline.deliver(match)
+            except StateError as error:
+                self.pipeline.fail(error)
+                raise
+            self.counters.verdicts[verdict.kind] = self.counters.verdicts.get(
+                verdict.kind, 0) + 1
+            log.info(
+                "rule %s: %s (%s) — %s", match.rule_id, verdict.kind, verdict.reason,
+                article.title[:120],
+                extra={"rule_id": match.rule_id, "article_id": article.id,
+                       "verdict": verdict.kind, "feed": article.feed},
+            )
 
     async def notify(self, notice: Match) -> None:
         """Deliver an ops notice (the poller's feed-health transitions, the reloader's
@@ -136,6 +149,8 @@ class EmbeddedRuntime(Runtime):
         until every lane has delivered (or dead-lettered) what was queued, return."""
         await self.tick()
         await self.poller.poll_all()
+        if self._full_text is not None:
+            await self._full_text.drain()
         await self.pipeline.flush_digests()
         await self.pipeline.drain()
         await self.pipeline.aclose(self.grace)
@@ -155,6 +170,8 @@ class EmbeddedRuntime(Runtime):
             for task in (ticker, watcher):
                 task.cancel()
             await asyncio.gather(ticker, watcher, return_exceptions=True)
+            if self._full_text is not None:
+                await self._full_text.close()
             await self.pipeline.aclose(self.grace)
         if self.pipeline.failure is not None:
             raise self.pipeline.failure

@@ -53,6 +53,7 @@ async def run_embedded(
     from newswatch.monitor.fetch import Fetcher
     from newswatch.monitor.poller import Poller
     from newswatch.streams.embedded import EmbeddedRuntime, make_pipeline
+    from newswatch.streams.fulltext import FullText
     from newswatch.streams.receivers import build_notifiers
 
     notifiers = build_notifiers(config, environ)  # a missing secret stops us here, exit 2
@@ -82,7 +83,8 @@ async def run_embedded(
         # the runtime reads the reloader's rules per article, the reloader reports to it
         archive = Archive(db.archive(), config.archive.days) if config.archive.days else None
         runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
-                                  pipeline=pipeline, metrics=metrics, archive=archive)
+                                  pipeline=pipeline, metrics=metrics, archive=archive,
+                                  full_text=FullText.for_config(config, fetcher, db))
         reloader = RuleReloader(
             config.rules, matcher, status=db.mapping("meta"),
             on_rejected=rejection_notifier(runtime.notify, config.ops),
@@ -98,7 +100,7 @@ async def run_embedded(
             settle_heap()
             await _run_until_signalled(runtime.run, reloader, stop)
     c = runtime.counters
-    print(f"articles: {c.articles}, matches: {c.matches}, "
+    print(f"articles: {c.articles}, with their page: {c.bodies}, matches: {c.matches}, "
           + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)
     return EXIT_OK
 
