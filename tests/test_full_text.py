@@ -7,6 +7,7 @@ No mocks, no sleeps: each test awaits the poll and the late pages it started."""
 from __future__ import annotations
 
 import gzip
+import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,9 +22,12 @@ from newswatch.rules.loader import parse_rules
 from newswatch.rules.matcher import Matcher, RuleMatch
 from newswatch.streams.fulltext import FullText
 from tests.fakes.feed_server import FeedServer, rss
+from tests.fakes.fixtures import slack_api, smtp_sink  # noqa: F401
 from tests.fakes.news_pages import build_page
+from tests.fakes.slack_api import FakeSlackAPI
+from tests.fakes.smtp_sink import SMTPSink
 from tests.fakes.story_texts import MILITARY_AR, MILITARY_FR, RAIN_FR, RELATED_AR, RELATED_FR
-from tests.test_end_to_end import RULES
+from tests.test_end_to_end import RULES, newswatch, write_config
 from tests.test_polling import FetchLog
 
 MIB = 1024 * 1024
@@ -145,3 +149,30 @@ async def test_a_page_later_than_the_deadline_matches_the_teaser_first_then_the_
             await full_text.drain()
     assert order == [("teaser", []), ("body", ["us-maghreb-military"])]
     assert full_text.stats["wire"].late == 1
+
+
+async def test_newswatch_run_alerts_once_on_a_title_only_entry_with_the_page_quoted(
+    tmp_path: Path, slack_api: FakeSlackAPI, smtp_sink: SMTPSink  # noqa: F811
+) -> None:
+    """The real CLI: the entry's title names none of the rule's terms, the page does; one
+    Slack alert quoting the page, the feed healthy, and nothing fetched again next run."""
+    async with FeedServer() as feeds:
+        feeds.page("/fr/accord.html", build_page(MILITARY_FR, related=RELATED_FR).body)
+        feeds.serve("/a.xml", rss([{"title": MILITARY_FR.title, "guid": "accord-1",
+                                    "link": feeds.url("/fr/accord.html")}]))
+        config = write_config(tmp_path, feeds, slack_api, smtp_sink, ["/a.xml"])
+        with config.open("a", encoding="utf-8") as text:
+            text.write("pages: {host_delay: 0s}\n")
+        code, _, err = await newswatch("run", "--once", "--config", str(config))
+        assert code == 0, err
+        assert "with their page: 1" in err
+        (posted,) = slack_api.calls_to("chat.postMessage")
+        shown = json.dumps(posted.payload, ensure_ascii=False)
+        assert "Mark Esper" in shown and MILITARY_FR.title in shown
+        assert not any(title in shown for title in RELATED_FR)
+        code, _, err = await newswatch("run", "--once", "--config", str(config))
+        assert code == 0, err
+        assert feeds.hits["/fr/accord.html"] == 1 and feeds.hits["/robots.txt"] == 1
+        assert len(slack_api.calls_to("chat.postMessage")) == 1
+        code, out, _ = await newswatch("status", "--config", str(config), "--json")
+        assert code == 0 and json.loads(out)[0]["status"] == "ok"
