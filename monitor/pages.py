@@ -9,7 +9,8 @@ brotli bombs included), an honest User-Agent naming the project. On top of it:
 * robots.txt: fetched once per host (scheme, host and port) through the same fetcher and
   kept ``ROBOTS_TTL`` seconds; a path it disallows for ``newswatch`` is not fetched
   (kind ``blocked``). As RFC 9309 says: a robots.txt answering 4xx allows everything; one
-  that cannot be had (5xx, timeout, refused connection) disallows the host for now.
+  that cannot be had (5xx, timeout, refused connection) disallows the host for
+  ``ROBOTS_RETRY`` seconds, its pages failing with that fetch's kind.
 * one page fetch at a time per host, at least ``host_delay`` seconds apart (robots.txt
   fetches included);
 * each canonical URL is fetched at most once: the outcome, success or failure, is kept in
@@ -89,7 +90,7 @@ class _Host:
     lock: asyncio.Lock
     last: float = -1e18  # monotonic time of the last fetch started
     robots: RobotFileParser | None = None
-    robots_error: str | None = None
+    robots_error: FetchError | None = None
     robots_at: float = -1e18
 
 
@@ -178,19 +179,24 @@ class PageFetcher:
             if host.robots_error is not None:  # ask again sooner than a day
                 host.robots_at -= ROBOTS_TTL - ROBOTS_RETRY
         if host.robots_error is not None:
-            raise FetchError(FetchErrorKind.BLOCKED, host.robots_error)
+            raise host.robots_error
         if host.robots is not None and not host.robots.can_fetch(ROBOTS_AGENT, url):
             raise FetchError(FetchErrorKind.BLOCKED, "robots.txt disallows this page")
 
-    async def _robots(self, url: str, host: _Host) -> tuple[RobotFileParser | None, str | None]:
-        """The host's robots.txt rules (None: no rules), or why the host is off limits."""
+    async def _robots(
+        self, url: str, host: _Host
+    ) -> tuple[RobotFileParser | None, FetchError | None]:
+        """The host's robots.txt rules (None: no rules), or why the host is off limits (the
+        robots.txt fetch's own failure kind: dns, timeout, http_5xx …)."""
         robots_url = str(URL(url).with_path("/robots.txt").with_query(None).with_fragment(None))
         try:
             result = await self._polite_fetch(robots_url, host)
         except FetchError as error:
             if error.kind is FetchErrorKind.HTTP_4XX:
                 return None, None  # no robots.txt: everything allowed
-            return None, f"robots.txt could not be read ({error.kind}): host skipped for now"
+            return None, FetchError(
+                error.kind, f"robots.txt could not be read ({error.message}): host skipped "
+                f"for {ROBOTS_RETRY / 3600:g} h", status=error.status)
         rules = RobotFileParser(robots_url)
         rules.parse(result.body[:_ROBOTS_CAP].decode("utf-8", "replace").splitlines())
         return rules, None
