@@ -23,6 +23,7 @@ from newswatch.monitor.poller import Poller
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.alerts import Match
 from newswatch.streams.feedback import Click
+from newswatch.streams.fulltext import FullText
 from newswatch.streams.interactive import ClickHandler, ClickSource
 from newswatch.streams.matching import Matching, MatchMetrics
 from newswatch.streams.notifiers import Notifier
@@ -75,6 +76,7 @@ class Counters:
     """What one runtime has done since it started (also exported as metrics)."""
 
     articles: int = 0
+    bodies: int = 0  # articles matched (again) with their page's main text
     matches: int = 0
     verdicts: dict[str, int] = field(default_factory=dict)
 
@@ -86,7 +88,9 @@ class EmbeddedRuntime(Runtime):
 
     ``poller_factory`` builds the poller from the runtime (its sink is ``take``, its
     feed-health notices go to ``notify``). ``clicks`` (with ``on_click``) brings analysts'
-    clicks on alert buttons in while ``run`` runs; each goes to ``click``."""
+    clicks on alert buttons in while ``run`` runs; each goes to ``click``. ``full_text``,
+    when given, fetches the pages of the articles whose feed wants them
+    (``streams/fulltext.py``)."""
 
     def __init__(
         self, *, poller_factory: Callable[[Runtime], Poller],
@@ -94,10 +98,12 @@ class EmbeddedRuntime(Runtime):
         metrics: MatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
         archive: Archive | None = None, clicks: ClickSource | None = None,
         on_click: Callable[[Click], Awaitable[Any]] | None = None,
+        full_text: FullText | None = None,
     ) -> None:
         self._matching = Matching(matcher, metrics)
         self._clicks = clicks if on_click is not None else None
         self._on_click = on_click
+        self._full_text = full_text
         self._archive = archive
         self._clock = clock
         self._resumed_at: float | None = None
@@ -109,32 +115,41 @@ class EmbeddedRuntime(Runtime):
     async def take(self, articles: Sequence[Article]) -> None:
         """Archive the articles (when the archive is on), then match and deliver each:
         returns once every decision is recorded (the poller marks the articles seen after
-        that)."""
+        that). With full text, an article whose page is awaited is delivered on its teaser
+        by then at the latest, and again with its body when the page comes."""
         if self._archive is not None and articles:
             try:
                 self._archive.keep(articles)
             except StateError as error:
                 self.pipeline.fail(error)
                 raise
+        self.counters.articles += len(articles)
+        if self._full_text is not None:
+            await self._full_text.take(articles, self._deliver_article)
+            return
         for article in articles:
-            self.counters.articles += 1
-            for match in self._matching(article):
-                self.counters.matches += 1
-                if self.pipeline.failure is not None:
-                    raise self.pipeline.failure  # not seen: polled again after a restart
-                try:
-                    verdict = await self.pipeline.deliver(match)
-                except StateError as error:
-                    self.pipeline.fail(error)
-                    raise
-                self.counters.verdicts[verdict.kind] = self.counters.verdicts.get(
-                    verdict.kind, 0) + 1
-                log.info(
-                    "rule %s: %s (%s) — %s", match.rule_id, verdict.kind, verdict.reason,
-                    article.title[:120],
-                    extra={"rule_id": match.rule_id, "article_id": article.id,
-                           "verdict": verdict.kind, "feed": article.feed},
-                )
+            await self._deliver_article(article)
+
+    async def _deliver_article(self, article: Article) -> None:
+        """Match one article and deliver each match; raises what the state raises."""
+        self.counters.bodies += bool(article.body)
+        for match in self._matching(article):
+            self.counters.matches += 1
+            if self.pipeline.failure is not None:
+                raise self.pipeline.failure  # not seen: polled again after a restart
+            try:
+                verdict = await self.pipeline.deliver(match)
+            except StateError as error:
+                self.pipeline.fail(error)
+                raise
+            self.counters.verdicts[verdict.kind] = self.counters.verdicts.get(
+                verdict.kind, 0) + 1
+            log.info(
+                "rule %s: %s (%s) — %s", match.rule_id, verdict.kind, verdict.reason,
+                article.title[:120],
+                extra={"rule_id": match.rule_id, "article_id": article.id,
+                       "verdict": verdict.kind, "feed": article.feed},
+            )
 
     async def notify(self, notice: Match) -> None:
         """Deliver an ops notice (the poller's feed-health transitions, the reloader's
@@ -166,6 +181,8 @@ class EmbeddedRuntime(Runtime):
         until every lane has delivered (or dead-lettered) what was queued, return."""
         await self.tick()
         await self.poller.poll_all()
+        if self._full_text is not None:
+            await self._full_text.drain()
         await self.pipeline.flush_digests()
         await self.pipeline.drain()
         await self.pipeline.aclose(self.grace)
@@ -191,6 +208,8 @@ class EmbeddedRuntime(Runtime):
             if clicks is not None and not (await asyncio.wait({clicks}, timeout=self.grace))[0]:
                 clicks.cancel()
             await asyncio.gather(*tasks, *([clicks] if clicks else []), return_exceptions=True)
+            if self._full_text is not None:
+                await self._full_text.close()
             await self.pipeline.aclose(self.grace)
         if self.pipeline.failure is not None:
             raise self.pipeline.failure

@@ -57,6 +57,7 @@ async def run_embedded(
     from newswatch.monitor.fetch import Fetcher
     from newswatch.monitor.poller import Poller
     from newswatch.streams.embedded import EmbeddedRuntime, make_click_handler, make_pipeline
+    from newswatch.streams.fulltext import FullText
     from newswatch.streams.receivers import build_notifiers, slack_socket
 
     # A missing secret stops us here, exit 2. The answers to clicks an alert keeps when
@@ -92,7 +93,8 @@ async def run_embedded(
         runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
                                   pipeline=pipeline, metrics=metrics, archive=archive,
                                   clicks=None if once else clicks, on_click=make_click_handler(
-                                      config, db, notifiers, rules=lambda: reloader.current))
+                                      config, db, notifiers, rules=lambda: reloader.current),
+                                  full_text=FullText.for_config(config, fetcher, db))
         reloader = RuleReloader(
             config.rules, matcher, status=db.mapping("meta"),
             on_rejected=rejection_notifier(runtime.notify, config.ops),
@@ -112,7 +114,7 @@ async def run_embedded(
 
 
 def _print_counters(c: Counters) -> None:
-    print(f"articles: {c.articles}, matches: {c.matches}, "
+    print(f"articles: {c.articles}, with their page: {c.bodies}, matches: {c.matches}, "
           + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)
 
 
