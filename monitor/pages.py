@@ -14,8 +14,10 @@ brotli bombs included), an honest User-Agent naming the project. On top of it:
 * one page fetch at a time per host, at least ``host_delay`` seconds apart (robots.txt
   fetches included);
 * each canonical URL is fetched at most once: the outcome, success or failure, is kept in
-  ``cache`` (a state mapping, keyed by the canonical URL) and returned on every later
-  call, also after a restart; concurrent calls for one URL share one fetch.
+  ``cache`` (keyed by the canonical URL: the embedded state's ``pages`` table, the Kafka
+  poller's ``pages`` topic) and returned on every later call, also after a restart;
+  concurrent calls for one URL share one fetch. Outcomes older than ``keep`` seconds
+  (``PAGE_TTL``, 30 days) are forgotten, once a day (``prune``).
 
 Failure kinds are the fetch error kinds (``newswatch.core.errors.FetchErrorKind``) plus
 ``not_an_article`` and ``extract`` (``ExtractError``).
@@ -36,6 +38,7 @@ from yarl import URL
 
 from newswatch.core.article import canonical_url
 from newswatch.core.errors import FeedError, FetchError, FetchErrorKind
+from newswatch.core.pagecache import PAGE_TTL
 from newswatch.monitor.extract import Extracted, Extractor, extract_article, trafilatura_extractor
 from newswatch.monitor.fetch import FetchResult
 
@@ -45,6 +48,7 @@ ROBOTS_AGENT = "newswatch"  # the product token of monitor/fetch.py's USER_AGENT
 ROBOTS_TTL = 86_400.0  # seconds a host's robots.txt is trusted
 ROBOTS_RETRY = 3_600.0  # seconds before asking again a host whose robots.txt failed
 _ROBOTS_CAP = 512 * 1024  # bytes of robots.txt read (Google reads 500 KiB)
+PRUNE_EVERY = 86_400.0  # seconds between two prunes of the page cache
 
 
 class Fetcher(Protocol):
@@ -54,8 +58,10 @@ class Fetcher(Protocol):
 @dataclass(frozen=True, slots=True)
 class Page:
     """One page's outcome: ``extracted`` on success, else ``error_kind`` (a
-    FetchErrorKind value) and ``error``; ``seconds``: fetch and extraction time (0 when
-    read from the cache); ``cached``: read from the cache."""
+    FetchErrorKind value) and ``error``; ``seconds``: fetch and extraction time, of which
+    ``extract_seconds`` extraction (as measured when fetched); ``cached``: read from the
+    cache; ``at``: when it was fetched (Unix seconds); ``feed``: the feed whose article
+    asked for it first (the Kafka poller keeps the pages of its own feeds)."""
 
     url: str
     extracted: Extracted | None = None
@@ -63,11 +69,16 @@ class Page:
     error: str | None = None
     seconds: float = 0.0
     cached: bool = False
+    at: float = 0.0
+    feed: str = ""
+    extract_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         found = self.extracted
-        return {"url": self.url, "error_kind": self.error_kind, "error": self.error,
+        return {"url": self.url, "at": self.at, "feed": self.feed,
+                "error_kind": self.error_kind, "error": self.error,
                 "seconds": round(self.seconds, 4),
+                "extract_seconds": round(self.extract_seconds, 4),
                 "text": found.text if found else None,
                 "language": found.language if found else None,
                 "published": found.published.isoformat() if found and found.published
@@ -82,7 +93,8 @@ class Page:
                                   datetime.fromisoformat(published) if published else None)
         return cls(url=str(data["url"]), extracted=extracted, error_kind=data.get("error_kind"),
                    error=data.get("error"), seconds=float(data.get("seconds") or 0.0),
-                   cached=True)
+                   cached=True, at=float(data.get("at") or 0.0), feed=str(data.get("feed") or ""),
+                   extract_seconds=float(data.get("extract_seconds") or 0.0))
 
 
 @dataclass(slots=True)
@@ -96,8 +108,11 @@ class _Host:
 
 class PageFetcher:
     """Fetches article pages through ``fetcher`` (module docstring). ``cache``: canonical
-    URL → ``Page`` JSON (the state's ``pages`` mapping; a dict in tests). ``host_delay``:
-    seconds between two fetches from one host. ``clock``: monotonic seconds."""
+    URL → ``Page`` JSON (the state's ``pages`` table, the Kafka poller's topic-backed
+    mapping; a dict in tests); when it has ``prune_older(before)`` (Unix seconds: delete
+    the outcomes fetched before; returns how many), pruning uses it, else it walks the
+    mapping. ``host_delay``: seconds between two fetches from one host; ``keep``: seconds
+    an outcome is kept. ``clock``: monotonic seconds; ``wall``: Unix seconds."""
 
     def __init__(
         self,
@@ -107,17 +122,44 @@ class PageFetcher:
         host_delay: float = 1.0,
         extractor: Extractor = trafilatura_extractor,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        keep: float = PAGE_TTL,
     ) -> None:
         self._fetcher = fetcher
         self._cache = cache
         self._delay = host_delay
         self._extractor = extractor
         self._clock = clock
+        self._wall = wall
+        self._keep = keep
+        self._pruned_at: float | None = None
         self._hosts: dict[str, _Host] = {}
         self._inflight: dict[str, asyncio.Future[Page]] = {}
 
-    async def page(self, url: str) -> Page:
-        """The page at ``url``, fetched and extracted once per canonical URL."""
+    def prune(self) -> int:
+        """Forget the outcomes fetched more than ``keep`` seconds ago (and those stored
+        without a time, by the version before times); returns how many."""
+        self._pruned_at = now = self._wall()
+        before = now - self._keep
+        prune_older = getattr(self._cache, "prune_older", None)
+        if prune_older is not None:
+            dropped = int(prune_older(before))
+        else:
+            old = [key for key, value in list(self._cache.items())
+                   if float(value.get("at") or 0.0) < before]
+            for key in old:
+                del self._cache[key]
+            dropped = len(old)
+        if dropped:
+            log.info("forgot %d article page(s) fetched more than %.0f days ago", dropped,
+                     self._keep / 86_400)
+        return dropped
+
+    async def page(self, url: str, *, feed: str = "") -> Page:
+        """The page at ``url``, fetched and extracted once per canonical URL; ``feed``:
+        the feed whose article asks (kept with the outcome)."""
+        if self._pruned_at is None or self._wall() - self._pruned_at >= PRUNE_EVERY:
+            self.prune()
         key = canonical_url(url)
         stored = self._cache.get(key)
         if stored is not None:
@@ -128,7 +170,7 @@ class PageFetcher:
         future: asyncio.Future[Page] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            page = await self._fetch_and_extract(key)
+            page = await self._fetch_and_extract(key, feed)
             self._cache[key] = page.to_json()
             future.set_result(page)
             return page
@@ -139,21 +181,25 @@ class PageFetcher:
         finally:
             del self._inflight[key]
 
-    async def _fetch_and_extract(self, url: str) -> Page:
+    async def _fetch_and_extract(self, url: str, feed: str) -> Page:
         started = time.perf_counter()
+        at = self._wall()
         try:
             host = self._host(url)
             async with host.lock:
                 await self._allowed(url, host)
                 result = await self._polite_fetch(url, host)
+            extracting = time.perf_counter()
             extracted = await asyncio.to_thread(
                 extract_article, result.body, result.headers, result.final_url,
                 extractor=self._extractor)
         except FeedError as error:
             log.info("page %s: %s", url, error)
             return Page(url, error_kind=str(error.kind), error=getattr(error, "message", None)
-                        or str(error), seconds=time.perf_counter() - started)
-        return Page(url, extracted=extracted, seconds=time.perf_counter() - started)
+                        or str(error), seconds=time.perf_counter() - started, at=at, feed=feed)
+        done = time.perf_counter()
+        return Page(url, extracted=extracted, seconds=done - started, at=at, feed=feed,
+                    extract_seconds=done - extracting)
 
     def _host(self, url: str) -> _Host:
         target = URL(url)

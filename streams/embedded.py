@@ -125,14 +125,26 @@ class EmbeddedRuntime(Runtime):
                 raise
         self.counters.articles += len(articles)
         if self._full_text is not None:
-            await self._full_text.take(articles, self._deliver_article)
+            await self._full_text.take(articles, self._deliver_all)
             return
+        await self._deliver_all(articles)
+
+    async def _deliver_all(self, articles: Sequence[Article]) -> None:
         for article in articles:
             await self._deliver_article(article)
 
     async def _deliver_article(self, article: Article) -> None:
-        """Match one article and deliver each match; raises what the state raises."""
-        self.counters.bodies += bool(article.body)
+        """Match one article and deliver each match; raises what the state raises. An
+        article with its page's body replaces its teaser in the archive first (so a
+        backtest or a reload's replay sees what was matched)."""
+        if article.body:
+            self.counters.bodies += 1
+            if self._archive is not None:
+                try:
+                    self._archive.revise([article])
+                except StateError as error:
+                    self.pipeline.fail(error)
+                    raise
         for match in self._matching(article):
             self.counters.matches += 1
             if self.pipeline.failure is not None:

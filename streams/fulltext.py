@@ -12,47 +12,42 @@ For each new article of a feed whose ``full_text`` setting wants its page
 * a page that fails (any kind) leaves the teaser's delivery as the only one, and says so
   in the log.
 
-Articles that need no page are delivered first, without waiting, and the pages of one
-batch are awaited side by side, so one slow site delays no other alert by more than
-``deadline``. ``take`` returns once every article has been delivered at least on its
-teaser (the poller then marks them seen); late bodies are delivered by background tasks
-(``drain`` waits for them, ``close`` cancels them: a body that arrives after a restart is
-not matched again, its teaser was).
+Articles that need no page are delivered first, in one batch, without waiting, and the
+pages of one batch are awaited side by side, so one slow site delays no other alert by
+more than ``deadline``. ``take`` returns once every article has been delivered at least on
+its teaser (the poller then marks them seen); late bodies are delivered by background
+tasks (``drain`` waits for them, ``close`` cancels them: a body that arrives after a
+restart is not matched again, its teaser was).
+
+"Delivered" is the runtime's sink: the embedded runtime matches and delivers in process;
+the Kafka poller publishes to the articles topic (the body as a second record of the same
+article, docs/kafka.md). Each page's outcome is counted per feed in ``stats``
+(``monitor/pagestats.py``), written back after every page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
 
 from newswatch.core.article import Article
 from newswatch.core.config import Config, FeedConfig
-from newswatch.core.state import Database
 from newswatch.monitor.fetch import Fetcher
 from newswatch.monitor.pages import Page, PageFetcher
+from newswatch.monitor.pagestats import PageStats
 
 log = logging.getLogger("newswatch.fulltext")
 
-Deliver = Callable[[Article], Awaitable[None]]
+#: Where articles go: returns once every one of them is delivered (matched and decided in
+#: the embedded runtime, acknowledged by Kafka in the Kafka poller).
+Sink = Callable[[Sequence[Article]], Awaitable[None]]
 
 
 class PageSource(Protocol):
-    async def page(self, url: str) -> Page: ...
-
-
-@dataclass
-class FeedPages:
-    """What the pages of one feed gave since the start: outcomes by kind (``ok`` or a
-    FetchErrorKind value), late arrivals (after the deadline) and extraction seconds of
-    the pages fetched (cache hits excluded)."""
-
-    outcomes: Counter[str] = field(default_factory=Counter)
-    late: int = 0
-    seconds: list[float] = field(default_factory=list)
+    async def page(self, url: str, *, feed: str = "") -> Page: ...
 
 
 def own_words(article: Article) -> int:
@@ -72,62 +67,68 @@ def with_page(article: Article, page: Page) -> Article:
 
 class FullText:
     """The full-text stage of a runtime (module docstring). ``feeds``: the configured
-    feeds by name; ``deadline``: seconds an article waits for its page."""
+    feeds by name; ``deadline``: seconds an article waits for its page; ``stats``: feed
+    name → ``PageStats`` JSON (a dict when not given)."""
 
     def __init__(self, pages: PageSource, feeds: Mapping[str, FeedConfig], *,
-                 deadline: float) -> None:
+                 deadline: float, stats: MutableMapping[str, Any] | None = None) -> None:
         self._pages = pages
         self._feeds = feeds
         self._deadline = deadline
         self._late: set[asyncio.Task[None]] = set()
-        self.stats: dict[str, FeedPages] = {}
+        self._stats: MutableMapping[str, Any] = stats if stats is not None else {}
 
     @classmethod
-    def for_config(cls, config: Config, fetcher: Fetcher, db: Database) -> FullText | None:
-        """The stage the config describes over the feeds' fetcher, its page cache in the
-        state's ``pages`` mapping; None when no feed ever wants a page."""
+    def for_config(cls, config: Config, fetcher: Fetcher, *, cache: MutableMapping[str, Any],
+                   stats: MutableMapping[str, Any]) -> FullText | None:
+        """The stage the config describes over the feeds' fetcher, with the runtime's page
+        cache and page stats; None when no feed ever wants a page."""
         if all(feed.full_text == "never" for feed in config.feeds):
             return None
-        pages = PageFetcher(fetcher, cache=db.mapping("pages"),
-                            host_delay=config.pages.host_delay)
-        return cls(pages, {f.name: f for f in config.feeds}, deadline=config.pages.deadline)
+        pages = PageFetcher(fetcher, cache=cache, host_delay=config.pages.host_delay)
+        return cls(pages, {f.name: f for f in config.feeds}, deadline=config.pages.deadline,
+                   stats=stats)
+
+    def page_stats(self, feed: str) -> PageStats:
+        """What ``feed``'s pages gave so far (as stored)."""
+        return PageStats.from_json(self._stats.get(feed))
 
     def wants(self, article: Article) -> bool:
         feed = self._feeds.get(article.feed)
         return bool(article.url) and feed is not None and feed.wants_page(own_words(article))
 
-    async def take(self, articles: Sequence[Article], deliver: Deliver) -> None:
+    async def take(self, articles: Sequence[Article], deliver: Sink) -> None:
         """Deliver every article, each at least on its teaser (module docstring)."""
         waiting = [a for a in articles if self.wants(a)]
         later = {id(a) for a in waiting}
-        for article in articles:
-            if id(article) not in later:
-                await deliver(article)
+        at_once = [a for a in articles if id(a) not in later]
+        if at_once:
+            await deliver(at_once)
         if waiting:
             await asyncio.gather(*(self._one(a, deliver) for a in waiting))
 
-    async def _one(self, article: Article, deliver: Deliver) -> None:
-        fetching = asyncio.ensure_future(self._pages.page(article.url))
+    async def _one(self, article: Article, deliver: Sink) -> None:
+        fetching = asyncio.ensure_future(self._pages.page(article.url, feed=article.feed))
         done, _ = await asyncio.wait({fetching}, timeout=self._deadline)
         if fetching in done:
             page = fetching.result()
             self._count(article, page, late=False)
-            await deliver(with_page(article, page))
+            await deliver([with_page(article, page)])
             return
         log.info("feed %s: page of %s not there after %g s: matched on the feed's text",
                  article.feed, article.url, self._deadline, extra={"feed": article.feed})
-        await deliver(article)
+        await deliver([article])
         task = asyncio.create_task(self._late_body(article, fetching, deliver))
         self._late.add(task)
         task.add_done_callback(self._late.discard)
 
     async def _late_body(self, article: Article, fetching: asyncio.Future[Page],
-                         deliver: Deliver) -> None:
+                         deliver: Sink) -> None:
         try:
             page = await fetching
             self._count(article, page, late=True)
             if page.extracted is not None:
-                await deliver(with_page(article, page))
+                await deliver([with_page(article, page)])
         except asyncio.CancelledError:
             fetching.cancel()
             raise
@@ -136,11 +137,14 @@ class FullText:
                           article.url, extra={"feed": article.feed})
 
     def _count(self, article: Article, page: Page, *, late: bool) -> None:
-        stats = self.stats.setdefault(article.feed, FeedPages())
-        stats.outcomes[page.error_kind or "ok"] += 1
-        stats.late += late
-        if not page.cached:
-            stats.seconds.append(page.seconds)
+        stats = self.page_stats(article.feed)
+        stats.record(page.error_kind, cached=page.cached, late=late, seconds=page.seconds,
+                     extract=page.extract_seconds)
+        try:
+            self._stats[article.feed] = stats.to_json()
+        except Exception:  # the counters are for `status`: never worth an alert
+            log.exception("feed %s: page counters not stored", article.feed,
+                          extra={"feed": article.feed})
         if page.error_kind is not None:
             log.warning("feed %s: page %s failed (%s: %s): matched on the feed's own text",
                         article.feed, article.url, page.error_kind, page.error,

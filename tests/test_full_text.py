@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -89,8 +90,9 @@ async def test_title_only_entries_match_on_their_page_and_failing_pages_on_their
     matcher = Matcher(parse_rules([("rules.yaml", RULES)], known_codes=known_codes()))
     delivered: dict[str, list[tuple[Article, list[RuleMatch]]]] = defaultdict(list)
 
-    async def deliver(article: Article) -> None:
-        delivered[urlsplit(article.url).path].append((article, matcher.match(article)))
+    async def deliver(articles: Sequence[Article]) -> None:
+        for article in articles:
+            delivered[urlsplit(article.url).path].append((article, matcher.match(article)))
 
     async with FeedServer() as server:
         server.serve("/robots.txt", ROBOTS, {"Content-Type": "text/plain"})
@@ -105,7 +107,7 @@ async def test_title_only_entries_match_on_their_page_and_failing_pages_on_their
             await full_text.drain()
 
     assert health.status == "ok" and health.error_kind is None
-    assert full_text.stats["wire"].outcomes == Counter(
+    assert full_text.page_stats("wire").outcomes == Counter(
         {"ok": 3, "blocked": 2, "too_large": 1, "timeout": 1, "not_an_article": 1})
     # the seed rule matched the French article on its page: every piece of evidence in
     # the body, inside the story's paragraphs, none from the page's chrome
@@ -133,9 +135,10 @@ async def test_a_page_later_than_the_deadline_matches_the_teaser_first_then_the_
     matcher = Matcher(parse_rules([("rules.yaml", RULES)], known_codes=known_codes()))
     order: list[tuple[str, list[str]]] = []
 
-    async def deliver(article: Article) -> None:
-        order.append(("body" if article.body else "teaser",
-                      [m.rule.id for m in matcher.match(article)]))
+    async def deliver(articles: Sequence[Article]) -> None:
+        for article in articles:
+            order.append(("body" if article.body else "teaser",
+                          [m.rule.id for m in matcher.match(article)]))
 
     async with FeedServer() as server:
         server.page("/fr/accord.html", build_page(MILITARY_FR, related=RELATED_FR).body)
@@ -148,7 +151,7 @@ async def test_a_page_later_than_the_deadline_matches_the_teaser_first_then_the_
             await full_text.take([article], deliver)
             await full_text.drain()
     assert order == [("teaser", []), ("body", ["us-maghreb-military"])]
-    assert full_text.stats["wire"].late == 1
+    assert full_text.page_stats("wire").late == 1
 
 
 async def test_newswatch_run_alerts_once_on_a_title_only_entry_with_the_page_quoted(

@@ -14,13 +14,14 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from newswatch.cli.options import Commands, Context, add_command
 from newswatch.cli.reload_notice import reload_reporter
 from newswatch.cli.serving import new_metrics, serve_health, settle_heap, stop_on_signals
 from newswatch.core import health_http
+from newswatch.core.article import Article
 from newswatch.core.config import Config
 from newswatch.core.metrics import Metrics
 from newswatch.core.state import FetchEvent
@@ -28,7 +29,14 @@ from newswatch.rules.matcher import Matcher
 from newswatch.streams.alerts import Match
 from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
+from newswatch.streams.runtime import Runtime
 from newswatch.streams.silences import SilenceStore, configured_silences
+
+if TYPE_CHECKING:  # imported lazily at run time: the Kafka extra, the network stack
+    from newswatch.monitor.fetch import Fetcher
+    from newswatch.monitor.poller import Poller
+    from newswatch.streams.fulltext import FullText
+    from newswatch.streams.kafka.feed_state import KafkaFeedState
 
 log = logging.getLogger("newswatch.poll")
 
@@ -83,10 +91,12 @@ class _NoFetchLog:
 async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics | None = None,
                        environ: Mapping[str, str] = os.environ) -> None:
     """Poll the feeds this process owns and publish new articles to Kafka until ``stop``;
-    feed-health transitions become ops notices for the workers to deliver."""
+    feed-health transitions become ops notices for the workers to deliver. With full text,
+    this poller fetches its feeds' pages and publishes an article's body with it, or after
+    its teaser when the page is late (docs/full-text.md)."""
     # lazy: the Kafka extra, and the network stack (aiohttp, feedparser): ~170 ms start-up
     from newswatch.monitor.fetch import Fetcher
-    from newswatch.monitor.poller import Poller
+    from newswatch.streams.fulltext import FullText
     from newswatch.streams.kafka.client import (
         FeedOwnership,
         ensure_topics,
@@ -102,20 +112,16 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
     producer = reliable_producer(settings)
     await producer.start()
     fetcher = Fetcher.for_config(config.fetch)
-    state = KafkaFeedState(settings, producer)
-    share = _Share(FeedOwnership(settings), state)
+    ownership = FeedOwnership(settings)
+    state = KafkaFeedState(settings, producer, owns=ownership.owns)
+    share = _Share(ownership, state)
     # the announced feed state durable before each notice: never announced twice
     runtime = KafkaRuntime(settings, producer_publish(producer), before_notice=state.flush)
+    full_text = FullText.for_config(config, fetcher, cache=state.pages, stats=state.page_stats)
     try:
         await share.ownership.start()
         await state.load()
-        poller = Poller(
-            config.feeds, fetcher, health=state.health, seen=state.seen,
-            fetch_log=_NoFetchLog(), sink=runtime.take, owns=share.owns, metrics=metrics,
-            on_transition=transition_notifier(
-                runtime.notify, config.ops,
-                metrics.observe_notice if metrics is not None else None),
-        )
+        poller = _poller(config, fetcher, state, share, runtime, full_text, metrics)
         polling = asyncio.create_task(poller.run(stop))
         log.info("polling: %d feed(s) configured; waiting for the group to assign feeds",
                  len(config.feeds))
@@ -125,10 +131,33 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
                 await asyncio.wait_for(stop.wait(), timeout=OWNERSHIP_TICK)
         await polling
     finally:
+        if full_text is not None:  # late pages dropped: their teasers were published
+            await full_text.close()
         await state.flush()
         await share.ownership.stop()
         await fetcher.close()
         await producer.stop()
+
+
+def _poller(config: Config, fetcher: Fetcher, state: KafkaFeedState, share: _Share,
+            runtime: Runtime, full_text: FullText | None, metrics: Metrics | None) -> Poller:
+    """The Poller of ``newswatch poll`` over the feed state in Kafka, publishing through
+    ``runtime``; its articles go through the full-text stage first when there is one."""
+    from newswatch.monitor.poller import Poller  # lazy: the network stack
+
+    async def take(articles: Sequence[Article]) -> None:
+        if full_text is None:
+            await runtime.take(articles)
+        else:
+            await full_text.take(articles, runtime.take)
+
+    return Poller(
+        config.feeds, fetcher, health=state.health, seen=state.seen,
+        fetch_log=_NoFetchLog(), sink=take, owns=share.owns, metrics=metrics,
+        on_transition=transition_notifier(
+            runtime.notify, config.ops,
+            metrics.observe_notice if metrics is not None else None),
+    )
 
 
 class _Share:

@@ -21,7 +21,7 @@ from newswatch.core.archive import Archive
 from newswatch.core.config import Config
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.metrics import MeteredAudit
-from newswatch.core.state import Database, RuntimeLock
+from newswatch.core.state import PAGE_STATS, Database, RuntimeLock
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
@@ -94,7 +94,9 @@ async def run_embedded(
                                   pipeline=pipeline, metrics=metrics, archive=archive,
                                   clicks=None if once else clicks, on_click=make_click_handler(
                                       config, db, notifiers, rules=lambda: reloader.current),
-                                  full_text=FullText.for_config(config, fetcher, db))
+                                  full_text=FullText.for_config(
+                                      config, fetcher, cache=db.pages(),
+                                      stats=db.mapping(PAGE_STATS)))
         reloader = RuleReloader(
             config.rules, matcher, status=db.mapping("meta"),
             on_rejected=rejection_notifier(runtime.notify, config.ops),

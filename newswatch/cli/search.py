@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,13 +68,17 @@ def search_command(args: argparse.Namespace, context: Context) -> int:
     config = context.config(args)
     matcher = query_matcher(args.query)
     since = when(args.since, time.time(), "--since")
-    found: deque[tuple[ArchivedArticle, RuleMatch]] = deque(maxlen=args.limit)
+    # article id → its match, oldest first: the Kafka archive replays an article whose page
+    # came late twice (teaser, then body): one result, the later version's, in its place
+    found: dict[str, tuple[ArchivedArticle, RuleMatch]] = {}
     with open_archive(config, "search", kafka=args.kafka,
                       environ=context.environ) as (archive, _):
         for item in archive.read(since):
             for match in matcher.match(item.article):
-                found.append((item, match))
-    results = [_result(item, match) for item, match in reversed(found)]
+                found[item.article.id] = (item, match)
+                if len(found) > args.limit:
+                    del found[next(iter(found))]
+    results = [_result(item, match) for item, match in reversed(found.values())]
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))
         return EXIT_OK

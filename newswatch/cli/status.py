@@ -34,7 +34,7 @@ from newswatch.cli.options import (
 from newswatch.core.config import Config, FeedConfig
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.printable import one_line, printable
-from newswatch.core.state import Database
+from newswatch.core.state import PAGE_STATS, Database
 from newswatch.monitor.health import (
     STATUS_ORDER,
     FeedHealth,
@@ -42,6 +42,7 @@ from newswatch.monitor.health import (
     current_status,
     rebase,
 )
+from newswatch.monitor.pagestats import PageStats, page_stats_key
 
 STATUSES = ("ok", "stale", "failing", "disabled", "never_polled")
 _STATUS_STYLE = {"ok": "green", "stale": "yellow", "failing": "bold red",
@@ -82,6 +83,9 @@ def status_command(args: argparse.Namespace, context: Context) -> int:
     if args.kafka:  # the Kafka runtime's pollers and workers publish to compacted topics
         health, rules_state = asyncio.run(kafka_status(config, context.environ))
         rows = [_row(f, health.get(f.name), now) for f in feeds]
+        if args.feed is not None:
+            for row in rows:
+                row["pages"] = _pages(health.get(page_stats_key(row["feed"])))
     else:
         rows, rules_state = _state_rows(config, feeds, now, with_fetches=args.feed is not None)
     rows.sort(key=lambda r: (STATUS_ORDER.get(r["status"], 9), -r["consecutive_failures"],
@@ -105,13 +109,21 @@ def _state_rows(config: Config, feeds: list[FeedConfig], now: float, *,
         health: Mapping[str, Any] = db.mapping("health")
         rows = [_row(f, health.get(f.name), now) for f in feeds]
         if with_fetches:
+            stats: Mapping[str, Any] = db.mapping(PAGE_STATS)
             for row in rows:
+                row["pages"] = _pages(stats.get(row["feed"]))
                 row["fetches"] = [
                     {"at": _iso(e.at), "status": e.status, "latency": e.latency,
                      "new": e.new, "error": e.error} for e in db.fetches(row["feed"], limit=20)]
         return rows, dict(db.mapping("meta").get("rules", {}))
     finally:
         db.close()
+
+
+def _pages(data: Any) -> dict[str, Any] | None:
+    """A feed's ``pages`` object (docs/feeds.md), None when none of its pages was asked
+    for yet."""
+    return PageStats.from_json(data).summary() if data else None
 
 
 def _row(feed: FeedConfig, data: Any, now: float) -> dict[str, Any]:
@@ -176,8 +188,29 @@ def _print_status(rows: list[dict[str, Any]], now: float) -> None:
         summary += f" / {counts['never_polled']} never polled"
     console.print(Text(summary))
     for r in rows:
+        if "pages" in r:
+            console.print(Text(_pages_line(r["feed"], r["pages"])))
         if "fetches" in r:
             console.print(_fetches_table(r))
+
+
+def _pages_line(feed: str, pages: dict[str, Any] | None) -> str:
+    """``status --feed``'s line on the feed's article pages (full text)."""
+    if pages is None:
+        return one_line(f"pages of {feed}: none fetched")
+    fetched = pages["fetched"]
+    rate = f"{pages['success_rate'] * 100:.0f}% ok" if fetched else "-"
+    failures = ", ".join(f"{kind} {n}" for kind, n in pages["failures"].items())
+    extract = pages["median_extract_s"]
+    page = pages["median_page_s"]
+    return one_line(
+        f"pages of {feed}: {fetched} fetched, {rate}" + (f" ({failures})" if failures else "")
+        + f", median extraction {_ms(extract)}, median page {_ms(page)}, "
+        f"{pages['late']} late, {pages['cached']} from the cache")
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
 def _status_table(rows: list[dict[str, Any]], now: float) -> Table:

@@ -3,7 +3,10 @@ days, so that `rules backtest` and `search` can replay what was already seen (is
 
 ``Archive`` is the policy (what is kept, for how long, when to prune); the storage behind
 it is an ``ArchiveStore``. The embedded runtime's store is a table of the SQLite state
-(``SqliteArchive``); one row per article id, the first time it was handed on.
+(``SqliteArchive``); one row per article id, the first time it was handed on. An article
+matched again with the main text of its page (full text, docs/full-text.md) replaces its
+row's article (``Archive.revise``), keeping the time it was first seen: the archive
+replays the version with the body.
 
 Times are Unix seconds. An article is stored as its JSON (``Article.to_json``) compressed
 with zlib: it comes from the parser already cleaned, so nothing is normalised again here,
@@ -47,6 +50,11 @@ class ArchiveStore(Protocol):
 
     def read(self, since: float, until: float) -> Iterator[ArchivedArticle]:
         """The items seen in [since, until), oldest first, streamed."""
+        ...
+
+    def replace(self, articles: Sequence[Article]) -> int:
+        """Store these articles in place of the stored ones with their ids (the time they
+        were seen kept); an id not stored is ignored. The number replaced."""
         ...
 
     def prune(self, before: float) -> int:
@@ -93,6 +101,11 @@ class Archive:
             self._store.prune(now - self.days * DAY)
             self._pruned_at = now
         return added
+
+    def revise(self, articles: Sequence[Article]) -> int:
+        """Keep these versions of archived articles (their page's body came): each replaces
+        the one archived with its id, seen at the same time; the number replaced."""
+        return self._store.replace(articles)
 
     def read(self, since: float, until: float = math.inf) -> Iterator[ArchivedArticle]:
         """The archived articles seen in [since, until), oldest first."""
@@ -144,6 +157,19 @@ class SqliteArchive:
                     (a.id, item.seen_at, a.feed, a.language,
                      a.published.timestamp() if a.published else None, a.url, pack(a)))
         return added
+
+    def replace(self, articles: Sequence[Article]) -> int:
+        if not articles:
+            return 0
+        replaced = 0
+        with self._conn.writing():
+            for a in articles:
+                replaced += self._conn.run(
+                    "UPDATE archive SET feed = ?, language = ?, published = ?, url = ?, "
+                    "body = ? WHERE id = ?",
+                    (a.feed, a.language, a.published.timestamp() if a.published else None,
+                     a.url, pack(a), a.id))
+        return replaced
 
     def read(self, since: float, until: float) -> Iterator[ArchivedArticle]:
         # keyset pagination on (seen_at, id): one bounded batch in memory at a time

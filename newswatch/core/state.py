@@ -25,6 +25,7 @@ from typing import Any
 from newswatch.core.archive import SqliteArchive
 from newswatch.core.errors import StateError
 from newswatch.core.feedback import SqliteFeedback
+from newswatch.core.pagecache import PAGES_TABLE, SqlitePageCache
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -89,7 +90,10 @@ class FetchEvent:
     error: str | None
 
 
-SCHEMA_VERSION = 3  # PRAGMA user_version of a state file this version writes
+#: The kv space of each feed's page counters (``monitor/pagestats.py``), beside ``health``.
+PAGE_STATS = "page-stats"
+
+SCHEMA_VERSION = 4  # PRAGMA user_version of a state file this version writes
 
 # Version 2: the article archive (newswatch.core.archive); the body is the article's JSON,
 # zlib-compressed.
@@ -132,6 +136,13 @@ CREATE INDEX IF NOT EXISTS feedback_message ON feedback (channel, ts);
 """
 
 
+# Version 4: the page cache (newswatch.core.pagecache) in a table of its own, indexed by
+# fetch time; the outcomes version 3 kept in the kv space ``pages`` move there, counted as
+# fetched at the migration (they had no time).
+_PAGES_MOVE = ("INSERT OR IGNORE INTO pages (url, at, page) SELECT key, "
+               "coalesce(json_extract(value, '$.at'), ?), value FROM kv WHERE space = 'pages'")
+
+
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
     """Bring a state file from schema ``version`` to ``SCHEMA_VERSION``, one step at a time
     (each idempotent: a file from before versions may be at any of them)."""
@@ -144,6 +155,10 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
         conn.executescript(_ARCHIVE)
     if version < 3:
         conn.executescript(_FEEDBACK)
+    if version < 4:
+        conn.executescript(PAGES_TABLE)
+        conn.execute(_PAGES_MOVE, (time.time(),))
+        conn.execute("DELETE FROM kv WHERE space = 'pages'")
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -346,6 +361,10 @@ class Database:
     def archive(self) -> SqliteArchive:
         """The article archive's table (newswatch.core.archive)."""
         return SqliteArchive(self._conn)
+
+    def pages(self) -> SqlitePageCache:
+        """The page cache of full text (newswatch.core.pagecache)."""
+        return SqlitePageCache(self._conn)
 
     def feedback(self) -> SqliteFeedback:
         """Analysts' clicks on alert buttons (newswatch.core.feedback)."""

@@ -14,9 +14,14 @@ would. ``KafkaArchive`` reads it by time for ``rules backtest --kafka`` and ``se
    order in which the embedded archive replays the same articles.
 3. A record outside [since, until) (a poller's clock off by some seconds), a record that is
    not an article, and an article id read before (a re-drive through the ledger, a poller
-   retrying a publish) are passed over: an article is replayed once, at its first record.
+   retrying a publish) are passed over: an article is replayed once, at its first record —
+   except the version with its page's body published after its teaser (full text,
+   docs/full-text.md), replayed too, at its own record, as the workers matched it (the
+   embedded archive replaces the teaser instead; both replays give the same alerts, as
+   delivery's dedup makes the body's repeat of a teaser's match silent).
 
-Memory is bounded: one fetch batch per partition, and the ids read (about 100 bytes each).
+Memory is bounded: one fetch batch per partition, and the ids read (about 100 bytes each,
+twice for an article read with its body).
 """
 
 from __future__ import annotations
@@ -192,6 +197,7 @@ class KafkaArchive:
     async def _merge(self, consumer: AIOKafkaConsumer, parts: list[_Partition],
                      since: float, until: float) -> AsyncIterator[ArchivedArticle]:
         seen: set[str] = set()
+        bodies: set[str] = set()  # ids read with their page's body
         heads: list[tuple[int, bytes, int, ConsumerRecord]] = []
         for index, part in enumerate(parts):
             await _push_head(consumer, part, index, heads)
@@ -206,9 +212,11 @@ class KafkaArchive:
             except topics.MessageError:
                 self.skipped += 1
                 continue
-            if article.id in seen:
+            if article.id in seen and (not article.body or article.id in bodies):
                 continue
             seen.add(article.id)
+            if article.body:
+                bodies.add(article.id)
             yield ArchivedArticle(article, record.timestamp / 1000)
 
 

@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError as KafkaError  # re-exported: the CLI cat
 from aiokafka.structs import ConsumerRecord
 
 from newswatch.core.config import Config
+from newswatch.core.pagecache import PAGE_TTL
 from newswatch.streams.kafka import topics
 
 COMPACTED = {"cleanup.policy": "compact"}
@@ -32,6 +33,11 @@ COMPACTED = {"cleanup.policy": "compact"}
 # reader that saw an entry also sees it done).
 LEDGER_CONFIG = {**COMPACTED, "segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1",
                  "delete.retention.ms": "600000"}
+# The page cache: compacted (one outcome per URL) and deleted after PAGE_TTL, so the
+# outcomes of pages no poller prunes (a feed removed, its poller gone) do not stay for ever;
+# segments roll daily so the deletion follows within a day.
+PAGES_CONFIG = {"cleanup.policy": "compact,delete", "retention.ms": str(int(PAGE_TTL * 1000)),
+                "segment.ms": "86400000"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,8 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     def configs(name: str) -> dict[str, str]:
         if name == topics.LEDGER:
             return LEDGER_CONFIG
+        if name == topics.PAGES:
+            return PAGES_CONFIG
         if name == topics.ARTICLES and settings.archive_days > 0:
             return {"retention.ms": str(archive_retention_ms(settings.archive_days))}
         return COMPACTED if name in topics.COMPACTED else {}
@@ -249,19 +257,22 @@ async def read_topic(settings: KafkaSettings, topic: str) -> AsyncIterator[Consu
 
 
 async def read_compacted(
-    settings: KafkaSettings, name: str, *, key: Callable[[bytes], str] = bytes.decode
+    settings: KafkaSettings, name: str, *, key: Callable[[bytes], str] = bytes.decode,
+    keep: Callable[[Any], bool] | None = None,
 ) -> dict[str, Any]:
     """The latest value per key of a compacted topic (a tombstone removes the key); keys
-    decoded with ``key`` (UTF-8 text by default), values as JSON."""
+    decoded with ``key`` (UTF-8 text by default), values as JSON. With ``keep``, only the
+    keys whose latest value it keeps (filtered while reading: memory holds those only)."""
     latest: dict[str, Any] = {}
     async for record in read_topic(settings, settings.topic(name)):
         if record.key is None:
             continue
         ident = key(record.key)
-        if record.value is None:
+        value = None if record.value is None else json.loads(record.value)
+        if value is None or (keep is not None and not keep(value)):
             latest.pop(ident, None)
         else:
-            latest[ident] = json.loads(record.value)
+            latest[ident] = value
     return latest
 
 

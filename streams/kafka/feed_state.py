@@ -1,9 +1,19 @@
-"""Poller state in the Kafka runtime: feed health and seen ids in compacted topics.
+"""Poller state in the Kafka runtime: feed health, seen ids and article pages in compacted
+topics.
 
 A poller that takes over a feed after a rebalance reads the feed's last health and seen
 ids from the compacted ``feed-health`` and ``feed-state`` topics, so it neither loses the
 cursor nor re-publishes what the previous owner already published (and if it does, after a
 crash between the produce and the state write, delivery dedup absorbs the repeat).
+
+Full text (docs/full-text.md) adds two things beside them:
+
+- ``pages``: the page cache (canonical URL → the page's outcome, ``monitor/pages.py``) in
+  the compacted ``pages`` topic, so a page is not fetched again after a restart or by the
+  poller a feed moves to. A poller holds in memory only the outcomes of its own feeds'
+  pages (each outcome names the feed that asked for it) from the last ``PAGE_TTL``.
+- ``page_stats``: each feed's page counters (``monitor/pagestats.py``) in the feed-health
+  topic under ``<feed>/pages``, read by ``newswatch status --kafka --feed``.
 
 The mappings are in memory, loaded with ``load()``; every write is also produced to the
 topic (in order per key: one partition per key, idempotent producer). ``flush()`` waits for
@@ -14,13 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator, MutableMapping
+import time
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from newswatch.core.pagecache import PAGE_TTL
+from newswatch.monitor.pagestats import page_stats_key
 from newswatch.streams.kafka.client import KafkaSettings, read_compacted
-from newswatch.streams.kafka.topics import FEED_HEALTH, FEED_STATE
+from newswatch.streams.kafka.topics import FEED_HEALTH, FEED_STATE, PAGES
 
 SEEN_PER_FEED = 2000  # ids remembered per feed; feeds list far fewer items at a time
 
@@ -47,6 +60,40 @@ class _TopicBacked(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.data)
+
+
+class _PageStatsView(MutableMapping[str, Any]):
+    """Feed name → page counters, stored in the feed-health mapping under ``<feed>/pages``."""
+
+    def __init__(self, health: _TopicBacked) -> None:
+        self._health = health
+
+    def __getitem__(self, feed: str) -> Any:
+        return self._health[page_stats_key(feed)]
+
+    def __setitem__(self, feed: str, value: Any) -> None:
+        self._health[page_stats_key(feed)] = value
+
+    def __delitem__(self, feed: str) -> None:
+        del self._health[page_stats_key(feed)]
+
+    def __iter__(self) -> Iterator[str]:
+        suffix = page_stats_key("")
+        return iter([k.removesuffix(suffix) for k in self._health.data if k.endswith(suffix)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _PageCache(_TopicBacked):
+    """The page cache over the ``pages`` topic (``monitor/pages.py``'s ``cache``)."""
+
+    def prune_older(self, before: float) -> int:
+        """Forget (and tombstone) the outcomes fetched before ``before`` (Unix seconds)."""
+        old = [url for url, page in self.data.items() if float(page.get("at") or 0) < before]
+        for url in old:
+            del self[url]
+        return len(old)
 
 
 class _SeenView(MutableMapping[str, Any]):
@@ -104,15 +151,23 @@ class _SeenView(MutableMapping[str, Any]):
 
 
 class KafkaFeedState:
-    """``health`` and ``seen`` mappings for the Poller, persisted in compacted topics."""
+    """``health`` and ``seen`` mappings for the Poller, ``pages`` and ``page_stats`` for the
+    full-text stage, persisted in compacted topics. ``owns``: whether this poller polls a
+    feed (it keeps the cached pages of those feeds only); ``clock``: Unix seconds."""
 
-    def __init__(self, settings: KafkaSettings, producer: AIOKafkaProducer) -> None:
+    def __init__(self, settings: KafkaSettings, producer: AIOKafkaProducer, *,
+                 owns: Callable[[str], bool] = lambda feed: True,
+                 clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._producer = producer
+        self._owns = owns
+        self._clock = clock
         self._pending: set[asyncio.Future[Any]] = set()
         self.health = _TopicBacked(self, settings.topic(FEED_HEALTH))
         self._state = _TopicBacked(self, settings.topic(FEED_STATE))
         self.seen = _SeenView(self._state)
+        self.pages = _PageCache(self, settings.topic(PAGES))
+        self.page_stats = _PageStatsView(self.health)
 
     def publish(self, topic: str, key: str, value: Any) -> None:
         payload = None if value is None else json.dumps(value, ensure_ascii=False).encode()
@@ -123,10 +178,18 @@ class KafkaFeedState:
         task.add_done_callback(self._pending.discard)
 
     async def load(self) -> None:
-        """Read the latest health and state of every feed (after start or a rebalance)."""
+        """Read the latest health and state of every feed, and the cached pages of the
+        feeds this poller owns (after start or a rebalance)."""
         await self.flush()
         self.health.data = await read_compacted(self._settings, FEED_HEALTH)
         self._state.data = await read_compacted(self._settings, FEED_STATE)
+        since = self._clock() - PAGE_TTL
+
+        def mine(page: Any) -> bool:
+            return (isinstance(page, dict) and self._owns(str(page.get("feed") or ""))
+                    and float(page.get("at") or 0) >= since)
+
+        self.pages.data = await read_compacted(self._settings, PAGES, keep=mine)
 
     async def flush(self) -> None:
         if self._pending:

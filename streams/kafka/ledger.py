@@ -30,6 +30,15 @@ Re-drives are silent downstream: a re-published article matches again and its ma
 ``same_article`` to the dedup state when they were delivered; a re-published match too. A
 crash between two steps leaves an entry pending, so the worst case is a re-drive, never a
 loss. Every re-drive points at a hole: a crash, or a record faust dropped.
+
+Full text (docs/full-text.md): an article whose page came late is published twice, on its
+teaser and then with its ``body``, under the same record key. The two are two pieces of
+work, each with its own entries: ``article/<id>`` and ``article/<id>/body``,
+``match/<rule>/<id>`` and ``match/<rule>/<id>/body`` (an article published once, its page
+in time, carries its body and uses the ``/body`` keys). With one key, the teaser's
+tombstone could land after the body's pending entry and erase it, and a body record faust
+dropped would never be re-driven. Downstream the body's matches of rules the teaser
+already alerted are ``same_article``, silent.
 """
 
 from __future__ import annotations
@@ -56,12 +65,18 @@ RESTART_AFTER = 5.0  # seconds before a reconciler that failed starts over
 LedgerStage = Literal["match", "deliver"]  # the stage an entry waits for
 
 
-def article_key(article_id: str) -> bytes:
-    return f"article/{article_id}".encode()
+_BODY = "/body"  # the suffix of the entries of an article's version with its page's body
 
 
-def match_key(rule_id: str, article_id: str) -> bytes:
-    return f"match/{rule_id}/{article_id}".encode()
+def article_key(article_id: str, *, body: bool = False) -> bytes:
+    """The entry of an article's publication: its teaser, or (``body``) its version with
+    the page's main text."""
+    return f"article/{article_id}{_BODY if body else ''}".encode()
+
+
+def match_key(rule_id: str, article_id: str, *, body: bool = False) -> bytes:
+    """The entry of a match, of the article's teaser or (``body``) of its body version."""
+    return f"match/{rule_id}/{article_id}{_BODY if body else ''}".encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +110,7 @@ class Pending:
 
 def pending_article(message: topics.ArticleMessage, at: float) -> tuple[bytes, Pending]:
     """The ledger key and entry of an article published for the match stage."""
-    return article_key(message.article.id), Pending(
+    return article_key(message.article.id, body=bool(message.article.body)), Pending(
         stage="match", at=at, topic=topics.ARTICLES, key=message.key(),
         value=message.to_bytes())
 
@@ -103,7 +118,7 @@ def pending_article(message: topics.ArticleMessage, at: float) -> tuple[bytes, P
 def pending_match(message: topics.MatchMessage, at: float) -> tuple[bytes, Pending]:
     """The ledger key and entry of a match published for the deliver stage."""
     m = message.match
-    return match_key(m.rule_id, m.article.id), Pending(
+    return match_key(m.rule_id, m.article.id, body=bool(m.article.body)), Pending(
         stage="deliver", at=at, topic=topics.MATCHES, key=message.key(),
         value=message.to_bytes())
 

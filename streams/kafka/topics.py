@@ -21,7 +21,17 @@ topic               key            value
 ``rules-status``    ``rules``      compacted; the workers' rule set: how many, loaded
                                    when, the last reload's difference or rejection (the
                                    ``rules`` entry ``newswatch status`` shows)
+``pages``           canonical URL  compacted, and deleted after ``PAGE_TTL`` (30 days):
+                                   the pollers' page cache, one article page's outcome
+                                   (main text or failure) each (``monitor/pages.py``)
 ==================  =============  =======================================================
+
+``feed-health`` also holds, under ``<feed>/pages``, the feed's page counters
+(``monitor/pagestats.py``; a feed name holds no ``/``).
+
+An article whose page came after its teaser was published is published again, with its
+``body``, under the same key: the articles topic holds both versions (the ledger tells
+them apart, ``newswatch.streams.kafka.ledger``).
 
 The articles topic is also the Kafka runtime's article archive: its retention is
 ``archive.days`` (``newswatch.streams.kafka.archive``).
@@ -55,12 +65,14 @@ FEED_HEALTH = "feed-health"
 FEED_STATE = "feed-state"
 LEDGER = "ledger"
 RULES_STATUS = "rules-status"
+PAGES = "pages"
 #: Topics the worker's agents stream (their offsets are committed by the worker group).
 STREAMED = (ARTICLES, MATCHES)
 #: Topics that keep the latest value per key.
-COMPACTED = (FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS)
+COMPACTED = (FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS, PAGES)
 #: Every topic ``ensure_topics`` creates, in that order.
-ALL = (ARTICLES, MATCHES, ALERTS_DLQ, FEEDS, FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS)
+ALL = (ARTICLES, MATCHES, ALERTS_DLQ, FEEDS, FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS,
+       PAGES)
 
 WORKER_APP = "worker"  # the faust app id and consumer group of `newswatch worker`
 POLLER_GROUP = "pollers"  # the consumer group of `newswatch poll` on FEEDS

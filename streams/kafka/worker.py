@@ -251,6 +251,7 @@ class _Agents:
         self._metrics = metrics
 
     async def match(self, key: bytes | None, value: bytes | None) -> None:
+        article = None
         try:
             article = ArticleMessage.from_bytes(value).article
             found = [MatchMessage(m) for m in self._matching(article)]
@@ -265,8 +266,11 @@ class _Agents:
                 await written
         except Exception as error:
             await self._dead_letter(key, value, "match", error)
-        if key is not None:
-            await self._done(article_key(key.decode("utf-8", "replace")))
+        if article is not None:
+            await self._done(article_key(article.id, body=bool(article.body)))
+        elif key is not None:  # poison: which version it was is unknown, both are done
+            ident = key.decode("utf-8", "replace")
+            await self._done(article_key(ident), article_key(ident, body=True))
 
     async def deliver(self, key: bytes | None, value: bytes | None) -> None:
         message: MatchesMessage | None = None
@@ -276,7 +280,9 @@ class _Agents:
         except Exception as error:
             await self._dead_letter(key, value, "deliver", error)
         if isinstance(message, MatchMessage):
-            await self._done(match_key(message.match.rule_id, message.match.article.id))
+            found = message.match
+            await self._done(match_key(found.rule_id, found.article.id,
+                                       body=bool(found.article.body)))
 
     async def _dead_letter(self, key: bytes | None, value: bytes | None, stage: Stage,
                            error: BaseException) -> None:
@@ -286,13 +292,13 @@ class _Agents:
         if self._metrics is not None:
             self._metrics.observe_dead_letter(stage)
 
-    async def _done(self, key: bytes) -> None:
-        """Mark a ledger entry done; a failure only costs a silent re-drive later."""
+    async def _done(self, *keys: bytes) -> None:
+        """Mark ledger entries done; a failure only costs a silent re-drive later."""
         try:
-            await self._ledger.done([key])
+            await self._ledger.done(keys)
         except Exception as error:
             log.warning("ledger: cannot mark %s done (%r); it will be re-driven",
-                        key.decode(), error)
+                        " ".join(k.decode() for k in keys), error)
 
 
 async def _handle(pipeline: Pipeline, message: MatchesMessage) -> None:

@@ -1,5 +1,6 @@
 """A real HTTP server on 127.0.0.1 serving feed bodies and article pages, counting hits per
-path; a path can also redirect, or start a body that never ends."""
+path; a path can also redirect, answer an error status, start a body that never ends, or
+be held until the test releases it."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ class FeedServer:
         self.bodies: dict[str, tuple[bytes, dict[str, str]]] = {}
         self.redirects: dict[str, str] = {}
         self.endless: set[str] = set()
+        self.statuses: dict[str, int] = {}
+        self.held: dict[str, asyncio.Event] = {}
+        self.asked: dict[str, asyncio.Event] = {}
         self.hits: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -53,6 +57,23 @@ class FeedServer:
         client gives up: the handler is then cancelled)."""
         self.endless.add(path)
 
+    def status(self, path: str, status: int) -> None:
+        """Answer ``path`` with ``status`` and a short text body."""
+        self.statuses[path] = status
+
+    def hold(self, path: str) -> None:
+        """Keep requests for ``path`` waiting until ``release(path)``; ``asked(path)``
+        returns once one has arrived."""
+        self.held[path] = asyncio.Event()
+        self.asked[path] = asyncio.Event()
+
+    def release(self, path: str) -> None:
+        self.held[path].set()
+
+    async def asked_for(self, path: str) -> None:
+        """Return once a request for the held ``path`` has arrived."""
+        await self.asked[path].wait()
+
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
@@ -66,6 +87,11 @@ class FeedServer:
             raise web.HTTPFound(self.redirects[request.path])
         if request.path in self.endless:
             return await self._never_ending(request)
+        if request.path in self.statuses:
+            return web.Response(status=self.statuses[request.path], text="unavailable")
+        if request.path in self.held:
+            self.asked[request.path].set()
+            await self.held[request.path].wait()
         if request.path not in self.bodies:
             return web.Response(status=404, text="not found")
         body, headers = self.bodies[request.path]

@@ -81,6 +81,25 @@ RAIN_FR = Story(
     published=PUBLISHED,
 )
 
+# A story whose title names a harbour and whose body alone names "the onyx accord": the
+# full-text tests of both runtimes (tests/test_kafka_full_text.py, tests/test_scenarios.py).
+ONYX_EN = Story(
+    title="Harbour talks resume in the capital",
+    paragraphs=(
+        "Negotiators from the port authority and the dockers' union met again on Tuesday, "
+        "three weeks after talks broke down over night shifts and pay.",
+        "Both sides said they were close to signing what officials have called the onyx "
+        "accord, a five-year agreement named after the quay where the first meeting took "
+        "place.",
+        "The draft text limits night shifts to four a week, adds a safety officer to every "
+        "crane crew and sets a yearly review of wages with an independent arbiter.",
+        "A final vote of the union's members is expected before the end of the month, a "
+        "spokesperson for the port authority said.",
+    ),
+    language="en",
+    published=PUBLISHED,
+)
+
 RELATED_FR = (
     "Mark Esper signe un accord militaire entre les États-Unis et le Maroc",
     "Accord militaire : ce que le Maroc attend des États-Unis et de Mark Esper",
