@@ -29,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.robotparser import RobotFileParser
@@ -165,8 +165,8 @@ class PageFetcher:
         if stored is not None:
             return Page.from_json(stored)
         running = self._inflight.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
+        if running is not None:  # another article with this URL: its fetch is this one's
+            return replace(await asyncio.shield(running), cached=True)
         future: asyncio.Future[Page] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -189,17 +189,21 @@ class PageFetcher:
             async with host.lock:
                 await self._allowed(url, host)
                 result = await self._polite_fetch(url, host)
-            extracting = time.perf_counter()
-            extracted = await asyncio.to_thread(
-                extract_article, result.body, result.headers, result.final_url,
-                extractor=self._extractor)
+            extracted, extract_seconds = await asyncio.to_thread(
+                self._timed_extract, result)
         except FeedError as error:
             log.info("page %s: %s", url, error)
             return Page(url, error_kind=str(error.kind), error=getattr(error, "message", None)
                         or str(error), seconds=time.perf_counter() - started, at=at, feed=feed)
-        done = time.perf_counter()
-        return Page(url, extracted=extracted, seconds=done - started, at=at, feed=feed,
-                    extract_seconds=done - extracting)
+        return Page(url, extracted=extracted, seconds=time.perf_counter() - started, at=at,
+                    feed=feed, extract_seconds=extract_seconds)
+
+    def _timed_extract(self, result: FetchResult) -> tuple[Extracted, float]:
+        """Extraction and its seconds, timed in the worker thread (not the wait for one)."""
+        started = time.perf_counter()
+        extracted = extract_article(result.body, result.headers, result.final_url,
+                                    extractor=self._extractor)
+        return extracted, time.perf_counter() - started
 
     def _host(self, url: str) -> _Host:
         target = URL(url)

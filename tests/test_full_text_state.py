@@ -81,6 +81,27 @@ async def test_a_robots_txt_that_answers_5xx_or_never_ends_keeps_its_pages_unfet
     assert all(a.body == "" and rules == ["harbour-watch"] for a, rules in delivered)
 
 
+async def test_two_articles_with_one_page_fetch_it_once_and_count_it_once() -> None:
+    """The same page linked twice in one poll (a tracking parameter on one link): one
+    fetch, shared; counted as fetched once and read from the cache once."""
+    delivered: list[Article] = []
+
+    async def deliver(articles: Sequence[Article]) -> None:
+        delivered.extend(articles)
+
+    async with FeedServer() as server, Fetcher(allow=[server.allow]) as fetcher:
+        server.page(PAGE, PAGE_BODY)
+        full_text = FullText(PageFetcher(fetcher, cache={}, host_delay=0.0),
+                             {"wire": FeedConfig("wire", server.url("/f.xml"))}, deadline=30.0)
+        await full_text.take([Article(id=str(n), feed="wire", title=ONYX_EN.title, url=link)
+                              for n, link in enumerate((server.url(PAGE),
+                                                        server.url(PAGE) + "?utm_source=x"))],
+                             deliver)
+    stats = full_text.page_stats("wire")
+    assert (stats.fetched, stats.cached, server.hits[PAGE]) == (1, 1, 1)
+    assert [bool(a.body) for a in delivered] == [True, True]
+
+
 async def test_page_outcomes_older_than_30_days_are_forgotten_then_fetched_again(
     tmp_path: Path
 ) -> None:

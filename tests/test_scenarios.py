@@ -15,7 +15,11 @@ feed server and post to the fake Slack Web API, and one config holds every scena
 - rule-reload notices: a broken watchlist edit → 1 ops notice (with 2 Kafka workers,
   each seeing the edit), and the previous rules keep matching; a valid edit removing a
   rule → 1 ops notice with the last 24 h replayed (the rule's lost alert, read from the
-  state's archive or the articles topic), shown by ``newswatch status`` too.
+  state's archive or the articles topic), shown by ``newswatch status`` too;
+- full text: a feed whose entry holds only a title, its page a news page (menus, related
+  lists, comments) around a body of the project's own text → 1 alert of the rule only the
+  body satisfies, quoting the body; ``status --feed`` counts the page; the archive's
+  replay of the reload sees the body too (no line for that rule).
 
 What differs between the runtimes is only how a scenario looks inside them (where the
 decisions and dead letters are read, how the CLI reaches them): ``Embedded`` and ``Kafka``
@@ -48,8 +52,10 @@ from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
 from newswatch.streams.runtime import Runtime
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import SLACK_TEST_TOKEN
+from tests.fakes.news_pages import build_page
 from tests.fakes.slack_api import FakeSlackAPI, StoredMessage
 from tests.fakes.stories import distinct_title
+from tests.fakes.story_texts import ONYX_EN, RELATED_EN
 from tests.kafka_fixtures import kafka_bootstrap, unique_name, wait_for_stable_group  # noqa: F401
 from tests.test_delivery_e2e import TITLES
 from tests.test_end_to_end import newswatch, seed_item
@@ -83,6 +89,10 @@ rules:
     title: Ledger watch
     phrases: [ledger]
     notify: [archive]
+  - id: onyx-watch
+    title: Onyx watch
+    phrases: ["onyx accord"]
+    notify: [desk]
   - id: amber-watch
     title: Amber watch
     phrases: [amber]
@@ -91,7 +101,7 @@ rules:
 BROKEN = RULES + "    colour: blue\n"  # an unknown key: the edit is rejected
 WITHOUT_AMBER = RULES.split("  - id: amber-watch")[0]
 AMBER_LOST = "amber-watch (removed): +0 / −1 alerts over 1 day, 1.0 → 0.0 a day"
-FEEDS = ("wire0", "wire1", "wire2", "zircon", "quartz", "ledger", "flaky", "late")
+FEEDS = ("wire0", "wire1", "wire2", "zircon", "quartz", "ledger", "flaky", "late", "onyx")
 
 
 def config_text(feeds: FeedServer, slack: FakeSlackAPI, extra: str) -> str:
@@ -122,6 +132,9 @@ def serve_the_day(feeds: FeedServer) -> None:
     feeds.serve("/ledger.xml", rss([{"title": "the harbour ledger goes public", "guid": "lg1",
                                      "link": "https://news.example/lg1"}]))
     feeds.serve("/late.xml", rss([]))
+    feeds.page("/onyx/talks.html", build_page(ONYX_EN, related=RELATED_EN).body)
+    feeds.serve("/onyx.xml", rss([{"title": ONYX_EN.title, "guid": "onyx1",
+                                   "link": feeds.url("/onyx/talks.html")}]))
 
 
 class Deployment(Protocol):
@@ -146,6 +159,10 @@ class Deployment(Protocol):
 
     async def status(self) -> str:
         """What ``newswatch status`` prints."""
+        ...
+
+    async def feed_pages(self, feed: str) -> Any:
+        """The ``pages`` object of ``newswatch status --feed FEED --json``."""
         ...
 
     async def settle(self) -> None:
@@ -201,6 +218,11 @@ class Embedded:
     async def status(self) -> str:
         _, out, _ = await newswatch("status", "--config", str(self.config))
         return out
+
+    async def feed_pages(self, feed: str) -> Any:
+        _, out, _ = await newswatch("status", "--config", str(self.config), "--feed", feed,
+                                    "--json")
+        return json.loads(out)[0]["pages"]
 
     async def settle(self) -> None:
         """Sends are prompt here: what the checks waited for is all there is."""
@@ -265,6 +287,11 @@ class Kafka:
         _, out, _ = await newswatch("status", "--kafka", "--config", str(self.config))
         return out
 
+    async def feed_pages(self, feed: str) -> Any:
+        _, out, _ = await newswatch("status", "--kafka", "--config", str(self.config),
+                                    "--feed", feed, "--json")
+        return json.loads(out)[0]["pages"]
+
     async def settle(self) -> None:
         await drained(self.bootstrap, self.prefix, timeout=120)
 
@@ -286,6 +313,7 @@ class Day:
     replays: list[tuple[int, str]] = field(default_factory=list)
     dead_after: list[dict[str, Any]] = field(default_factory=list)
     status: str = ""  # `newswatch status` once the valid edit's notice is sent
+    pages: Any = None  # the onyx feed's pages, from `newswatch status --feed onyx --json`
     error: BaseException | None = None
     step: str = "starting"  # the step the script is waiting for
     log_lines: list[str] = field(default_factory=list)  # of every process, once stopped
@@ -356,8 +384,12 @@ async def script(runtime: Deployment, slack: FakeSlackAPI, feeds: FeedServer, tm
         day.step = step
         await slack.wait_until(holds, timeout=timeout)
 
-    # Rules loaded and running: the seed story is alerted; now a broken edit.
+    # Rules loaded and running: the seed story is alerted, and the title-only entry on its
+    # page's body; now a broken edit.
     await until("the seed alert", seen("desk", "US military agreements", 1), 90)
+    await until("the full-text alert", seen("desk", "Onyx watch", 1), 60)
+    day.step = "the full-text page in status"
+    day.pages = await eventually(lambda: runtime.feed_pages("onyx"), bool, timeout=30)
     (tmp / "rules.yaml").write_text(BROKEN, encoding="utf-8")
     await until("the reload notice", seen("ops", "Rule reload rejected"), 60)
     feeds.serve("/late.xml", rss([{"title": "amber sunrise over the bay", "guid": "am1",
@@ -505,9 +537,24 @@ def test_an_accepted_rule_edit_is_one_notice_with_the_last_day_replayed(
     assert day.count("ops", "Rules reloaded") == 1, day.texts("ops")
     (notice,) = [t for t in day.texts("ops") if "Rules reloaded" in t]
     assert AMBER_LOST in notice
-    # the other rules would have sent the same alerts: no line for them
+    # the other rules would have sent the same alerts: no line for them (onyx-watch: the
+    # archive replayed the article with its page's body)
     assert "zircon-watch" not in notice and "us-maghreb-military" not in notice
+    assert "onyx-watch" not in notice
     assert AMBER_LOST in day.status
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_title_only_entry_alerts_on_its_page_s_body(days: dict[str, Day], runtime: str) -> None:
+    """The entry's title names none of the rule's terms; its page's body does, amid a news
+    site's chrome. One alert, quoting the body; the page fetched once and counted."""
+    day = day_of(days, runtime)
+    (alert,) = [t for t in day.texts("desk") if "Onyx watch" in t]
+    assert "five-year agreement" in alert and ONYX_EN.title in alert
+    assert not any(title in alert for title in RELATED_EN)
+    assert {k: day.pages[k] for k in ("fetched", "ok", "success_rate", "failures")} == {
+        "fetched": 1, "ok": 1, "success_rate": 1.0, "failures": {}}
+    assert day.pages["median_extract_s"] > 0
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

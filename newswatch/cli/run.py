@@ -28,7 +28,9 @@ from newswatch.streams.reload import RuleReloader, compile_rules
 from newswatch.streams.runtime import Runtime
 
 if TYPE_CHECKING:  # imported lazily at run time: the network stack
+    from newswatch.monitor.fetch import Fetcher
     from newswatch.streams.embedded import Counters
+    from newswatch.streams.fulltext import FullText
 
 log = logging.getLogger("newswatch")
 
@@ -57,7 +59,6 @@ async def run_embedded(
     from newswatch.monitor.fetch import Fetcher
     from newswatch.monitor.poller import Poller
     from newswatch.streams.embedded import EmbeddedRuntime, make_click_handler, make_pipeline
-    from newswatch.streams.fulltext import FullText
     from newswatch.streams.receivers import build_notifiers, slack_socket
 
     # A missing secret stops us here, exit 2. The answers to clicks an alert keeps when
@@ -94,9 +95,7 @@ async def run_embedded(
                                   pipeline=pipeline, metrics=metrics, archive=archive,
                                   clicks=None if once else clicks, on_click=make_click_handler(
                                       config, db, notifiers, rules=lambda: reloader.current),
-                                  full_text=FullText.for_config(
-                                      config, fetcher, cache=db.pages(),
-                                      stats=db.mapping(PAGE_STATS)))
+                                  full_text=_full_text(config, fetcher, db))
         reloader = RuleReloader(
             config.rules, matcher, status=db.mapping("meta"),
             on_rejected=rejection_notifier(runtime.notify, config.ops),
@@ -113,6 +112,13 @@ async def run_embedded(
             await _run_until_signalled(runtime.run, reloader, stop)
     _print_counters(runtime.counters)
     return EXIT_OK
+
+
+def _full_text(config: Config, fetcher: Fetcher, db: Database) -> FullText | None:
+    """The full-text stage over the state: its page cache and page counters."""
+    from newswatch.streams.fulltext import FullText  # lazy: trafilatura, ~470 ms
+
+    return FullText.for_config(config, fetcher, cache=db.pages(), stats=db.mapping(PAGE_STATS))
 
 
 def _print_counters(c: Counters) -> None:
