@@ -12,7 +12,7 @@ every change, so one decision is one write. Its JSON shape (version 2)::
                                                         "receipt"?, "shown"?, "reason"?}}}],
      "outbox": {item id: OutboxItem: {"id", "kind": "alert|reply|update|digest", "receiver",
                                       "story", "seq", "created", "verdict", "reason",
-                                      "match"? | "digest"?, "recipients"?}},
+                                      "match"? (compact) | "digest"?, "recipients"?}},
      "alerts": {receiver: [decision times of alerts in the last hour]},
      "digests": {receiver: DigestDraft: {"opened", "due", "rule_id", "rule_title",
                                          "severity", "entries": [DraftEntry], "more",

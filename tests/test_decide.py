@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,6 +109,23 @@ def test_a_new_story_is_sent_and_queued_for_each_receiver() -> None:
     parents = state.to_json()["stories"][0]["parents"]
     assert parents == {"slack": {"state": "pending", "shown": 1},
                        "mail": {"state": "pending", "shown": 1}}
+
+
+def test_an_outbox_item_keeps_the_text_around_the_evidence_not_the_whole_page() -> None:
+    """An article with 50,000 characters of content and 100,000 of page body: the rule's
+    state stays small (in Kafka it is one changelog record), and what the alert quotes is
+    kept."""
+    body = "word " * 20_000 + "the onyx accord was signed. " + "more " * 20_000
+    start = body.index("onyx accord")
+    found = Evidence(clause="phrase", term="onyx accord", field="body", start=start,
+                     end=start + 11, text="onyx accord", matched="onyx accord")
+    m = match(evidence=(found,), receivers=("slack",))
+    m = replace(m, article=replace(m.article, content="x " * 25_000, body=body))
+    state, _, _, queued = record(RuleState(), m, T0)
+    kept = Match.from_json(state.to_json()["outbox"][queued[0]]["match"])
+    assert kept.article.body[start:start + 11] == "onyx accord"
+    assert len(kept.article.body) < start + 2_000 and len(kept.article.content) <= 1_500
+    assert len(json.dumps(state.to_json())) < 250_000
 
 
 def test_the_same_article_from_another_feed_is_same_article() -> None:
