@@ -130,7 +130,7 @@ class Backtest:
         self._pipeline = Pipeline(
             notifiers=notifiers, state={}, dlq={}, audit=self, silences=silences,
             clock=self._clock, sleep=_no_wait,
-            pacer=Pacer(clock=self._clock, sleep=_no_wait), inline=True)
+            pacer=Pacer(clock=self._clock, sleep=_no_wait), inline=True, typed_state=True)
 
     def _clock(self) -> float:
         return self._now
