@@ -362,15 +362,16 @@ class Matcher:
         return ~people[item]
 
     # ------------------------------------------------------------------ scanning
-    def _learn(self, new: set[str]) -> None:
-        """Cache the entries of words not seen before, in one C-level update. Most words
-        hit nothing: a word is looked up in full only when it is in the word or place
-        index, not ASCII (Arabic forms), starts with a rule's prefix or shares a block with
-        a name."""
+    def _learn(self, new: set[str], text: set[str]) -> None:
+        """Cache the entries of words not seen before (``new``, among the words of the
+        ``text`` being scanned), in one C-level update. Most words hit nothing: a word is
+        looked up in full only when it is in the word or place index, not ASCII (Arabic
+        forms), starts with a rule's prefix or shares a block with a name."""
         entries, hot = self._entries, self._hot
         if len(entries) + len(new) > _ENTRY_CACHE_LIMIT:
             entries.clear()  # bounded memory on endless streams of new words
             hot.clear()
+            new = text  # the words of the text seen before are gone too
         direct, blocks = self._direct, self._blocks.keys()
         prefixes = self._prefix_index
         found = {}
@@ -408,7 +409,7 @@ class Matcher:
         distinct = set(keys)
         new = distinct.difference(self._entries)
         if new:
-            self._learn(new)
+            self._learn(new, distinct)
         # Most words hit nothing: find the few that do with C-level passes, then loop over
         # those words (not over their positions).
         hot = distinct & self._hot

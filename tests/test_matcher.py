@@ -372,3 +372,17 @@ def test_a_sports_article_does_not_match_the_seed_rule() -> None:
                 "Un accord militaire? Non, du football.",
     )
     assert not matcher(SEED_RULE).match(sports)
+
+
+def test_a_full_word_cache_starts_again_without_forgetting_the_text_at_hand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The per-word cache is cleared when it would outgrow its bound: the words of the
+    text being scanned that it knew before must be looked up again, not taken for words
+    that hit nothing."""
+    m = rule("    countries: [MA]\n    phrases: [accord militaire]\n")
+    text = "Le Maroc signe un accord militaire."
+    assert matches(m, text)
+    monkeypatch.setattr("newswatch.rules.matcher._ENTRY_CACHE_LIMIT", len(m._entries) + 1)
+    assert matches(m, f"{text} Deux mots nouveaux.")  # two new words: the cache is cleared
+    assert matches(m, text)
