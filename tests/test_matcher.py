@@ -386,3 +386,20 @@ def test_a_full_word_cache_starts_again_without_forgetting_the_text_at_hand(
     monkeypatch.setattr("newswatch.rules.matcher._ENTRY_CACHE_LIMIT", len(m._entries) + 1)
     assert matches(m, f"{text} Deux mots nouveaux.")  # two new words: the cache is cleared
     assert matches(m, text)
+
+
+def test_names_are_scored_for_every_rule_that_can_still_hold() -> None:
+    """Names are only scored for people some rule can still need once the places and
+    phrases are known: Mark Esper, named by a rule that needs Morocco, is found in an
+    article without Morocco for a rule naming him alone, and for a rule that needs Algeria
+    and excludes him."""
+    ma = "  - {id: ma, title: T, countries: [MA], people: [Mark Esper]}\n"
+    alone = matcher(f"rules:\n{ma}  - {{id: alone, title: T, people: [Mark Esper]}}\n")
+    assert [f.rule.id for f in hits(alone, "Mark Esper au Maroc.")] == ["ma", "alone"]
+    assert [f.rule.id for f in hits(alone, "Mark Esper en Algérie.")] == ["alone"]
+    excluded = matcher(
+        f"rules:\n{ma}  - id: dz-not-him\n    title: T\n"
+        "    match: {all: [{countries: [DZ]}, {not: {people: [Mark Esper]}}]}\n")
+    assert not hits(excluded, "Mark Esper en Algérie.")
+    assert [f.rule.id for f in hits(excluded, "Une délégation en Algérie.")] == ["dz-not-him"]
+    assert [f.rule.id for f in hits(excluded, "Mark Esper au Maroc.")] == ["ma"]
