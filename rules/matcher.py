@@ -210,6 +210,17 @@ def _requirements(condition: Condition) -> list[list[_Anchor]]:
     return out
 
 
+def _widen(gates: list[set[str] | None], index: int, codes: set[str] | None) -> None:
+    """Add ``codes`` to ``gates[index]``; None (no codes: always needed) is final."""
+    gate = gates[index]
+    if gate is None:
+        return
+    if codes is None:
+        gates[index] = None
+    else:
+        gate |= codes
+
+
 class Matcher:
     """A compiled rule set. Build once per rule set (``Matcher(ruleset)``), then call
     ``match(article)`` for each article; it is safe to share between tasks (no mutation)."""
@@ -242,9 +253,12 @@ class Matcher:
         self._always: list[int] = []
         self._required: list[tuple[frozenset[_Key], ...]] = []  # per rule: hit one of each
         self._entries: dict[str, _Entry] = {}
-        self._hot: set[str] = set()  # the words of _entries that hit something
+        # the words of _entries that hit something, with their gate (``_word_gate``)
+        self._hot: dict[str, frozenset[str] | None] = {}
+        self._place_words: set[str] = set()  # the words of _hot that start a place name
         self._compile()
         self._gates = self._name_gates()
+        self._word_gates, self._name_codes = self._code_gates()
         # the words an entry can come from directly (a word id or a place)
         self._direct: frozenset[str] = frozenset(self._word_index.keys() | self._places.keys())
 
@@ -252,7 +266,7 @@ class Matcher:
         """What a pickled Matcher keeps (streams/rulecache.py): the compiled index, not the
         per-word cache filled while matching."""
         state = dict(self.__dict__)
-        state["_entries"], state["_hot"] = {}, set()
+        state["_entries"], state["_hot"], state["_place_words"] = {}, {}, set()
         return state
 
     # ------------------------------------------------------------------ compilation
@@ -383,6 +397,40 @@ class Matcher:
         frozen = [None if gate is None else frozenset(gate) for gate in gates]
         return [frozen[variant.person] for variant in self._variants]
 
+    def _code_gates(self) -> tuple[list[frozenset[str] | None], list[frozenset[str] | None]]:
+        """Per word id and per name variant: the country codes of which one must be in the
+        article for a phrase using the word, or the name, to matter to a rule. That is, for
+        each rule using it, the codes of the rule's first clause made of countries alone (it
+        needs one of them); None when some rule using it has no such clause."""
+        by_phrase: list[set[str] | None] = [set() for _ in self._phrases]
+        by_person: list[set[str] | None] = [set() for _ in self._persons]
+        for index, required in enumerate(self._required):
+            codes = next(({str(k) for k in keys} for keys in required
+                          if all(isinstance(k, str) for k in keys)), None)
+            for pid in self._rule_phrases[index].values():
+                _widen(by_phrase, pid, codes)
+            for pid in self._rule_people[index].values():
+                _widen(by_person, pid, codes)
+        by_word: list[set[str] | None] = [set() for _ in self._word_ids]
+        for pid, phrase in enumerate(self._phrases):
+            for wid in phrase.words:
+                _widen(by_word, wid, by_phrase[pid])
+        people = [None if gate is None else frozenset(gate) for gate in by_person]
+        return ([None if gate is None else frozenset(gate) for gate in by_word],
+                [people[variant.person] for variant in self._variants])
+
+    def _word_gate(self, entry: _Entry) -> frozenset[str] | None:
+        """The country codes of which one must be in the article for the phrases and names
+        of a text word to matter (``_code_gates``); None: they always may."""
+        wids, _, people = entry
+        codes: set[str] = set()
+        for gate in (*(self._word_gates[w] for w in wids),
+                     *(self._name_codes[variant] for variant, _ in people)):
+            if gate is None:
+                return None
+            codes |= gate
+        return frozenset(codes)
+
     # ------------------------------------------------------------------ scanning
     def _learn(self, new: set[str], text: set[str]) -> None:
         """Cache the entries of words not seen before (``new``, among the words of the
@@ -393,6 +441,7 @@ class Matcher:
         if len(entries) + len(new) > _ENTRY_CACHE_LIMIT:
             entries.clear()  # bounded memory on endless streams of new words
             hot.clear()
+            self._place_words.clear()
             new = text  # the words of the text seen before are gone too
         direct, blocks = self._direct, self._blocks.keys()
         prefixes = self._prefix_index
@@ -405,7 +454,8 @@ class Matcher:
                     found[key] = entry
         entries.update(dict.fromkeys(new, _NOTHING))
         entries.update(found)
-        hot.update(found)
+        hot.update((key, self._word_gate(entry)) for key, entry in found.items())
+        self._place_words.update(key for key, entry in found.items() if entry[1])
 
     def _entry(self, key: str, near: set[str]) -> _Entry:
         """Everything one text word can hit; ``near``: the name blocks it falls in."""
@@ -426,41 +476,59 @@ class Matcher:
         places.sort(key=lambda p: -len(p.keys))
         return tuple(wids), tuple(places), tuple(sorted(people))
 
-    def _scan(self, name: Field, tokens: Tokens, hits: _Hits) -> _NameWords:
-        """Find the phrases and places of one field; return its words that fall in a name
-        block, to be scored once every field's places and phrases are known."""
-        keys = tokens.keys
-        distinct = set(keys)
+    def _hot_words(self, tokens: Tokens) -> set[str]:
+        """The distinct words of a text that hit something (words never seen are learned
+        first): most words hit nothing, and this takes C-level set operations."""
+        distinct = set(tokens.keys)
         new = distinct.difference(self._entries)
         if new:
             self._learn(new, distinct)
-        # Most words hit nothing: find the few that do with C-level passes, then loop over
-        # those words (not over their positions).
-        hot = distinct & self._hot
-        if not hot:
-            return []
-        where: dict[str, list[int]] = {key: [] for key in hot}
-        for i in compress(range(len(keys)), map(hot.__contains__, keys)):
+        return distinct & self._hot.keys()
+
+    @staticmethod
+    def _where(keys: tuple[str, ...], words: set[str]) -> dict[str, list[int]]:
+        """The positions of each of ``words`` in ``keys``: a loop over those words'
+        positions only, found in C."""
+        where: dict[str, list[int]] = {key: [] for key in words}
+        for i in compress(range(len(keys)), map(words.__contains__, keys)):
             where[keys[i]].append(i)
+        return where
+
+    def _scan_places(self, name: Field, tokens: Tokens, hot: set[str], hits: _Hits) -> None:
+        words = hot & self._place_words
+        if not words:
+            return
+        entries = self._entries
+        starts = [(i, entries[key][1]) for key, at in self._where(tokens.keys, words).items()
+                  for i in at]
+        starts.sort(key=itemgetter(0))
+        self._find_places(name, tokens, starts, hits)
+
+    def _scan_words(
+        self, name: Field, tokens: Tokens, hot: set[str], codes: set[str], hits: _Hits
+    ) -> _NameWords:
+        """Find the phrases of one field and return its words that fall in name blocks,
+        looking only at the words whose phrases or names some rule can still need given
+        the countries found in the article (``_word_gate``; two hot words in three are
+        left out on real articles, and the rules that can hold see the same hits)."""
+        gates = self._hot
+        wanted = {key for key in hot if (gate := gates[key]) is None
+                  or not gate.isdisjoint(codes)}
+        if not wanted:
+            return []
         entries = self._entries
         positions: dict[int, list[int]] = {}
-        place_starts: list[tuple[int, tuple[_Place, ...]]] = []
         names: _NameWords = []
-        for key, at in where.items():
-            wids, places, people = entries[key]
+        for key, at in self._where(tokens.keys, wanted).items():
+            wids, _, people = entries[key]
             for wid in wids:
                 known = positions.get(wid)
                 # a word id reached from two text words (accord, accords): merge in order
                 positions[wid] = at if known is None else sorted(known + at)
-            if places:
-                place_starts.extend((i, places) for i in at)
             if people:
                 names.append((at, people))
         if positions:
             self._find_phrases(name, tokens, positions, hits)
-        if place_starts:
-            place_starts.sort(key=itemgetter(0))
-            self._find_places(name, tokens, place_starts, hits)
         return names
 
     def _scan_people(self, fields: list[tuple[Field, Tokens, _NameWords]], hits: _Hits) -> None:
@@ -577,15 +645,23 @@ class Matcher:
         examples, which have no feed.
         """
         fields: dict[Field, Tokens] = {}
+        hot: dict[Field, set[str]] = {}
         hits = _Hits()
-        names: list[tuple[Field, Tokens, _NameWords]] = []
         for name in ("title", "summary", "content"):
             text = article.text(name)
             if text:
                 fields[name] = tokens = tokenize(text)
-                found = self._scan(name, tokens, hits)
-                if found:
-                    names.append((name, tokens, found))
+                hot[name] = self._hot_words(tokens)
+        # Places first, in every field: the countries found tell which phrases and names
+        # can still matter (most rules need a country).
+        for name, tokens in fields.items():
+            self._scan_places(name, tokens, hot[name], hits)
+        codes = set(hits.by_code)
+        names: list[tuple[Field, Tokens, _NameWords]] = []
+        for name, tokens in fields.items():
+            found = self._scan_words(name, tokens, hot[name], codes, hits)
+            if found:
+                names.append((name, tokens, found))
         if names:
             self._scan_people(names, hits)
 

@@ -403,3 +403,20 @@ def test_names_are_scored_for_every_rule_that_can_still_hold() -> None:
     assert not hits(excluded, "Mark Esper en Algérie.")
     assert [f.rule.id for f in hits(excluded, "Une délégation en Algérie.")] == ["dz-not-him"]
     assert [f.rule.id for f in hits(excluded, "Mark Esper au Maroc.")] == ["ma"]
+
+
+def test_phrases_are_looked_for_wherever_a_rule_can_still_hold() -> None:
+    """Phrases are only looked for when some rule using them can hold given the countries
+    found: the same phrase still counts for a rule that needs no country, and an exclude
+    still vetoes; a place found in the content gates phrases of the title."""
+    ma = "  - {id: ma, title: T, countries: [MA], phrases: [accord militaire]}\n"
+    anywhere = matcher(f"rules:\n{ma}  - {{id: any, title: T, phrases: [accord militaire]}}\n")
+    assert [f.rule.id for f in hits(anywhere, "Un accord militaire au Maroc.")] == ["ma", "any"]
+    assert [f.rule.id for f in hits(anywhere, "Un accord militaire en Algérie.")] == ["any"]
+    vetoed = matcher(f"rules:\n{ma}"
+                     "  - {id: dz, title: T, countries: [DZ], exclude: [accord militaire]}\n")
+    assert not hits(vetoed, "Un accord militaire en Algérie.")
+    assert [f.rule.id for f in hits(vetoed, "Un accord en Algérie.")] == ["dz"]
+    title = vetoed.match(article(title="Accord militaire signé", content="Rabat, Maroc."))
+    assert [f.rule.id for f in title] == ["ma"]
+    assert [e.field for e in title[0].evidence] == ["content", "title"]
