@@ -129,9 +129,50 @@ def _expand(word: str) -> str:
     return "".join(out)
 
 
+def _latin1_table() -> bytes:
+    """The table as bytes for the Latin-1 characters (filled for all of them now): "?"
+    for those whose image is not Latin-1 (µ → μ), which are then translated one by one."""
+    images = [_TABLE[code] for code in range(256)]
+    return bytes(ord(image) if ord(image) < 256 else ord("?") for image in images)
+
+
+# str.translate looks every character up in the table (a dict), except in a text that is
+# all ASCII. A text mostly in Latin-1 (French, English with a few curly quotes) is
+# translated as bytes instead, in C; the few other characters are then put right.
+_LATIN1 = _latin1_table()
+_PROBE = 256  # characters looked at to tell a text mostly in another script (Arabic)
+
+
 def translate(text: str) -> str:
     """Length-preserving normalised image of ``text`` (see module docstring)."""
-    return text.translate(_TABLE)
+    if text.isascii():
+        return text.translate(_TABLE)
+    probe = text[:_PROBE]
+    if len(probe.encode("latin-1", "ignore")) * 8 < len(probe) * 7:
+        return text.translate(_TABLE)
+    return _translate_latin1(text)
+
+
+def _translate_latin1(text: str) -> str:
+    """``text.translate(_TABLE)`` for a text mostly in Latin-1: every other character is
+    one "?" in the bytes translated, and each "?" is looked up again in the text."""
+    folded = text.encode("latin-1", "replace").translate(_LATIN1).decode("latin-1")
+    if folded.count("?") * 8 > len(folded):
+        return text.translate(_TABLE)  # too many to put right one by one
+    pieces = []
+    last = 0
+    at = folded.find("?")
+    while at != -1:
+        image = _TABLE[ord(text[at])]
+        if image != "?":
+            pieces.append(folded[last:at])
+            pieces.append(image)
+            last = at + 1
+        at = folded.find("?", at + 1)
+    if not pieces:
+        return folded
+    pieces.append(folded[last:])
+    return "".join(pieces)
 
 
 # A word: letters/digits plus the placeholder (and any char the table left as-is, which is
