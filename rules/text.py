@@ -129,18 +129,25 @@ def _expand(word: str) -> str:
     return "".join(out)
 
 
-def _latin1_table() -> bytes:
-    """The table as bytes for the Latin-1 characters (filled for all of them now): "?"
-    for those whose image is not Latin-1 (µ → μ), which are then translated one by one."""
-    images = [_TABLE[code] for code in range(256)]
-    return bytes(ord(image) if ord(image) < 256 else ord("?") for image in images)
+def _byte_table(codec: str) -> bytes:
+    """The table as bytes for the characters of a one-byte ``codec`` (filled for all of
+    them now): "?" where the image is not in the codec (µ → μ in Latin-1), or the byte
+    stands for no character; those are then translated one by one."""
+    table = []
+    for byte in range(256):
+        char = bytes([byte]).decode(codec, "replace")
+        image = _TABLE[ord(char)]
+        encoded = image.encode(codec, "replace")
+        table.append(encoded[0] if char != "\ufffd" and len(encoded) == 1 else ord("?"))
+    return bytes(table)
 
 
 # str.translate looks every character up in the table (a dict), except in a text that is
-# all ASCII. A text mostly in Latin-1 (French, English with a few curly quotes) is
-# translated as bytes instead, in C; the few other characters are then put right.
-_LATIN1 = _latin1_table()
-_PROBE = 256  # characters looked at to tell a text mostly in another script (Arabic)
+# all ASCII. A text mostly in Latin-1 (French, English with a few curly quotes) or in
+# Windows-1256 (Arabic) is translated as bytes instead, in C, the few characters outside
+# the code page put right one by one: several times faster.
+_CODE_PAGES = tuple((codec, _byte_table(codec)) for codec in ("latin-1", "cp1256"))
+_PROBE = 256  # characters looked at to choose a code page
 
 
 def translate(text: str) -> str:
@@ -148,15 +155,16 @@ def translate(text: str) -> str:
     if text.isascii():
         return text.translate(_TABLE)
     probe = text[:_PROBE]
-    if len(probe.encode("latin-1", "ignore")) * 8 < len(probe) * 7:
-        return text.translate(_TABLE)
-    return _translate_latin1(text)
+    for codec, table in _CODE_PAGES:
+        if len(probe.encode(codec, "ignore")) * 8 >= len(probe) * 7:
+            return _translate_bytes(text, codec, table)
+    return text.translate(_TABLE)
 
 
-def _translate_latin1(text: str) -> str:
-    """``text.translate(_TABLE)`` for a text mostly in Latin-1: every other character is
-    one "?" in the bytes translated, and each "?" is looked up again in the text."""
-    folded = text.encode("latin-1", "replace").translate(_LATIN1).decode("latin-1")
+def _translate_bytes(text: str, codec: str, table: bytes) -> str:
+    """``text.translate(_TABLE)`` through a code page: every character outside it is one
+    "?" in the bytes translated, and each "?" is looked up again in the text."""
+    folded = text.encode(codec, "replace").translate(table).decode(codec)
     if folded.count("?") * 8 > len(folded):
         return text.translate(_TABLE)  # too many to put right one by one
     pieces = []
