@@ -252,9 +252,12 @@ class Matcher:
         self._rules_by_person: dict[int, set[int]] = defaultdict(set)
         self._always: list[int] = []
         self._required: list[tuple[frozenset[_Key], ...]] = []  # per rule: hit one of each
+        # Per-word cache: the text words that hit something, with what they hit and their
+        # gate (``_word_gate``), and those that hit nothing (most words: a set, for the one
+        # look-up each costs in a large table)
         self._entries: dict[str, _Entry] = {}
-        # the words of _entries that hit something, with their gate (``_word_gate``)
         self._hot: dict[str, frozenset[str] | None] = {}
+        self._cold: set[str] = set()
         self._place_words: set[str] = set()  # the words of _hot that start a place name
         self._compile()
         self._gates = self._name_gates()
@@ -266,7 +269,8 @@ class Matcher:
         """What a pickled Matcher keeps (streams/rulecache.py): the compiled index, not the
         per-word cache filled while matching."""
         state = dict(self.__dict__)
-        state["_entries"], state["_hot"], state["_place_words"] = {}, {}, set()
+        state["_entries"], state["_hot"] = {}, {}
+        state["_cold"], state["_place_words"] = set(), set()
         return state
 
     # ------------------------------------------------------------------ compilation
@@ -437,10 +441,11 @@ class Matcher:
         ``text`` being scanned), in one C-level update. Most words hit nothing: a word is
         looked up in full only when it is in the word or place index, not ASCII (Arabic
         forms), starts with a rule's prefix or shares a block with a name."""
-        entries, hot = self._entries, self._hot
-        if len(entries) + len(new) > _ENTRY_CACHE_LIMIT:
+        entries, hot, cold = self._entries, self._hot, self._cold
+        if len(entries) + len(cold) + len(new) > _ENTRY_CACHE_LIMIT:
             entries.clear()  # bounded memory on endless streams of new words
             hot.clear()
+            cold.clear()
             self._place_words.clear()
             new = text  # the words of the text seen before are gone too
         direct, blocks = self._direct, self._blocks.keys()
@@ -452,7 +457,7 @@ class Matcher:
                 entry = self._entry(key, near)
                 if entry is not _NOTHING:
                     found[key] = entry
-        entries.update(dict.fromkeys(new, _NOTHING))
+        cold.update(new.difference(found))
         entries.update(found)
         hot.update((key, self._word_gate(entry)) for key, entry in found.items())
         self._place_words.update(key for key, entry in found.items() if entry[1])
@@ -480,10 +485,11 @@ class Matcher:
         """The distinct words of a text that hit something (words never seen are learned
         first): most words hit nothing, and this takes C-level set operations."""
         distinct = set(tokens.keys)
-        new = distinct.difference(self._entries)
+        unknown = distinct.difference(self._cold)
+        new = unknown.difference(self._entries)
         if new:
-            self._learn(new, distinct)
-        return distinct & self._hot.keys()
+            self._learn(new, distinct)  # (a word cold before is cold again if the cache clears)
+        return unknown & self._hot.keys()
 
     @staticmethod
     def _where(keys: tuple[str, ...], words: set[str]) -> dict[str, list[int]]:
