@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from newswatch.cli.options import (
     open_archive,
     when,
 )
-from newswatch.core.archive import Archive
+from newswatch.core.archive import ArchivedArticle
 from newswatch.core.config import Config
 from newswatch.core.printable import one_line
 from newswatch.rules.matcher import Matcher
@@ -38,6 +38,7 @@ from newswatch.streams.backtest import (
     compare,
     definitions,
     notable,
+    replay_both,
     stand_ins,
     summary_line,
     volume,
@@ -91,9 +92,8 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
     with open_archive(config, "replay") as (archive, db):
         silences = SilenceStore.of(config, db).active
         count = archive.count(since, until)
-        after = _replay(edited, config, silences, archive, since, until, count)
-        before = (_replay(current, config, silences, archive, since, until, count)
-                  if diff and current is not None else None)
+        before, after = _replay(current if diff else None, edited, config, silences,
+                                archive.read(since, until), count)
     changes = (compare(before, after, changed_rules(current, edited))
                if before is not None and current is not None else None)
     if args.json:
@@ -110,14 +110,20 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
-def _replay(matcher: Matcher, config: Config, silences: Callable[[float], Sequence[Silence]],
-            archive: Archive, since: float, until: float, count: int
-            ) -> dict[str, RuleOutcome]:
-    backtest = Backtest(matcher, stand_ins(config), silences=silences)
+def _replay(current: Matcher | None, edited: Matcher, config: Config,
+            silences: Callable[[float], Sequence[Silence]],
+            articles: Iterable[ArchivedArticle], count: int,
+            ) -> tuple[dict[str, RuleOutcome] | None, dict[str, RuleOutcome]]:
+    """The outcomes of the ``current`` rules (None: no difference asked) and of the
+    ``edited`` ones; both in one pass over the archive (``replay_both``)."""
     progress = _Progress(count) if sys.stderr.isatty() else None
     try:
-        return asyncio.run(backtest.replay(archive.read(since, until),
-                                           progress=progress))
+        if current is None:
+            backtest = Backtest(edited, stand_ins(config), silences=silences)
+            return None, asyncio.run(backtest.replay(articles, progress=progress))
+        before, after = asyncio.run(replay_both(current, edited, articles, stand_ins(config),
+                                                silences, progress))
+        return before, after
     finally:
         if progress is not None:
             progress.done()
