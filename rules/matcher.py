@@ -210,15 +210,9 @@ def _requirements(condition: Condition) -> list[list[_Anchor]]:
     return out
 
 
-def _widen(gates: list[set[str] | None], index: int, codes: set[str] | None) -> None:
-    """Add ``codes`` to ``gates[index]``; None (no codes: always needed) is final."""
-    gate = gates[index]
-    if gate is None:
-        return
-    if codes is None:
-        gates[index] = None
-    else:
-        gate |= codes
+def _widened(gate: int | None, codes: int | None) -> int | None:
+    """``gate`` with ``codes`` added (bit masks); None (always needed) is final."""
+    return None if gate is None or codes is None else gate | codes
 
 
 class Matcher:
@@ -256,11 +250,12 @@ class Matcher:
         # gate (``_word_gate``), and those that hit nothing (most words: a set, for the one
         # look-up each costs in a large table)
         self._entries: dict[str, _Entry] = {}
-        self._hot: dict[str, frozenset[str] | None] = {}
+        self._hot: dict[str, int | None] = {}
         self._cold: set[str] = set()
         self._place_words: set[str] = set()  # the words of _hot that start a place name
         self._compile()
         self._gates = self._name_gates()
+        self._code_bits: dict[str, int] = {}  # country code → its bit in a gate
         self._word_gates, self._name_codes = self._code_gates()
         # the words an entry can come from directly (a word id or a place)
         self._direct: frozenset[str] = frozenset(self._word_index.keys() | self._places.keys())
@@ -401,39 +396,44 @@ class Matcher:
         frozen = [None if gate is None else frozenset(gate) for gate in gates]
         return [frozen[variant.person] for variant in self._variants]
 
-    def _code_gates(self) -> tuple[list[frozenset[str] | None], list[frozenset[str] | None]]:
+    def _code_gates(self) -> tuple[list[int | None], list[int | None]]:
         """Per word id and per name variant: the country codes of which one must be in the
         article for a phrase using the word, or the name, to matter to a rule. That is, for
         each rule using it, the codes of the rule's first clause made of countries alone (it
-        needs one of them); None when some rule using it has no such clause."""
-        by_phrase: list[set[str] | None] = [set() for _ in self._phrases]
-        by_person: list[set[str] | None] = [set() for _ in self._persons]
+        needs one of them); None when some rule using it has no such clause. Codes are bits
+        of an int (``_code_bits``): small, and one AND tells whether a gate is hit."""
+        by_phrase: list[int | None] = [0] * len(self._phrases)
+        by_person: list[int | None] = [0] * len(self._persons)
         for index, required in enumerate(self._required):
-            codes = next(({str(k) for k in keys} for keys in required
+            codes = next((self._code_mask(keys) for keys in required
                           if all(isinstance(k, str) for k in keys)), None)
             for pid in self._rule_phrases[index].values():
-                _widen(by_phrase, pid, codes)
+                by_phrase[pid] = _widened(by_phrase[pid], codes)
             for pid in self._rule_people[index].values():
-                _widen(by_person, pid, codes)
-        by_word: list[set[str] | None] = [set() for _ in self._word_ids]
+                by_person[pid] = _widened(by_person[pid], codes)
+        by_word: list[int | None] = [0] * len(self._word_ids)
         for pid, phrase in enumerate(self._phrases):
             for wid in phrase.words:
-                _widen(by_word, wid, by_phrase[pid])
-        people = [None if gate is None else frozenset(gate) for gate in by_person]
-        return ([None if gate is None else frozenset(gate) for gate in by_word],
-                [people[variant.person] for variant in self._variants])
+                by_word[wid] = _widened(by_word[wid], by_phrase[pid])
+        return by_word, [by_person[variant.person] for variant in self._variants]
 
-    def _word_gate(self, entry: _Entry) -> frozenset[str] | None:
-        """The country codes of which one must be in the article for the phrases and names
-        of a text word to matter (``_code_gates``); None: they always may."""
+    def _code_mask(self, codes: Iterable[object]) -> int:
+        """The bits of ``codes`` (given one the first time it is seen)."""
+        mask = 0
+        for code in codes:
+            mask |= 1 << self._code_bits.setdefault(str(code), len(self._code_bits))
+        return mask
+
+    def _word_gate(self, entry: _Entry) -> int | None:
+        """The country codes (bits) of which one must be in the article for the phrases
+        and names of a text word to matter (``_code_gates``); None: they always may."""
         wids, _, people = entry
-        codes: set[str] = set()
-        for gate in (*(self._word_gates[w] for w in wids),
-                     *(self._name_codes[variant] for variant, _ in people)):
-            if gate is None:
-                return None
-            codes |= gate
-        return frozenset(codes)
+        gate: int | None = 0
+        for wid in wids:
+            gate = _widened(gate, self._word_gates[wid])
+        for variant, _ in people:
+            gate = _widened(gate, self._name_codes[variant])
+        return gate
 
     # ------------------------------------------------------------------ scanning
     def _learn(self, new: set[str], text: set[str]) -> None:
@@ -511,15 +511,14 @@ class Matcher:
         self._find_places(name, tokens, starts, hits)
 
     def _scan_words(
-        self, name: Field, tokens: Tokens, hot: set[str], codes: set[str], hits: _Hits
+        self, name: Field, tokens: Tokens, hot: set[str], codes: int, hits: _Hits
     ) -> _NameWords:
         """Find the phrases of one field and return its words that fall in name blocks,
         looking only at the words whose phrases or names some rule can still need given
         the countries found in the article (``_word_gate``; two hot words in three are
         left out on real articles, and the rules that can hold see the same hits)."""
         gates = self._hot
-        wanted = {key for key in hot if (gate := gates[key]) is None
-                  or not gate.isdisjoint(codes)}
+        wanted = {key for key in hot if (gate := gates[key]) is None or gate & codes}
         if not wanted:
             return []
         entries = self._entries
@@ -662,7 +661,8 @@ class Matcher:
         # can still matter (most rules need a country).
         for name, tokens in fields.items():
             self._scan_places(name, tokens, hot[name], hits)
-        codes = set(hits.by_code)
+        bits = self._code_bits
+        codes = self._code_mask(code for code in hits.by_code if code in bits)
         names: list[tuple[Field, Tokens, _NameWords]] = []
         for name, tokens in fields.items():
             found = self._scan_words(name, tokens, hot[name], codes, hits)
