@@ -28,7 +28,9 @@ COPY_TITLE = "Maroc : les États-Unis signent un accord de coopération militair
 ENV = {**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN, "SLACK_APP_TOKEN": SLACK_APP_TEST_TOKEN}
 
 
-def write_config(tmp: Path, feeds: FeedServer, slack: FakeSlackAPI) -> Path:
+def write_config(tmp: Path, feeds: FeedServer, slack: FakeSlackAPI, extra: str = "") -> Path:
+    """The embedded runtime's config; ``extra`` is appended (tests/test_kafka_clicks.py:
+    the ``kafka:`` section)."""
     (tmp / "rules.yaml").write_text(RULES.replace("notify: [desk, duty]", "notify: [desk]"),
                                     encoding="utf-8")
     config = tmp / "config.yaml"
@@ -38,7 +40,7 @@ def write_config(tmp: Path, feeds: FeedServer, slack: FakeSlackAPI) -> Path:
         "    language: fr\n"
         "receivers:\n  desk:\n    slack:\n      channel: '#maghreb'\n"
         f"      base_url: {slack.base_url}\n      interactive: true\n      mute_story: 2h\n"
-        f"fetch:\n  allow: ['{feeds.allow}']\n", encoding="utf-8")
+        f"fetch:\n  allow: ['{feeds.allow}']\n{extra}", encoding="utf-8")
     return config
 
 
