@@ -139,18 +139,19 @@ class HeldClickSource:
             self._stop = asyncio.Event()
             self._task = asyncio.create_task(self._source.run(self._sink, self._stop))
             log.info("taking clicks on alert buttons in this process (%r)", self._source)
-        elif not wanted and self._task is not None:
+        elif not wanted:
             await self.release()
-            log.info("no longer taking clicks on alert buttons in this process")
 
     async def release(self) -> None:
-        """Stop the source (idempotent)."""
+        """Stop the source (idempotent); logged once it has stopped (its connection
+        closed)."""
         if self._task is None:
             return
         self._stop.set()
         if not (await asyncio.wait({self._task}, timeout=self._grace))[0]:
             self._task.cancel()
         await self._reap()
+        log.info("no longer taking clicks on alert buttons in this process")
 
     async def _reap(self) -> None:
         task, self._task = self._task, None

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import (  # noqa: F401
     SLACK_APP_TEST_TOKEN,
@@ -116,13 +118,15 @@ async def alerts(config: Path) -> list[dict[str, Any]]:
     return data
 
 
-async def test_an_interactive_receiver_without_the_app_token_stops_run_with_exit_2(
-    tmp_path: Path, slack_api: FakeSlackAPI,  # noqa: F811
+@pytest.mark.parametrize("command", [("run", "--once"), ("poll",)])
+async def test_an_interactive_receiver_without_the_app_token_stops_run_and_poll_with_exit_2(
+    tmp_path: Path, slack_api: FakeSlackAPI, command: tuple[str, ...],  # noqa: F811
 ) -> None:
+    """``run`` holds the socket; so may any Kafka poller (docs/kafka.md)."""
     async with FeedServer() as feeds:
         config = write_config(tmp_path, feeds, slack_api)
         env = {k: v for k, v in ENV.items() if k != "SLACK_APP_TOKEN"}
-        code, _, err = await newswatch("run", "--once", "--config", str(config), env=env)
+        code, _, err = await newswatch(*command, "--config", str(config), env=env)
     assert code == 2 and "Traceback" not in err
     assert "receivers.desk: the Slack token must be in the SLACK_APP_TOKEN environment " \
            "variable" in err
