@@ -55,6 +55,9 @@ OTHER_USEFUL = ("Alger dénonce l'accord militaire",
                 "Le ministère algérien critique l'accord militaire entre Rabat et Washington.")
 
 
+MAGHREB = "Military agreements in the Maghreb"
+
+
 def item(n: int, title: str, text: str) -> dict[str, str]:
     return {"title": title, "link": f"https://news.example/{n}", "guid": f"g-{n}",
             "description": text, "pubDate": PUB}
@@ -118,25 +121,46 @@ def by_rule(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["rule"]: r for r in report["rules"]}
 
 
-async def test_not_relevant_clicks_show_in_rules_stats_as_precision_and_an_exclude(
-    tmp_path: Path, slack_api: FakeSlackAPI,  # noqa: F811
-) -> None:
+async def alerts_sent(tmp_path: Path, slack: FakeSlackAPI) -> Path:
+    """`run --once` over the articles above, every alert sent with its buttons; the
+    config."""
     async with FeedServer() as feeds:
         feeds.serve("/wire.xml", rss([item(n, *t) for n, t in
                                       enumerate([*FOOTBALL, WIRE_USEFUL])]))
         feeds.serve("/other.xml", rss([item(9, *OTHER_USEFUL)]))
-        config = write_config(tmp_path, feeds, slack_api)
+        config = write_config(tmp_path, feeds, slack)
         code, _, err = await newswatch("run", "--once", "--config", str(config))
         assert code == 0, err
+    return config
 
-    maghreb = "Military agreements in the Maghreb"
-    await click_all(config, [alert_of(slack_api, t, maghreb)
+
+async def rate(config: Path, slack: FakeSlackAPI, *, not_relevant: bool) -> None:
+    """Useful on the two alerts without football; with ``not_relevant``, Not relevant on
+    the three football ones."""
+    await click_all(config, [alert_of(slack, t, MAGHREB)
                              for t, _ in (WIRE_USEFUL, OTHER_USEFUL)], "useful")
+    if not_relevant:
+        await click_all(config, [alert_of(slack, t, MAGHREB) for t, _ in FOOTBALL],
+                        "not_relevant")
+
+
+async def alerts_rated(tmp_path: Path, slack: FakeSlackAPI) -> Path:
+    """The alerts sent, two rated useful and the three about football not relevant."""
+    config = await alerts_sent(tmp_path, slack)
+    await rate(config, slack, not_relevant=True)
+    return config
+
+
+async def test_not_relevant_clicks_show_in_rules_stats_as_precision_and_an_exclude(
+    tmp_path: Path, slack_api: FakeSlackAPI,  # noqa: F811
+) -> None:
+    config = await alerts_sent(tmp_path, slack_api)
+    await rate(config, slack_api, not_relevant=False)
     before = by_rule(await stats(config))["maghreb-military"]
     assert before["feedback"] == {"useful": 2, "not_relevant": 0, "muted": 0}
     assert before["precision"] == 1.0 and before["suggested_excludes"] == []
 
-    await click_all(config, [alert_of(slack_api, t, maghreb) for t, _ in FOOTBALL],
+    await click_all(config, [alert_of(slack_api, t, MAGHREB) for t, _ in FOOTBALL],
                     "not_relevant")
     report = await stats(config)
     rules = by_rule(report)
@@ -151,7 +175,7 @@ async def test_not_relevant_clicks_show_in_rules_stats_as_precision_and_an_exclu
     assert not {"accord", "militaire"} & {c["term"] for c in after["suggested_excludes"]}
     assert after["by_feed"] == {"other": 1, "wire": 4}
 
-    assert report["never_matched"] == ["submarines"]
+    assert report["decisions"] is True and report["never_matched"] == ["submarines"]
     assert report["one_feed"] == [{"rule": "naval-exercise", "feed": "wire"}]
     assert rules["naval-exercise"]["precision"] is None  # nothing rated
 

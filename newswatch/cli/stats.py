@@ -6,6 +6,7 @@ The counting is ``newswatch.streams.stats``'s; this module reads the records."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from collections.abc import Iterable
@@ -24,8 +25,10 @@ from newswatch.cli.options import (
 from newswatch.core.archive import Archive, ArchiveReader
 from newswatch.core.article import Article
 from newswatch.core.config import Config
+from newswatch.core.errors import ConfigError, Issue
+from newswatch.core.feedback import FeedbackRecord
 from newswatch.core.printable import one_line
-from newswatch.core.state import Database
+from newswatch.core.state import Database, Decision
 from newswatch.streams.reload import compile_rules
 from newswatch.streams.stats import RuleStats, StatsReport, rule_stats
 
@@ -44,6 +47,10 @@ def add_stats(rules_commands: Commands) -> None:
                     "the rules that never matched or matched articles of one feed only. "
                     "Reads the state file; nothing is changed. Exit 0.")
     add_since(stats, "30d")
+    stats.add_argument("--kafka", action="store_true",
+                       help="read the Kafka runtime's clicks (the workers' feedback "
+                            "changelog) and articles topic instead of the state file; it "
+                            "stores no decisions, so there are no volumes")
     stats.add_argument("--json", action="store_true", help="one JSON object")
     stats.set_defaults(handler=stats_command)
 
@@ -52,6 +59,25 @@ def stats_command(args: argparse.Namespace, context: Context) -> int:
     config = context.config(args)
     since = when(args.since, time.time(), "--since")
     matcher = compile_rules(config.rules, frozenset(config.receivers))
+    decisions: list[Decision] | None = None  # None: not recorded (the Kafka runtime)
+    if args.kafka:
+        feedback, articles = _read_kafka(config, context, since)
+    else:
+        decisions, feedback, articles = _read_state(config, since)
+    report = rule_stats(matcher.rules, decisions or [], feedback, articles, matcher)
+    volumes = decisions is not None
+    if args.json:
+        print(json.dumps(report_json(report, since, config, volumes=volumes),
+                         ensure_ascii=False, indent=2))
+    else:
+        _print_report(report, since, config, volumes=volumes)
+    return EXIT_OK
+
+
+def _read_state(config: Config, since: float
+                ) -> tuple[list[Decision], list[FeedbackRecord], dict[str, Article]]:
+    """The decisions and clicks of the span and their archived articles, from the state
+    file (opened read-only)."""
     db = Database.open(config.state, readonly=True)
     try:
         decisions = db.decisions(DECISIONS_LIMIT, since=since)
@@ -61,12 +87,28 @@ def stats_command(args: argparse.Namespace, context: Context) -> int:
                     if config.archive.days else {})
     finally:
         db.close()
-    report = rule_stats(matcher.rules, decisions, feedback, articles, matcher)
-    if args.json:
-        print(json.dumps(report_json(report, since, config), ensure_ascii=False, indent=2))
-    else:
-        _print_report(report, since, config)
-    return EXIT_OK
+    return decisions, feedback, articles
+
+
+def _read_kafka(config: Config, context: Context, since: float
+                ) -> tuple[list[FeedbackRecord], dict[str, Article]]:
+    """The clicks of the span (the workers' feedback changelog) and their articles (the
+    articles topic). The Kafka runtime logs its decisions without storing them: there are
+    no volumes to read. ConfigError when the cluster cannot be read."""
+    from newswatch.streams.kafka.archive import KafkaArchive  # the optional Kafka extra
+    from newswatch.streams.kafka.client import KafkaError, kafka_settings
+    from newswatch.streams.kafka.feedback import feedback_records
+
+    settings = kafka_settings(config, context.environ)
+    try:
+        feedback = asyncio.run(feedback_records(settings, since))
+        articles = (_articles(KafkaArchive(settings, config.archive.days),
+                              {r.article for r in feedback})
+                    if config.archive.days and feedback else {})
+    except KafkaError as error:
+        raise ConfigError([Issue(str(config.path), 0,
+                                 f"kafka: {settings.bootstrap}: {error}")]) from None
+    return feedback, articles
 
 
 def _articles(archive: ArchiveReader, wanted: set[str]) -> dict[str, Article]:
@@ -82,29 +124,33 @@ def _articles(archive: ArchiveReader, wanted: set[str]) -> dict[str, Article]:
     return found
 
 
-def _rule_json(s: RuleStats) -> dict[str, Any]:
+def _rule_json(s: RuleStats, volumes: bool) -> dict[str, Any]:
+    counted = {"matches": s.matches, "alerts": s.alerts, "replies": s.replies,
+               "digested": s.digested, "digests": s.digests, "silenced": s.silenced}
     return {
-        "rule": s.rule_id, "title": s.title, "matches": s.matches, "alerts": s.alerts,
-        "replies": s.replies, "digested": s.digested, "digests": s.digests,
-        "silenced": s.silenced,
+        "rule": s.rule_id, "title": s.title,
+        **{k: v if volumes else None for k, v in counted.items()},
         "feedback": {"useful": s.useful, "not_relevant": s.not_relevant, "muted": s.muted},
         "precision": None if s.precision is None else round(s.precision, 4),
-        "by_feed": dict(sorted(s.feeds.items())),
+        "by_feed": dict(sorted(s.feeds.items())) if volumes else None,
         "suggested_excludes": [{"term": c.term, "not_relevant": c.not_relevant,
                                 "useful": c.useful, "score": round(c.score, 4)}
                                for c in s.excludes],
     }
 
 
-def report_json(report: StatsReport, since: float, config: Config) -> dict[str, Any]:
-    """The ``--json`` object (fields: docs/cli.md)."""
+def report_json(report: StatsReport, since: float, config: Config, *,
+                volumes: bool = True) -> dict[str, Any]:
+    """The ``--json`` object (fields: docs/cli.md); without ``volumes`` (the Kafka runtime)
+    what the decisions would give is null."""
     return {
         "since": datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
         "archive": bool(config.archive.days),
-        "rules": [_rule_json(s) for s in report.rules],
-        "never_matched": report.never_matched,
+        "decisions": volumes,
+        "rules": [_rule_json(s, volumes) for s in report.rules],
+        "never_matched": report.never_matched if volumes else None,
         "one_feed": [{"rule": s.rule_id, "feed": next(iter(s.feeds))}
-                     for s in report.rules if len(s.feeds) == 1],
+                     for s in report.rules if len(s.feeds) == 1] if volumes else None,
     }
 
 
@@ -112,11 +158,13 @@ def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def _print_rule(s: RuleStats) -> None:
+def _print_rule(s: RuleStats, volumes: bool) -> None:
     print(f"\n{s.rule_id}: {one_line(s.title)}")
-    print(f"  {_plural(s.matches, 'match', 'matches')} · {_plural(s.alerts, 'alert', 'alerts')}"
-          f" · {_plural(s.replies, 'thread reply', 'thread replies')} · {s.digested} "
-          f"digested in {_plural(s.digests, 'digest', 'digests')} · {s.silenced} silenced")
+    if volumes:
+        print(f"  {_plural(s.matches, 'match', 'matches')} · "
+              f"{_plural(s.alerts, 'alert', 'alerts')} · "
+              f"{_plural(s.replies, 'thread reply', 'thread replies')} · {s.digested} "
+              f"digested in {_plural(s.digests, 'digest', 'digests')} · {s.silenced} silenced")
     precision = "—" if s.precision is None else f"{s.precision:.0%}"
     print(f"  feedback: {s.useful} useful · {s.not_relevant} not relevant · {s.muted} muted"
           f" · precision {precision}")
@@ -132,14 +180,20 @@ def _joined(parts: Iterable[str]) -> str:
     return ", ".join(parts)
 
 
-def _print_report(report: StatsReport, since: float, config: Config) -> None:
+def _print_report(report: StatsReport, since: float, config: Config, *,
+                  volumes: bool) -> None:
     stamp = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"rules stats since {stamp}: {_plural(len(report.rules), 'rule', 'rules')}")
     if not config.archive.days:
         print("archive.days is 0: no archived articles, so no feeds and no suggested "
               "excludes")
+    if not volumes:
+        print("the Kafka runtime stores no decisions (its workers log them): feedback, "
+              "precision and suggested excludes only")
     for s in report.rules:
-        _print_rule(s)
+        _print_rule(s, volumes)
+    if not volumes:
+        return
     print(f"\nnever matched: {_joined(report.never_matched) or 'none'}")
     print("one feed only: " + (_joined(f"{s.rule_id} ({one_line(next(iter(s.feeds)))})"
                                        for s in report.rules if len(s.feeds) == 1) or "none"))
