@@ -179,6 +179,12 @@ async def test_not_relevant_clicks_show_in_rules_stats_as_precision_and_an_exclu
     assert report["one_feed"] == [{"rule": "naval-exercise", "feed": "wire"}]
     assert rules["naval-exercise"]["precision"] is None  # nothing rated
 
+    later = await newswatch("rules", "stats", "--config", str(config), "--json",
+                            "--since", "2999-01-01")
+    assert later[0] == 0, later[2]
+    empty = by_rule(json.loads(later[1]))["maghreb-military"]  # nothing in that span
+    assert (empty["matches"], empty["precision"], empty["suggested_excludes"]) == (0, None, [])
+
     code, out, err = await newswatch("rules", "stats", "--config", str(config))
     assert code == 0, err
     assert "precision 40%" in out and "football (3 not relevant, 0 useful)" in out
