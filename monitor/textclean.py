@@ -1,4 +1,5 @@
-"""Feed text to plain text: one function, ``clean_text``, used on every title, summary and body.
+"""Feed text to plain text: ``clean_text``, used on every title, summary and body (and
+``clean_plain``, the same without the HTML steps, for an article page's extracted text).
 
 Feed text arrives as HTML or as "plain" text that often contains HTML anyway (RSS titles are
 ``text/plain`` for feedparser and reach us verbatim, docs/reliability.md item 5). Everything is
@@ -33,7 +34,7 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["clean_text"]
+__all__ = ["clean_plain", "clean_text"]
 
 # How much raw (markup-laden) input is looked at per character of output: markup-heavy HTML
 # rarely carries more than ~3 characters of markup per visible character; 8 leaves room.
@@ -167,7 +168,21 @@ def clean_text(s: str, limit: int) -> str:
     # Each pass runs only when the text holds what it removes (most feed text holds no
     # markup and no odd line breaks): the cost is in the regex scans, not the checks.
     text = _MARKUP.sub(_replace_markup, raw) if "<" in raw or "]]>" in raw else raw
-    text = html.unescape(text)
+    return _tidy(html.unescape(text), limit)
+
+
+def clean_plain(s: str, limit: int) -> str:
+    """``clean_text`` for text that is already plain (an extraction library's output): no
+    markup is removed and no entity decoded (that was done once, by the library), but
+    invisible and control characters go, whitespace is tidied and the text is cut to
+    ``limit`` characters in the same way. Never raises for any ``str``."""
+    if not isinstance(s, str) or limit <= 0 or not s:
+        return ""
+    return _tidy(s[: limit + _MARKUP_SLACK], limit)
+
+
+def _tidy(text: str, limit: int) -> str:
+    """Line breaks unified, invisible characters removed, whitespace tidied, cut."""
     if any(c in text for c in _LINE_BREAK_CHARS):
         text = _LINE_BREAKS.sub("\n", text)
     text = _INVISIBLE.sub("", text)

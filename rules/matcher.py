@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from rapidfuzz import fuzz, process
 
-from newswatch.core.article import Article, Field
+from newswatch.core.article import FIELDS, Article, Field
 from newswatch.rules.evidence import Clause, Evidence
 from newswatch.rules.gazetteer import PlaceName, base_names
 from newswatch.rules.model import (
@@ -652,7 +652,7 @@ class Matcher:
         fields: dict[Field, Tokens] = {}
         hot: dict[Field, set[str]] = {}
         hits = _Hits()
-        for name in ("title", "summary", "content"):
+        for name in FIELDS:
             text = article.text(name)
             if text:
                 fields[name] = tokens = tokenize(text)
@@ -782,7 +782,7 @@ class _RuleView:
         self.rule = rule
         self.fields = fields
         self.hits = hits
-        self.all_fields = len(rule.fields) == 3
+        self.all_fields = len(rule.fields) == len(FIELDS)
 
     # ------------------------------------------------------------------ yes/no
     def has_phrase(self, text: str) -> bool:
@@ -880,7 +880,7 @@ class _RuleView:
         if len(surname_keys) < 2:
             return []
         surname = surname_keys[-1]
-        order: list[Field] = [f for f in ("title", "summary", "content") if f in self.fields]
+        order: list[Field] = [f for f in FIELDS if f in self.fields]
         first_field, _, first_end, _ = min(full, key=lambda h: (order.index(h[0]), h[1]))
         covered = {(n, i) for n, f, lst, _ in full for i in range(f, lst + 1)}
         out = []
@@ -965,7 +965,8 @@ class _RuleView:
 
 def detect_language(article: Article) -> str | None:
     """Two-letter language of the article's text (py3langid, offline), None when empty."""
-    text = " ".join(t for t in (article.title, article.summary, article.content[:2000]) if t)
+    text = " ".join(t for t in (article.title, article.summary, article.content[:2000],
+                                article.body[:2000]) if t)
     if not text.strip():
         return None
     return _classify(text)

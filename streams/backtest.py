@@ -34,7 +34,7 @@ from newswatch.streams.silences import Silence
 
 __all__ = ["AlertLine", "Backtest", "DryRunNotifier", "RuleChange", "RuleOutcome",
            "SharedMatching", "Volume", "changed_rules", "compare", "definitions", "difference",
-           "notable", "replay_both", "stand_ins", "summary_line", "volume"]
+           "notable", "replay_both", "span_days", "stand_ins", "summary_line", "volume"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +124,7 @@ class Backtest:
                  silences: Callable[[float], Sequence[Silence]] = lambda now: ()) -> None:
         self._matching = Matching(lambda: matcher)
         self._now = -math.inf
+        self.articles = 0  # replayed so far
         self._alerted: set[tuple[str, str]] = set()  # (rule, story)
         self.outcomes: dict[str, RuleOutcome] = {
             r.id: RuleOutcome(r.id, r.title) for r in matcher.rules}
@@ -174,15 +175,16 @@ class Backtest:
 
     async def _replay(self, articles: Iterable[ArchivedArticle],
                       progress: Callable[[int], None] | None) -> dict[str, RuleOutcome]:
-        for count, item in enumerate(articles, 1):
+        for item in articles:
             await self.step(item, self._matching(item.article))
             if progress is not None:
-                progress(count)
+                progress(self.articles)
         return await self.finish()
 
     async def step(self, item: ArchivedArticle, matches: Iterable[Match]) -> None:
         """Decide ``item``'s matches (found by this backtest's rules) at its ``seen_at``,
         after sealing the digests due by then."""
+        self.articles += 1
         self._now = max(self._now, item.seen_at)
         await self._pipeline.flush_digests()
         for match in matches:
@@ -232,8 +234,16 @@ class Volume:
         return self.total / self.days if self.days else 0.0
 
 
+def span_days(since: float, until: float) -> int:
+    """The whole days a span counts as (at least 1): the nearest, so that a week asked
+    for with a second's margin is still 7 days."""
+    return max(1, math.floor((until - since) / DAY + 0.5))
+
+
 def volume(alerts: Sequence[AlertLine], since: float, until: float) -> Volume:
-    days = max(1, math.ceil((until - since) / DAY))
+    """Alerts a day over [since, until), in ``span_days`` days from ``since`` (the last
+    day takes what is left of the span)."""
+    days = span_days(since, until)
     per_day = Counter(min(days - 1, int((a.at - since) // DAY)) for a in alerts)
     counts = sorted(per_day.get(d, 0) for d in range(days))
     middle = len(counts) // 2
@@ -287,7 +297,7 @@ def changed_rules(before: Matcher, after: Matcher) -> list[str]:
 
 def summary_line(change: RuleChange, since: float, until: float) -> str:
     """``rule (changed): +12 / −3 alerts over 7 days, 1.7 → 3.4 a day``."""
-    days = max(1, round((until - since) / DAY))
+    days = span_days(since, until)
     old = volume(change.before.alerts, since, until).per_day if change.before else 0.0
     new = volume(change.after.alerts, since, until).per_day if change.after else 0.0
     what = {"added": "added", "removed": "removed", "changed": "changed", "same": "unchanged"}

@@ -264,12 +264,16 @@ def _no_reply(story: Story, feed: str) -> str | None:
 
 
 def compact(match: Match) -> Match:
-    """``match`` with the content cut after the last evidence (plus a margin): all a
-    re-render needs, without keeping 50 KB articles in the state for a day."""
-    ends = [e.end for e in match.evidence if e.field == "content"]
-    keep = (max(ends) if ends else 0) + _KEEP_CONTENT
-    return replace(match, article=replace(match.article,
-                                          content=match.article.content[:keep]))
+    """``match`` with the content and the body cut after their last evidence (plus a
+    margin): all a re-render needs, without keeping 50 KB articles in the state for a day."""
+    article = match.article
+
+    def keep(name: str) -> int:
+        ends = [e.end for e in match.evidence if e.field == name]
+        return (max(ends) if ends else 0) + _KEEP_CONTENT
+
+    return replace(match, article=replace(article, content=article.content[:keep("content")],
+                                          body=article.body[:keep("body")]))
 
 
 def new_item(

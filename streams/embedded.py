@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from newswatch.core.archive import Archive
 from newswatch.core.article import Article
@@ -21,9 +22,13 @@ from newswatch.core.state import Database
 from newswatch.monitor.poller import Poller
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.alerts import Match
+from newswatch.streams.feedback import Click
+from newswatch.streams.fulltext import FullText
+from newswatch.streams.interactive import ClickHandler, ClickSource
 from newswatch.streams.matching import Matching, MatchMetrics
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pipeline import DecisionLog, Pipeline
+from newswatch.streams.receivers import mute_durations, slack_answers
 from newswatch.streams.runtime import Runtime
 from newswatch.streams.silences import SilenceStore
 
@@ -50,11 +55,28 @@ def make_pipeline(
     )
 
 
+def make_click_handler(
+    config: Config, db: Database, notifiers: Mapping[str, Notifier], *,
+    rules: Callable[[], Matcher],
+) -> ClickHandler:
+    """What ``newswatch run`` does with a click on an alert's buttons: mutes stored with
+    the other silences of the state file, records in its ``feedback`` table, answers
+    through the interactive Slack notifiers (streams/interactive.py); a click counts for
+    a rule only while ``rules`` (the rules in force) has it."""
+    def rule_exists(rule_id: str) -> bool:
+        return any(rule.id == rule_id for rule in rules().rules)
+
+    return ClickHandler(rule_exists=rule_exists, mutes=mute_durations(config),
+                        silences=SilenceStore.of(config, db), feedback=db.feedback(),
+                        answers=slack_answers(notifiers))
+
+
 @dataclass
 class Counters:
     """What one runtime has done since it started (also exported as metrics)."""
 
     articles: int = 0
+    bodies: int = 0  # articles matched (again) with their page's main text
     matches: int = 0
     verdicts: dict[str, int] = field(default_factory=dict)
 
@@ -65,15 +87,23 @@ class EmbeddedRuntime(Runtime):
     ``tick`` runs every ``TICK`` seconds beside the poller.
 
     ``poller_factory`` builds the poller from the runtime (its sink is ``take``, its
-    feed-health notices go to ``notify``)."""
+    feed-health notices go to ``notify``). ``clicks`` (with ``on_click``) brings analysts'
+    clicks on alert buttons in while ``run`` runs; each goes to ``click``. ``full_text``,
+    when given, fetches the pages of the articles whose feed wants them
+    (``streams/fulltext.py``)."""
 
     def __init__(
         self, *, poller_factory: Callable[[Runtime], Poller],
         matcher: Callable[[], Matcher], pipeline: Pipeline,
         metrics: MatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
-        archive: Archive | None = None,
+        archive: Archive | None = None, clicks: ClickSource | None = None,
+        on_click: Callable[[Click], Awaitable[Any]] | None = None,
+        full_text: FullText | None = None,
     ) -> None:
         self._matching = Matching(matcher, metrics)
+        self._clicks = clicks if on_click is not None else None
+        self._on_click = on_click
+        self._full_text = full_text
         self._archive = archive
         self._clock = clock
         self._resumed_at: float | None = None
@@ -85,32 +115,41 @@ class EmbeddedRuntime(Runtime):
     async def take(self, articles: Sequence[Article]) -> None:
         """Archive the articles (when the archive is on), then match and deliver each:
         returns once every decision is recorded (the poller marks the articles seen after
-        that)."""
+        that). With full text, an article whose page is awaited is delivered on its teaser
+        by then at the latest, and again with its body when the page comes."""
         if self._archive is not None and articles:
             try:
                 self._archive.keep(articles)
             except StateError as error:
                 self.pipeline.fail(error)
                 raise
+        self.counters.articles += len(articles)
+        if self._full_text is not None:
+            await self._full_text.take(articles, self._deliver_article)
+            return
         for article in articles:
-            self.counters.articles += 1
-            for match in self._matching(article):
-                self.counters.matches += 1
-                if self.pipeline.failure is not None:
-                    raise self.pipeline.failure  # not seen: polled again after a restart
-                try:
-                    verdict = await self.pipeline.deliver(match)
-                except StateError as error:
-                    self.pipeline.fail(error)
-                    raise
-                self.counters.verdicts[verdict.kind] = self.counters.verdicts.get(
-                    verdict.kind, 0) + 1
-                log.info(
-                    "rule %s: %s (%s) — %s", match.rule_id, verdict.kind, verdict.reason,
-                    article.title[:120],
-                    extra={"rule_id": match.rule_id, "article_id": article.id,
-                           "verdict": verdict.kind, "feed": article.feed},
-                )
+            await self._deliver_article(article)
+
+    async def _deliver_article(self, article: Article) -> None:
+        """Match one article and deliver each match; raises what the state raises."""
+        self.counters.bodies += bool(article.body)
+        for match in self._matching(article):
+            self.counters.matches += 1
+            if self.pipeline.failure is not None:
+                raise self.pipeline.failure  # not seen: polled again after a restart
+            try:
+                verdict = await self.pipeline.deliver(match)
+            except StateError as error:
+                self.pipeline.fail(error)
+                raise
+            self.counters.verdicts[verdict.kind] = self.counters.verdicts.get(
+                verdict.kind, 0) + 1
+            log.info(
+                "rule %s: %s (%s) — %s", match.rule_id, verdict.kind, verdict.reason,
+                article.title[:120],
+                extra={"rule_id": match.rule_id, "article_id": article.id,
+                       "verdict": verdict.kind, "feed": article.feed},
+            )
 
     async def notify(self, notice: Match) -> None:
         """Deliver an ops notice (the poller's feed-health transitions, the reloader's
@@ -119,6 +158,12 @@ class EmbeddedRuntime(Runtime):
         log.info("ops notice %s: %s (%s) — %s", notice.rule_id, verdict.kind, verdict.reason,
                  notice.article.title[:120],
                  extra={"rule_id": notice.rule_id, "verdict": verdict.kind})
+
+    async def click(self, click: Click) -> None:
+        """Apply a verified click on an alert's buttons (streams/interactive.py): recorded,
+        answered, a mute stored as a silence that the next match sees."""
+        if self._on_click is not None:
+            await self._on_click(click)
 
     async def tick(self) -> None:
         """On the first round and every ``RESUME_EVERY`` seconds, queue what is left in
@@ -136,6 +181,8 @@ class EmbeddedRuntime(Runtime):
         until every lane has delivered (or dead-lettered) what was queued, return."""
         await self.tick()
         await self.poller.poll_all()
+        if self._full_text is not None:
+            await self._full_text.drain()
         await self.pipeline.flush_digests()
         await self.pipeline.drain()
         await self.pipeline.aclose(self.grace)
@@ -147,14 +194,22 @@ class EmbeddedRuntime(Runtime):
         ``grace`` seconds) and whatever is still queued stays in the outbox for the next
         start."""
         await self.tick()
-        ticker = asyncio.create_task(self._ticks(stop))
-        watcher = asyncio.create_task(self._stop_on_failure(stop))
+        tasks = [asyncio.create_task(self._ticks(stop)),
+                 asyncio.create_task(self._stop_on_failure(stop))]
+        closing = asyncio.Event()  # the click source's own stop: it closes its socket itself
+        clicks = (asyncio.create_task(self._clicks.run(self.click, closing))
+                  if self._clicks is not None else None)
         try:
             await self.poller.run(stop)
         finally:
-            for task in (ticker, watcher):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(ticker, watcher, return_exceptions=True)
+            closing.set()
+            if clicks is not None and not (await asyncio.wait({clicks}, timeout=self.grace))[0]:
+                clicks.cancel()
+            await asyncio.gather(*tasks, *([clicks] if clicks else []), return_exceptions=True)
+            if self._full_text is not None:
+                await self._full_text.close()
             await self.pipeline.aclose(self.grace)
         if self.pipeline.failure is not None:
             raise self.pipeline.failure

@@ -14,6 +14,12 @@ from newswatch.monitor.health import Transition, articles_last_24h
 from newswatch.streams.alerts import Match, Severity
 
 NOTICE_WINDOW = 24 * 3600.0  # the same notice is not repeated within a day
+NOTICE_PREFIX = "newswatch-"  # rule ids of notices; a rule's alert carries evidence
+
+
+def is_notice(match: Match) -> bool:
+    """Whether ``match`` is an ops notice rather than a rule's alert."""
+    return match.rule_id.startswith(NOTICE_PREFIX) and not match.evidence
 
 
 def ops_notice(
@@ -25,7 +31,7 @@ def ops_notice(
     ident = hashlib.sha256(f"{kind}\x1f{key or text}".encode()).hexdigest()[:24]
     article = Article(id=ident, feed="newswatch", title=title, content=text)
     return Match(
-        rule_id=f"newswatch-{kind}",
+        rule_id=f"{NOTICE_PREFIX}{kind}",
         title=f"newswatch: {kind.replace('-', ' ')}",
         severity=severity,
         receivers=(receiver,),

@@ -37,7 +37,9 @@ PERSON_SIMILARITY = 90.0
 @dataclass(frozen=True, slots=True)
 class Silence:
     """One silence. Times are Unix seconds; ``origin`` is ``state`` for silences added
-    with the CLI, ``path:line`` for those written in the config file."""
+    with the CLI or from Slack, ``path:line`` for those written in the config file;
+    ``creator`` who added it (the login name of ``silence add``, ``slack:<user id> (<name>)``
+    for a mute button), when known."""
 
     id: str
     reason: str
@@ -49,6 +51,7 @@ class Silence:
     story: str | None = None
     feed: str | None = None
     origin: str = "state"
+    creator: str | None = None
 
     def matchers(self) -> dict[str, str]:
         """The matchers that are set, in :data:`MATCHERS` order."""
@@ -96,6 +99,7 @@ class Silence:
             "created": self.created,
             **self.matchers(),
             "origin": self.origin,
+            **({"creator": self.creator} if self.creator is not None else {}),
         }
 
     @classmethod
@@ -115,6 +119,7 @@ class Silence:
             story=opt("story"),
             feed=opt("feed"),
             origin=str(data.get("origin", "state")),
+            creator=opt("creator"),
         )
 
 
@@ -128,7 +133,7 @@ def silence_id(matchers: dict[str, str], created: float, reason: str) -> str:
 def new_silence(
     *, reason: str, now: float, duration: float, rule: str | None = None,
     country: str | None = None, person: str | None = None, story: str | None = None,
-    feed: str | None = None, origin: str = "state",
+    feed: str | None = None, origin: str = "state", creator: str | None = None,
 ) -> Silence:
     """A silence starting ``now`` for ``duration`` seconds. Raises ValueError without a
     matcher, without a reason, or with a duration that is not positive."""
@@ -144,7 +149,7 @@ def new_silence(
         matchers["country"] = matchers["country"].upper()
     return Silence(
         id=silence_id(matchers, now, reason), reason=reason, expires=now + duration,
-        created=now, origin=origin, **matchers,
+        created=now, origin=origin, creator=creator, **matchers,
     )
 
 

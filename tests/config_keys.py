@@ -23,6 +23,7 @@ SECTIONS = {
     "_kafka": "kafka.",
     "_metrics": "metrics.",
     "_archive": "archive.",
+    "_pages": "pages.",
     "_silences": "silences[].",
 }
 

@@ -35,7 +35,7 @@ from newswatch.rules.model import (
 )
 from newswatch.rules.text import Tokens, arabic_alternatives, cased, rule_key, tokenize, translate
 
-ORDER: tuple[Field, ...] = ("title", "summary", "content")
+ORDER: tuple[Field, ...] = ("title", "summary", "content", "body")
 
 
 # ------------------------------------------------------------------------------ words

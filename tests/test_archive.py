@@ -106,7 +106,7 @@ def test_a_state_file_of_the_previous_schema_gains_the_archive(tmp_path: Path) -
         conn.execute("PRAGMA user_version = 1")
     db = Database.open(path)
     try:
-        assert db.pragma("user_version") == SCHEMA_VERSION == 2
+        assert db.pragma("user_version") == SCHEMA_VERSION  # every step since 1 ran
         Archive(db.archive(), 30).keep([article(1)])
         assert [a.article.id for a in db.archive().read(0, 2e9)] == ["a00001"]
     finally:

@@ -9,9 +9,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from newswatch.core.archive import DAY, Archive
+from newswatch.core.archive import DAY, Archive, ArchivedArticle
 from newswatch.core.article import Article
 from newswatch.core.state import Database
+from newswatch.streams.backtest import (
+    AlertLine,
+    RuleChange,
+    RuleOutcome,
+    span_days,
+    summary_line,
+    volume,
+)
 from tests.fakes.stories import distinct_title
 from tests.test_cli import newswatch
 from tests.test_delivery_e2e import TITLES
@@ -42,35 +50,49 @@ ALGERIA = ("Alger et Washington signent un accord militaire de coopération",
            "formation des officiers algériens, annonce le ministère de la Défense à Alger.")
 
 
+def a_week(now: float) -> list[ArchivedArticle]:
+    """The articles of the 7 days before ``now``, as archived: the seed story from 3
+    outlets (day −5), an Algerian story (day −3), 25 zircon stories in one hour (day −2), a
+    quartz story, noise. Times in whole milliseconds (as Kafka keeps them)."""
+    seed = SEED.read_text(encoding="utf-8")
+    at = round(now - 5 * DAY, 3)
+    week = []
+    for n in range(3):
+        week.append(ArchivedArticle(Article(
+            id=f"seed-{n}", feed=f"outlet{n}", title=TITLES[n],
+            url=f"https://outlet{n}.example/maroc-usa", content=seed, language="fr"), at))
+        at += 600
+    week.append(ArchivedArticle(Article(id="dz-1", feed="outlet1", title=ALGERIA[0],
+                                        url="https://outlet1.example/alger",
+                                        content=ALGERIA[1], language="fr"),
+                                round(now - 3 * DAY, 3)))
+    # 25 minutes of one clock hour, half a day from either end of its day of the replay
+    at = (now - 2.5 * DAY) // 3600 * 3600 + 60
+    for n in range(25):
+        week.append(ArchivedArticle(Article(
+            id=f"zq{n}", feed="wire", title=f"zircon {distinct_title(n)}",
+            url=f"https://wire.example/zq{n}", language="en"), at))
+        at += 60
+    week.append(ArchivedArticle(Article(id="q1", feed="wire",
+                                        title="A quartz mine reopens in Ontario",
+                                        url="https://wire.example/q1", language="en"), at))
+    week.append(ArchivedArticle(Article(id="noise", feed="wire",
+                                        title="Weather: rain in Rabat",
+                                        url="https://wire.example/rain", language="en"),
+                                at + 60))
+    return week
+
+
 def archive_a_week(state: Path) -> float:
-    """The archive of the last 7 days: the seed story from 3 outlets (day −5), an Algerian
-    story (day −3), 25 zircon stories in one hour (day −2), a quartz story, noise."""
+    """``a_week`` before now kept in the archive of ``state``; now."""
     now = time.time()
-    clock = [now - 6 * DAY]
+    clock = [now]
     db = Database.open(state)
     archive = Archive(db.archive(), 30, clock=lambda: clock[0])
-    seed = SEED.read_text(encoding="utf-8")
     try:
-        clock[0] = now - 5 * DAY
-        for n in range(3):
-            archive.keep([Article(id=f"seed-{n}", feed=f"outlet{n}", title=TITLES[n],
-                                  url=f"https://outlet{n}.example/maroc-usa", content=seed,
-                                  language="fr")])
-            clock[0] += 600
-        clock[0] = now - 3 * DAY
-        archive.keep([Article(id="dz-1", feed="outlet1", title=ALGERIA[0],
-                              url="https://outlet1.example/alger", content=ALGERIA[1],
-                              language="fr")])
-        # 25 minutes of one clock hour, half a day from either end of its day of the replay
-        clock[0] = (now - 2.5 * DAY) // 3600 * 3600 + 60
-        for n in range(25):
-            archive.keep([Article(id=f"zq{n}", feed="wire", title=f"zircon {distinct_title(n)}",
-                                  url=f"https://wire.example/zq{n}", language="en")])
-            clock[0] += 60
-        archive.keep([Article(id="q1", feed="wire", title="A quartz mine reopens in Ontario",
-                              url="https://wire.example/q1", language="en")])
-        archive.keep([Article(id="noise", feed="wire", title="Weather: rain in Rabat",
-                              url="https://wire.example/rain", language="en")])
+        for item in a_week(now):
+            clock[0] = item.seen_at
+            archive.keep([item.article])
     finally:
         db.close()
     return now
@@ -212,3 +234,18 @@ def test_both_rule_sets_in_one_pass_give_what_two_replays_give() -> None:
             IN_FORCE: [], EDITED + added: ["us-maghreb-military", "algeria"],
         }.get(after, ["us-maghreb-military", "zircon-watch"])
     assert _outcomes(both[1])["us-maghreb-military"][0] == 8  # the Algerian copies count
+
+
+def test_the_rate_a_summary_line_gives_is_per_the_days_it_names() -> None:
+    """A week asked for with a second's margin is 7 days in the label and in the rate."""
+    since = 1_700_000_000.0
+    until = since + 7 * DAY + 1
+    alerts = [AlertLine(at=since + n * DAY / 7, rule_id="r", story=f"s{n}", title="t",
+                        feed="f", language="en", url="u", why=()) for n in range(49)]
+    assert span_days(since, until) == 7 and span_days(since, since + 3600) == 1
+    v = volume(alerts, since, until)
+    assert (v.days, v.per_day, v.low, v.high) == (7, 7.0, 7, 7)
+    change = RuleChange("r", "removed", RuleOutcome("r", "t", alerts=alerts), None, (),
+                        tuple(alerts))
+    assert summary_line(change, since, until) == \
+        "r (removed): +0 / −49 alerts over 7 days, 7.0 → 0.0 a day"

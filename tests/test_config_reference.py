@@ -28,8 +28,8 @@ def test_a_new_key_without_documentation_is_caught() -> None:
     changed = source.replace('allowed=("port", "host")', 'allowed=("port", "host", "path")')
     assert changed != source
     assert config_keys(changed) - documented_keys() == {"metrics.path"}
-    receiver = source.replace('allowed=("channel", "base_url", "reconcile")',
-                              'allowed=("channel", "base_url", "reconcile", "thread")')
+    receiver = source.replace('"interactive", "mute_story", "mute_rule")',
+                              '"interactive", "mute_story", "mute_rule", "thread")')
     assert config_keys(receiver) - documented_keys() == {"receivers.NAME.slack.thread"}
 
 

@@ -23,7 +23,7 @@ DEPLOY = ROOT / "deploy"
 CLUSTER = load_config(DEPLOY / "example" / "cluster.yaml")
 ROLES = {"run", "poll", "worker", "status"}
 CONFIG_IN_CONTAINER = "/etc/newswatch/config.yaml"
-SECRETS = {"SLACK_BOT_TOKEN", "SMTP_PASSWORD", "KAFKA_SASL_PASSWORD"}
+SECRETS = {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SMTP_PASSWORD", "KAFKA_SASL_PASSWORD"}
 PACKAGE_FOLDERS = ("newswatch", "rules", "monitor", "streams")  # read through the real folders
 
 

@@ -35,9 +35,11 @@ IO_MODULES = ("aiohttp", "aiosmtplib", "asyncio", "http", "slack_sdk", "smtplib"
 # an article has no language.
 LAZY_ALLOWED = (*KAFKA_ONLY, KAFKA_PACKAGE, "py3langid")
 # The CLI loads the network stack (aiohttp, slack_sdk, aiosmtplib, feedparser: ~175 ms by
-# python -X importtime) only in the commands that fetch or send.
+# python -X importtime; trafilatura for full text, more again) only in the commands that
+# fetch or send.
 CLI_LAZY_ALLOWED = ("newswatch.monitor.fetch", "newswatch.monitor.poller",
-                    "newswatch.streams.embedded", "newswatch.streams.receivers")
+                    "newswatch.streams.embedded", "newswatch.streams.receivers",
+                    "newswatch.streams.fulltext")
 
 
 @dataclass(frozen=True)

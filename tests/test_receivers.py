@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from newswatch.core.config import parse_config
+from newswatch.core.config import SlackReceiver, parse_config
 from newswatch.core.errors import ConfigError
 from newswatch.streams.channels.console import ConsoleNotifier
 from newswatch.streams.channels.email import EmailNotifier
 from newswatch.streams.channels.slack import SlackNotifier
-from newswatch.streams.receivers import build_notifiers
+from newswatch.streams.receivers import build_notifiers, slack_socket
 
 CONFIG = """rules: []
 receivers:
@@ -84,3 +84,57 @@ def test_plain_and_named_and_local_addresses_are_accepted(address: str) -> None:
     text = (f"rules: []\nreceivers:\n  mail:\n    email: {{to: ['{address}'], "
             f"from: '{address}', host: 127.0.0.1}}\n")
     assert parse_config(text, "c.yaml", base=Path(".")).receivers["mail"]
+
+
+INTERACTIVE = """rules: []
+receivers:
+  desk:
+    slack: {channel: '#desk', interactive: true, mute_story: 2h, mute_rule: 1d}
+  quiet: {slack: {channel: '#quiet'}}
+"""
+
+
+def test_an_interactive_receiver_sends_buttons_and_needs_the_app_token() -> None:
+    config = parse_config(INTERACTIVE, "config.yaml", base=Path("."))
+    desk = config.receivers["desk"]
+    assert isinstance(desk, SlackReceiver) and desk.interactive
+    assert (desk.mute_story, desk.mute_rule) == (7200.0, 86400.0)
+    notifiers = build_notifiers(config, {"SLACK_BOT_TOKEN": "xoxb-1"})
+    slack, quiet = notifiers["desk"], notifiers["quiet"]
+    assert isinstance(slack, SlackNotifier) and slack.buttons is not None
+    assert isinstance(quiet, SlackNotifier) and quiet.buttons is None
+    without = build_notifiers(config, {"SLACK_BOT_TOKEN": "xoxb-1"}, buttons=False)["desk"]
+    assert isinstance(without, SlackNotifier) and without.buttons is None
+    assert slack_socket(config, {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"})
+    with pytest.raises(ConfigError, match=r"receivers\.desk: the Slack token must be in the "
+                                          "SLACK_APP_TOKEN environment variable"):
+        slack_socket(config, {"SLACK_BOT_TOKEN": "xoxb-1"})
+    plain = parse_config(CONFIG, "config.yaml", base=Path("."))
+    assert slack_socket(plain, {}) is None  # no interactive receiver: no socket, no token
+
+
+def test_interactive_settings_are_checked_with_their_lines() -> None:
+    text = """\
+rules: []
+receivers:
+  a:
+    slack: {channel: '#a', mute_story: 2h}
+  b:
+    slack: {channel: '#b', interactive: true, mute_rule: 10s}
+  c:
+    slack:
+      channel: '#c'
+      interactive: true
+      base_url: http://127.0.0.1:9/api/
+      mute_storey: 1h
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "config.yaml", base=Path("."))
+    lines = str(caught.value).splitlines()
+    assert "config.yaml:4: receivers.a.slack: mute_story applies only with interactive: true" \
+        in lines
+    assert "config.yaml:6: receivers.b.slack: mute_rule must be between 1m and 30d" in lines
+    assert ("config.yaml:11: receivers.c.slack: every interactive Slack receiver must use the "
+            "same base_url (one Slack app)") in lines
+    assert any(line.startswith("config.yaml:12: receivers.c.slack: unknown key 'mute_storey'")
+               for line in lines)

@@ -630,7 +630,7 @@ def test_fields_are_a_subset_in_the_given_order() -> None:
 
 @pytest.mark.parametrize(("value", "message"), [
     ("[titel]", "fields: unknown field 'titel' (did you mean 'title'?); expected some of "
-                "title, summary, content"),
+                "title, summary, content, body"),
     ("[]", "fields: empty list (remove the key to look everywhere)"),
     ("title", "fields: expected a list of fields, got text (write [title])"),
 ])

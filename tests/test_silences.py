@@ -69,12 +69,14 @@ def test_stored_silences_survive_a_reopen_and_expire_by_id(tmp_path: Path) -> No
                          origin="config line 9")
     db = Database.open(tmp_path / "state.db")
     store = SilenceStore(db.mapping("silences"), [configured])
-    added = new_silence(reason="visit covered", now=T0, duration=7200, country="MA")
+    added = new_silence(reason="visit covered", now=T0, duration=7200, country="MA",
+                        creator="slack:U0ALICE01 (alice)")
     store.add(added)
     db.close()
     db = Database.open(tmp_path / "state.db")
     store = SilenceStore(db.mapping("silences"), [configured])
-    assert store.all() == [configured, added]
+    assert store.all() == [configured, added]  # the creator comes back too
+    assert store.all()[1].creator == "slack:U0ALICE01 (alice)"
     assert store.active(T0 + 60) == [added]
     expired = store.expire(added.id, T0 + 100)
     assert expired.expires == T0 + 100 and store.active(T0 + 101) == []

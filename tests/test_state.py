@@ -6,12 +6,14 @@ import re
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from newswatch.core.config import FeedConfig
 from newswatch.core.errors import StateError
+from newswatch.core.feedback import FeedbackRecord
 from newswatch.core.state import SCHEMA_VERSION, Database
 from newswatch.monitor.poller import SEEN_TTL, Poller
 
@@ -92,6 +94,37 @@ def test_a_file_from_before_versions_is_migrated(tmp_path: Path) -> None:
         assert db.pragma("user_version") == SCHEMA_VERSION
         assert db.mapping("rules")["r"] == {"v": 2}
         assert db.decisions() == []
+    finally:
+        db.close()
+
+
+def test_a_version_2_file_gains_the_feedback_table_and_a_click_is_stored_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.db"
+    Database.open(path).close()
+    with sqlite3.connect(path) as conn:  # as version 2 left it: no feedback table
+        conn.execute("DROP TABLE feedback")
+        conn.execute("PRAGMA user_version = 2")
+    old = Database.open(path, readonly=True)
+    try:
+        assert list(old.feedback().records()) == []  # read-only: nothing created
+    finally:
+        old.close()
+    db = Database.open(path)
+    try:
+        assert db.pragma("user_version") == SCHEMA_VERSION == 3
+        click = FeedbackRecord(key="k1", at=1.0, action="useful", user_id="U1",
+                               user_name="alice", rule_id="r", story="s", article="a",
+                               receiver="desk", channel="C1", ts="1.000100", title="t",
+                               evidence="e", line="Marked useful by <@U1>")
+        feedback = db.feedback()
+        assert feedback.add(click) and not feedback.add(click)
+        muted = replace(click, key="k2", at=2.0, action="mute_story", line="Muted", silence="s-1")
+        assert feedback.add(muted) and feedback.add(replace(click, key="k3", at=3.0))
+        assert list(feedback.records()) == [click, muted, replace(click, key="k3", at=3.0)]
+        assert feedback.lines("C1", "1.000100") == ["Muted", "Marked useful by <@U1>"]
+        assert feedback.lines("C1", "9.0") == []
     finally:
         db.close()
 

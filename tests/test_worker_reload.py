@@ -7,7 +7,8 @@ from pathlib import Path
 
 from newswatch.cli.kafka import watch_rules_in_thread
 from newswatch.core.config import load_config
-from newswatch.streams.reload import compile_rules
+from newswatch.rules.matcher import Matcher
+from newswatch.streams.reload import RuleReloader, compile_rules
 
 RULE = "rules:\n  - id: {id}\n    title: T\n    countries: [ML]\n"
 
@@ -27,7 +28,10 @@ def test_worker_rules_reload_and_a_broken_edit_keeps_the_last_good_rules(tmp_pat
     rules.write_text(RULE.format(id="first"), encoding="utf-8")
     (tmp_path / "config.yaml").write_text("rules: [watchlists/]\n", encoding="utf-8")
     config = load_config(tmp_path / "config.yaml")
-    reloader = watch_rules_in_thread(config, lambda: compile_rules(config.rules, None))
+    def build() -> Matcher:
+        return compile_rules(config.rules, None)
+
+    reloader = watch_rules_in_thread(RuleReloader(config.rules, build(), build=build, status={}))
     assert [r.id for r in reloader.current.rules] == ["first"]
     rules.write_text(RULE.format(id="second"), encoding="utf-8")
     assert wait_for(lambda: [r.id for r in reloader.current.rules] == ["second"])

@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,10 @@ from newswatch.cli.options import (
     EXIT_PROBLEMS,
     Commands,
     Context,
+    Silences,
     UsageError,
     add_command,
+    add_kafka_archive,
     add_since,
     open_archive,
     when,
@@ -44,7 +46,6 @@ from newswatch.streams.backtest import (
     volume,
 )
 from newswatch.streams.reload import compile_rules
-from newswatch.streams.silences import Silence, SilenceStore
 
 FIRST_ALERTS = 5  # alerts shown per rule, as they would read
 
@@ -70,6 +71,7 @@ def add_backtest(rules_commands: Commands) -> None:
                                "files differ)")
     backtest.add_argument("--fail-over", type=float, default=None, metavar="N",
                           help="exit 1 when a rule would send more than N alerts a day")
+    add_kafka_archive(backtest)
     backtest.add_argument("--json", action="store_true", help="one JSON object")
     backtest.set_defaults(handler=backtest_command)
 
@@ -89,11 +91,10 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
         current = compile_rules(config.rules, receivers)
         if diff is None:
             diff = definitions(current) != definitions(edited)
-    with open_archive(config, "replay") as (archive, db):
-        silences = SilenceStore.of(config, db).active
-        count = archive.count(since, until)
-        before, after = _replay(current if diff else None, edited, config, silences,
-                                archive.read(since, until), count)
+    with open_archive(config, "replay", kafka=args.kafka,
+                      environ=context.environ) as (archive, silences):
+        before, after, count = _replay(current if diff else None, edited, config, silences,
+                                       archive.read(since, until), archive.count(since, until))
     changes = (compare(before, after, changed_rules(current, edited))
                if before is not None and current is not None else None)
     if args.json:
@@ -110,23 +111,30 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
-def _replay(current: Matcher | None, edited: Matcher, config: Config,
-            silences: Callable[[float], Sequence[Silence]],
-            articles: Iterable[ArchivedArticle], count: int,
-            ) -> tuple[dict[str, RuleOutcome] | None, dict[str, RuleOutcome]]:
+def _replay(current: Matcher | None, edited: Matcher, config: Config, silences: Silences,
+            articles: Iterable[ArchivedArticle], estimate: int,
+            ) -> tuple[dict[str, RuleOutcome] | None, dict[str, RuleOutcome], int]:
     """The outcomes of the ``current`` rules (None: no difference asked) and of the
-    ``edited`` ones; both in one pass over the archive (``replay_both``)."""
-    progress = _Progress(count) if sys.stderr.isatty() else None
+    ``edited`` ones, both in one pass over the archive (``replay_both``), and how many
+    articles were replayed (``estimate``: what the archive says it holds, for the bar)."""
+    bar = _Progress(estimate) if sys.stderr.isatty() else None
+    replayed = [0]
+
+    def progress(done: int) -> None:
+        replayed[0] = done
+        if bar is not None:
+            bar(done)
+
     try:
         if current is None:
             backtest = Backtest(edited, stand_ins(config), silences=silences)
-            return None, asyncio.run(backtest.replay(articles, progress=progress))
+            return None, asyncio.run(backtest.replay(articles, progress=progress)), replayed[0]
         before, after = asyncio.run(replay_both(current, edited, articles, stand_ins(config),
                                                 silences, progress))
-        return before, after
+        return before, after, replayed[0]
     finally:
-        if progress is not None:
-            progress.done()
+        if bar is not None:
+            bar.done()
 
 
 class _Progress:

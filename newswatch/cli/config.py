@@ -8,7 +8,9 @@ form of docs/rules.md, ``path:line: error: message [rule id]``):
 - the rule paths it names exist, and the rules load, validate and pass their examples,
   with ``notify:`` checked against the config's receivers;
 - every rule's ``feeds:`` filter names a configured feed (a typo there silently mutes the
-  rule).
+  rule);
+- with ``--kafka``, the cluster of ``kafka:`` answers and its articles topic, the Kafka
+  runtime's archive, keeps ``archive.days`` days.
 
 When the config itself is broken, the rules it names are still checked (as far as its
 ``rules:`` list can be read), so one run shows everything. Exit 0 valid, 1 problems found.
@@ -17,6 +19,7 @@ When the config itself is broken, the rules it names are still checked (as far a
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import tempfile
@@ -31,11 +34,13 @@ from newswatch.cli.options import (
     add_command,
     add_subcommands,
 )
-from newswatch.core.config import parse_config, read_config_text
+from newswatch.core.config import Config, parse_config, read_config_text
 from newswatch.core.errors import ConfigError, Issue, RuleError, StateError
 from newswatch.core.state import Database
 from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, load_yaml
 from newswatch.streams.reload import compile_rules
+
+KAFKA_TIMEOUT = 20.0  # seconds `config check --kafka` waits for the cluster
 
 
 def add_commands(commands: Commands) -> None:
@@ -49,6 +54,9 @@ def add_commands(commands: Commands) -> None:
                     "it names, listing every problem. Exit 0 valid, 1 problems found.")
     check.add_argument("file", nargs="?", type=Path, metavar="FILE",
                        help="the config to check (instead of --config); - reads stdin")
+    check.add_argument("--kafka", action="store_true",
+                       help="also check the Kafka cluster of kafka: (it answers; the articles "
+                            "topic keeps archive.days)")
     check.set_defaults(handler=check_command)
 
     backup = add_command(
@@ -63,7 +71,7 @@ def check_command(args: argparse.Namespace, context: Context) -> int:
     if args.file is not None and args.config is not None and args.file != args.config:
         raise UsageError(f"{args.prog}: give the config once: FILE or --config, not both")
     path = args.file if args.file is not None else context.require_config_path(args)
-    return check_config(path, context)
+    return check_config(path, context, kafka=args.kafka)
 
 
 def _state_problem(state: Path) -> str | None:
@@ -85,8 +93,9 @@ def _state_problem(state: Path) -> str | None:
     return None
 
 
-def check_config(path: Path, context: Context) -> int:
-    """Print every problem of the config at ``path`` and of its rules; exit 0 or 1."""
+def check_config(path: Path, context: Context, *, kafka: bool = False) -> int:
+    """Print every problem of the config at ``path`` and of its rules (with ``kafka``, of
+    its Kafka cluster too); exit 0 or 1."""
     text, shown, base = "", str(path), Path.cwd()
     receivers: frozenset[str] | None = None
     feeds: frozenset[str] | None = None
@@ -97,7 +106,8 @@ def check_config(path: Path, context: Context) -> int:
         problems = [str(i) for i in error.issues]
         rule_paths = _readable_rule_paths(text, shown, base)  # still check what can be read
     else:
-        problems = [f"{shown}: {problem}" for problem in [_state_problem(config.state)] if problem]
+        found = [_state_problem(config.state), _kafka_problem(config, context) if kafka else None]
+        problems = [f"{shown}: {problem}" for problem in found if problem]
         rule_paths = list(config.rules)
         receivers = frozenset(config.receivers)
         feeds = frozenset(f.name for f in config.feeds)
@@ -114,6 +124,21 @@ def check_config(path: Path, context: Context) -> int:
     print(f"ok: {shown}: {len(feeds or ())} feed(s), {len(receivers or ())} receiver(s), "
           f"{rules_count} rule(s)")
     return EXIT_OK
+
+
+def _kafka_problem(config: Config, context: Context) -> str | None:
+    """Why the Kafka runtime of ``config`` would not keep its archive (the cluster does not
+    answer, the articles topic's retention is shorter than ``archive.days``), or None."""
+    from newswatch.streams.kafka.archive import retention_problem  # the Kafka extra
+    from newswatch.streams.kafka.client import KafkaError, kafka_settings
+
+    settings = kafka_settings(config, context.environ)
+    try:
+        problem = asyncio.run(asyncio.wait_for(
+            retention_problem(settings, config.archive.days), KAFKA_TIMEOUT))
+    except (KafkaError, OSError, TimeoutError) as error:
+        return f"kafka: cannot read the cluster at {settings.bootstrap}: {error or 'timed out'}"
+    return None if problem is None else f"kafka: {problem}"
 
 
 def _readable_rule_paths(text: str, shown: str, base: Path) -> list[Path]:

@@ -1,6 +1,7 @@
 """The Kafka runtime's commands: ``newswatch poll`` (fetch this process's share of the feeds
-and publish new articles) and ``newswatch worker`` (the faust worker: match and deliver);
-plus the Kafka side of ``status --kafka``.
+and publish new articles; the poller owning partition 0 of the feeds registry also takes
+the clicks on alert buttons) and ``newswatch worker`` (the faust worker: match and
+deliver, and apply clicks); plus the Kafka side of ``status --kafka``.
 
 ``newswatch.streams.kafka`` needs the optional ``kafka`` extra (aiokafka, faust): it is
 imported inside the functions that use it, so every other command works without it.
@@ -18,19 +19,27 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from newswatch.cli.options import Commands, Context, add_command
+from newswatch.cli.reload_notice import reload_reporter
 from newswatch.cli.serving import new_metrics, serve_health, settle_heap, stop_on_signals
 from newswatch.core import health_http
 from newswatch.core.config import Config
+from newswatch.core.feedback import MappingFeedback
 from newswatch.core.metrics import Metrics
 from newswatch.core.state import FetchEvent
 from newswatch.rules.matcher import Matcher
+from newswatch.streams.alerts import Match
+from newswatch.streams.interactive import ClickSource, HeldClickSource
 from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
-from newswatch.streams.silences import SilenceStore, configured_silences
+from newswatch.streams.silences import configured_silences
 
 log = logging.getLogger("newswatch.poll")
 
 OWNERSHIP_TICK = 1.0  # seconds between group heartbeats-by-poll of the feed registry
+# The poller that owns this partition of the feeds registry holds the Slack Socket Mode
+# connection: one poller at a time, chosen by Kafka's group coordinator, and another one as
+# soon as that poller stops or dies (docs/kafka.md, "Clicks on alert buttons").
+CLICKS_PARTITION = 0
 EXIT_FROZEN = 75  # EX_TEMPFAIL: restart me (systemd Restart=on-failure, Kubernetes)
 
 
@@ -45,8 +54,13 @@ def add_commands(commands: Commands) -> None:
 
 
 def poll_command(args: argparse.Namespace, context: Context) -> int:
-    """Poll until SIGINT/SIGTERM, serving health and metrics when the config asks."""
+    """Poll until SIGINT/SIGTERM, serving health and metrics when the config asks. Exit 2
+    before anything starts when a Slack receiver is interactive and ``SLACK_APP_TOKEN``
+    is missing (this poller may have to hold the socket)."""
     config = context.config(args)
+    from newswatch.streams.receivers import slack_socket  # lazy: the network stack
+
+    clicks = slack_socket(config, context.environ)
 
     async def run() -> None:
         stop = stop_on_signals()
@@ -55,7 +69,8 @@ def poll_command(args: argparse.Namespace, context: Context) -> int:
                                     ready=_kafka_ready(config))
         settle_heap()
         try:
-            await poll_forever(config, stop=stop, metrics=metrics, environ=context.environ)
+            await poll_forever(config, stop=stop, metrics=metrics, environ=context.environ,
+                               clicks=clicks)
         finally:
             close_health()
 
@@ -79,9 +94,12 @@ class _NoFetchLog:
 
 
 async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics | None = None,
-                       environ: Mapping[str, str] = os.environ) -> None:
+                       environ: Mapping[str, str] = os.environ,
+                       clicks: ClickSource | None = None) -> None:
     """Poll the feeds this process owns and publish new articles to Kafka until ``stop``;
-    feed-health transitions become ops notices for the workers to deliver."""
+    feed-health transitions become ops notices for the workers to deliver. ``clicks`` (the
+    Slack socket) runs while this poller owns ``CLICKS_PARTITION`` of the feeds registry,
+    each click published for the worker owning its rule (``KafkaRuntime.click``)."""
     # lazy: the Kafka extra, and the network stack (aiohttp, feedparser): ~170 ms start-up
     from newswatch.monitor.fetch import Fetcher
     from newswatch.monitor.poller import Poller
@@ -104,6 +122,7 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
     share = _Share(FeedOwnership(settings), state)
     # the announced feed state durable before each notice: never announced twice
     runtime = KafkaRuntime(settings, producer_publish(producer), before_notice=state.flush)
+    held = HeldClickSource(clicks, runtime.click) if clicks is not None else None
     try:
         await share.ownership.start()
         await state.load()
@@ -119,10 +138,14 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
                  len(config.feeds))
         while not stop.is_set():
             await share.follow(poller, config)
+            if held is not None:
+                await held.hold(CLICKS_PARTITION in share.ownership.partitions)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=OWNERSHIP_TICK)
         await polling
     finally:
+        if held is not None:
+            await held.release()
         await state.flush()
         await share.ownership.stop()
         await fetcher.close()
@@ -161,22 +184,61 @@ def _kafka_ready(config: Config) -> dict[str, health_http.Check]:
 
 
 def watch_rules_in_thread(
-    config: Config, build_matcher: Callable[[], Matcher],
-    on_rejected: Callable[[str], Awaitable[None]] | None = None,
+    reloader: RuleReloader, started: Callable[[], Awaitable[None]] | None = None,
 ) -> RuleReloader:
-    """Hot reload for the worker: a ``RuleReloader`` (same rules as ``newswatch run``: quiet
-    for 1 s, then load; a rejected edit keeps the previous rules, is logged and handed to
-    ``on_rejected``, awaited on the reloader's loop) on its own event loop in a daemon
-    thread, so faust's loop is never blocked by a rule compile. The worker reads
+    """Hot reload for the worker: ``reloader`` (quiet for 1 s, then load, as in ``newswatch
+    run``) runs on its own event loop in a daemon thread, after ``started``, so faust's
+    loop is never blocked by a rule compile or a reload's replay. The worker reads
     ``reloader.current`` for every article."""
-    reloader = RuleReloader(config.rules, build_matcher(), build=build_matcher, status={},
-                            on_rejected=on_rejected)
 
-    def watch() -> None:
-        asyncio.run(reloader.run(asyncio.Event()))
+    async def watch() -> None:
+        if started is not None:
+            await started()
+        await reloader.run(asyncio.Event())
 
-    threading.Thread(target=watch, name="newswatch-rule-reload", daemon=True).start()
+    threading.Thread(target=asyncio.run, args=(watch(),), name="newswatch-rule-reload",
+                     daemon=True).start()
     return reloader
+
+
+def worker_reloader(config: Config, build_matcher: Callable[[], Matcher],
+                    environ: Mapping[str, str]) -> RuleReloader:
+    """The worker's rule reloader, watching in its thread: a rejected edit and an accepted
+    one (with its difference over the last day of the articles topic) are ops notices, and
+    the rule set's state is published to the rules-status topic for ``status --kafka``
+    (at start and after every reload). Every worker of the group does the same; the
+    notices are deduplicated by the owner of their partition."""
+    from newswatch.streams.kafka.client import KafkaError, kafka_settings  # the Kafka extra
+    from newswatch.streams.kafka.runtime import publish_notice, publish_rules_status
+
+    settings = kafka_settings(config, environ)
+    status: dict[str, Any] = {}
+
+    async def notify(notice: Match) -> None:
+        await publish_notice(settings, notice)
+
+    async def record() -> None:
+        try:
+            await publish_rules_status(settings, status.get("rules", {}))
+        except (KafkaError, OSError) as error:  # the rules are in force; `status` lacks them
+            log.warning("cannot publish the rule set's status: %s", error)
+
+    rejected = rejection_notifier(notify, config.ops)
+    reporter = reload_reporter(config, notify, kafka=True, environ=environ)
+
+    async def on_rejected(text: str) -> None:
+        await rejected(text)
+        await record()
+
+    async def on_reloaded(before: Matcher, after: Matcher) -> str | None:
+        summary = await reporter(before, after) if reporter is not None else None
+        status["rules"] = {**status.get("rules", {}), "difference": summary}
+        await record()
+        return summary
+
+    reloader = RuleReloader(config.rules, build_matcher(), build=build_matcher, status=status,
+                            on_rejected=on_rejected, on_reloaded=on_reloaded)
+    return watch_rules_in_thread(reloader, started=record)
 
 
 def exit_frozen(seconds: float) -> None:
@@ -196,20 +258,21 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
     from newswatch.streams.kafka import worker as kafka_worker
     from newswatch.streams.kafka.client import ensure_topics, kafka_settings
     from newswatch.streams.kafka.fence import FreezeFence
-    from newswatch.streams.receivers import build_notifiers
+    from newswatch.streams.receivers import build_notifiers, mute_durations
 
-    notifiers = build_notifiers(config, environ)
+    # The answers to clicks an alert keeps when its source count is updated come from the
+    # worker's feedback table, bound to it by build_app.
+    feedback = MappingFeedback()
+    notifiers = build_notifiers(config, environ, feedback=feedback.lines)
     settings = kafka_settings(config, environ)
     asyncio.run(ensure_topics(settings))
-    from newswatch.streams.kafka.runtime import publish_notice  # the Kafka extra
-
-    reloader = watch_rules_in_thread(config, build_matcher, rejection_notifier(
-        lambda notice: publish_notice(settings, notice), config.ops))
+    reloader = worker_reloader(config, build_matcher, environ)
     metrics = new_metrics(config, process=True)
     fence = FreezeFence(limit=kafka_worker.FENCE_LIMIT, on_frozen=exit_frozen).start()
-    silences = SilenceStore({}, configured_silences(config.silences))  # the config's only
     app = kafka_worker.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers,
-                                 metrics=metrics, fence=fence.check, silences=silences.active,
+                                 metrics=metrics, fence=fence.check,
+                                 silences=configured_silences(config.silences),
+                                 mutes=mute_durations(config), feedback=feedback,
                                  redrive_after=config.kafka.redrive_after)
     # faust runs on the loop we give it, so the same loop-stall watchdog as `run` and `poll`
     # backs /healthz (a stall appears only once the loop runs: probes need an initial delay
@@ -225,10 +288,14 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
     return 0
 
 
-async def kafka_health(config: Config, environ: Mapping[str, str] = os.environ
-                       ) -> dict[str, Any]:
-    """The latest health record of every feed, from the compacted feed-health topic."""
+async def kafka_status(config: Config, environ: Mapping[str, str] = os.environ
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The latest health record of every feed (the compacted feed-health topic) and the
+    workers' rule set state (the rules-status topic; empty before a worker started)."""
     from newswatch.streams.kafka.client import kafka_settings, read_compacted  # Kafka extra
-    from newswatch.streams.kafka.topics import FEED_HEALTH
+    from newswatch.streams.kafka.topics import FEED_HEALTH, RULES_STATUS
 
-    return await read_compacted(kafka_settings(config, environ), FEED_HEALTH)
+    settings = kafka_settings(config, environ)
+    health = await read_compacted(settings, FEED_HEALTH)
+    rules = await read_compacted(settings, RULES_STATUS)
+    return health, dict(rules.get("rules") or {})

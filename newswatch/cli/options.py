@@ -15,18 +15,20 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, TypeAlias
 
-from newswatch.core.archive import Archive
+from newswatch.core.archive import Archive, ArchiveReader
 from newswatch.core.config import Config, load_config, parse_until
 from newswatch.core.durations import parse_duration
 from newswatch.core.errors import ConfigError, Issue, NewswatchError
 from newswatch.core.rulefiles import STDIN
 from newswatch.core.state import Database
+from newswatch.streams.silences import Silence, SilenceStore, configured_silences
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 CONFIG_VARIABLE = "NEWSWATCH_CONFIG"
@@ -150,15 +152,36 @@ def add_since(parser: argparse.ArgumentParser, default: str) -> None:
                              f"default {default}")
 
 
+Silences = Callable[[float], Sequence[Silence]]
+
+
+def add_kafka_archive(parser: argparse.ArgumentParser) -> None:
+    """``--kafka``: read the Kafka runtime's archive (its articles topic)."""
+    parser.add_argument("--kafka", action="store_true",
+                        help="read the Kafka runtime's archive (the articles topic of the "
+                             "config's kafka:) instead of the state file's")
+
+
 @contextmanager
-def open_archive(config: Config, doing: str) -> Iterator[tuple[Archive, Database]]:
-    """The article archive of ``config``'s state, read-only, and the state it is in
-    (closed on exit); ConfigError when ``archive.days`` is 0 (nothing to ``doing``)."""
+def open_archive(config: Config, doing: str, *, kafka: bool = False,
+                 environ: Mapping[str, str] = os.environ
+                 ) -> Iterator[tuple[ArchiveReader, Silences]]:
+    """The article archive of ``config`` and the silences in force at a time: the state's
+    (opened read-only, closed on exit), or with ``kafka`` the articles topic and the
+    config's silences (the Kafka runtime stores no other). ConfigError when
+    ``archive.days`` is 0 (nothing to ``doing``)."""
     if not config.archive.days:
         raise ConfigError([Issue(str(config.path), 0, f"archive.days is 0: there is no "
                                  f"archive to {doing}")])
+    if kafka:
+        from newswatch.streams.kafka.archive import KafkaArchive  # the Kafka extra
+        from newswatch.streams.kafka.client import kafka_settings
+
+        store = SilenceStore({}, configured_silences(config.silences))
+        yield KafkaArchive(kafka_settings(config, environ), config.archive.days), store.active
+        return
     db = Database.open(config.state, readonly=True)
     try:
-        yield Archive(db.archive(), config.archive.days), db
+        yield Archive(db.archive(), config.archive.days), SilenceStore.of(config, db).active
     finally:
         db.close()

@@ -10,24 +10,25 @@ import asyncio
 import contextlib
 import logging
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
-from newswatch.cli.options import EXIT_OK, Commands, Context, add_command, open_archive
+from newswatch.cli.options import EXIT_OK, Commands, Context, add_command
+from newswatch.cli.reload_notice import reload_reporter
 from newswatch.cli.serving import new_metrics, serve_health, settle_heap, stop_on_signals
 from newswatch.core import health_http
-from newswatch.core.archive import DAY, Archive
+from newswatch.core.archive import Archive
 from newswatch.core.config import Config
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.metrics import MeteredAudit
 from newswatch.core.state import Database, RuntimeLock
 from newswatch.rules.matcher import Matcher
-from newswatch.streams.alerts import Match
-from newswatch.streams.backtest import difference, notable, stand_ins, summary_line
-from newswatch.streams.notices import ops_notice, rejection_notifier, transition_notifier
+from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
 from newswatch.streams.runtime import Runtime
-from newswatch.streams.silences import SilenceStore
+
+if TYPE_CHECKING:  # imported lazily at run time: the network stack
+    from newswatch.streams.embedded import Counters
 
 log = logging.getLogger("newswatch")
 
@@ -55,10 +56,15 @@ async def run_embedded(
     # lazy: the network stack (aiohttp, slack_sdk, aiosmtplib, feedparser): ~170 ms start-up
     from newswatch.monitor.fetch import Fetcher
     from newswatch.monitor.poller import Poller
-    from newswatch.streams.embedded import EmbeddedRuntime, make_pipeline
-    from newswatch.streams.receivers import build_notifiers
+    from newswatch.streams.embedded import EmbeddedRuntime, make_click_handler, make_pipeline
+    from newswatch.streams.fulltext import FullText
+    from newswatch.streams.receivers import build_notifiers, slack_socket
 
-    notifiers = build_notifiers(config, environ)  # a missing secret stops us here, exit 2
+    # A missing secret stops us here, exit 2. The answers to clicks an alert keeps when
+    # its source count is updated come from the state, opened below before any send.
+    notifiers = build_notifiers(config, environ,
+                                feedback=lambda channel, ts: db.feedback().lines(channel, ts))
+    clicks = slack_socket(config, environ)
     async with contextlib.AsyncExitStack() as stack:
         metrics = new_metrics(config)
         stack.callback(serve_health(
@@ -85,7 +91,10 @@ async def run_embedded(
         # the runtime reads the reloader's rules per article, the reloader reports to it
         archive = Archive(db.archive(), config.archive.days) if config.archive.days else None
         runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
-                                  pipeline=pipeline, metrics=metrics, archive=archive)
+                                  pipeline=pipeline, metrics=metrics, archive=archive,
+                                  clicks=None if once else clicks, on_click=make_click_handler(
+                                      config, db, notifiers, rules=lambda: reloader.current),
+                                  full_text=FullText.for_config(config, fetcher, db))
         reloader = RuleReloader(
             config.rules, matcher, status=db.mapping("meta"),
             on_rejected=rejection_notifier(runtime.notify, config.ops),
@@ -100,10 +109,13 @@ async def run_embedded(
                      len(config.feeds), len(matcher.rules))
             settle_heap()
             await _run_until_signalled(runtime.run, reloader, stop)
-    c = runtime.counters
-    print(f"articles: {c.articles}, matches: {c.matches}, "
-          + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)
+    _print_counters(runtime.counters)
     return EXIT_OK
+
+
+def _print_counters(c: Counters) -> None:
+    print(f"articles: {c.articles}, with their page: {c.bodies}, matches: {c.matches}, "
+          + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)
 
 
 def _lock_state(config: Config) -> RuntimeLock:
@@ -126,37 +138,3 @@ async def _run_until_signalled(
     finally:
         stop.set()
         await watcher
-
-
-def reload_reporter(
-    config: Config, notify: Callable[[Match], Awaitable[object]],
-) -> Callable[[Matcher, Matcher], Awaitable[str | None]] | None:
-    """The reloader's ``on_reloaded`` (with an archive): the last 24 h of archived articles
-    replayed through the previous and the new rules (``rules backtest``'s difference, in a
-    thread: the loop goes on), one line per rule that would have sent other alerts, sent
-    once to the ops receiver and kept for ``newswatch status``."""
-    if not config.archive.days:
-        return None
-
-    async def on_reloaded(before: Matcher, after: Matcher) -> str:
-        lines = await asyncio.to_thread(_last_day, config, before, after)
-        # one line per rule; ";" keeps them apart where a receiver shows one paragraph
-        text = ";\n".join(lines) if lines else (
-            "no rule would have sent other alerts over the last 24 h")
-        if config.ops is not None:
-            await notify(ops_notice(
-                "rules-reloaded", "Rules reloaded: the last 24 h replayed with the new rules",
-                text, receiver=config.ops, severity="low",
-                key=f"{time.time():.0f}\x1f{text}"))
-        return text
-
-    return on_reloaded
-
-
-def _last_day(config: Config, before: Matcher, after: Matcher) -> list[str]:
-    until = time.time()
-    since = until - DAY
-    with open_archive(config, "replay") as (archive, db):  # this thread's own connection
-        changes = asyncio.run(difference(before, after, lambda: archive.read(since, until),
-                                         stand_ins(config), SilenceStore.of(config, db).active))
-    return [summary_line(c, since, until) for c in notable(changes)]

@@ -18,6 +18,7 @@ from newswatch.cli.options import (
     Context,
     UsageError,
     add_command,
+    add_kafka_archive,
     add_since,
     open_archive,
     when,
@@ -42,6 +43,7 @@ def add_commands(commands: Commands) -> None:
     add_since(search, "30d")
     search.add_argument("--limit", type=int, default=50, metavar="N",
                         help="at most N results, the newest (1 to 10,000; default 50)")
+    add_kafka_archive(search)
     search.add_argument("--json", action="store_true", help="one JSON array")
     search.set_defaults(handler=search_command)
 
@@ -68,7 +70,8 @@ def search_command(args: argparse.Namespace, context: Context) -> int:
     matcher = query_matcher(args.query)
     since = when(args.since, time.time(), "--since")
     found: deque[tuple[ArchivedArticle, RuleMatch]] = deque(maxlen=args.limit)
-    with open_archive(config, "search") as (archive, _):
+    with open_archive(config, "search", kafka=args.kafka,
+                      environ=context.environ) as (archive, _):
         for item in archive.read(since):
             for match in matcher.match(item.article):
                 found.append((item, match))

@@ -1,6 +1,6 @@
 """``newswatch status``: feed health, worst first; ``newswatch alerts``: recent delivery
 decisions. Both only read: the SQLite state (opened read-only) or, with ``status --kafka``,
-the Kafka runtime's feed-health topic.
+the Kafka runtime's feed-health and rules-status topics.
 
 ``status`` exits 0 when every feed is ok, 1 otherwise (so it can gate a deploy or page).
 """
@@ -21,7 +21,7 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from newswatch.cli.kafka import kafka_health
+from newswatch.cli.kafka import kafka_status
 from newswatch.cli.options import (
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -79,10 +79,9 @@ def status_command(args: argparse.Namespace, context: Context) -> int:
             raise ConfigError([Issue(str(context.config_path(args)), 0,
                                      f"no feed named '{args.feed}'")])
     now = time.time()
-    if args.kafka:  # the Kafka runtime's pollers publish health to a compacted topic
-        health = asyncio.run(kafka_health(config))
+    if args.kafka:  # the Kafka runtime's pollers and workers publish to compacted topics
+        health, rules_state = asyncio.run(kafka_status(config, context.environ))
         rows = [_row(f, health.get(f.name), now) for f in feeds]
-        rules_state: dict[str, Any] = {}
     else:
         rows, rules_state = _state_rows(config, feeds, now, with_fetches=args.feed is not None)
     rows.sort(key=lambda r: (STATUS_ORDER.get(r["status"], 9), -r["consecutive_failures"],

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from newswatch.core.article import Article
 
-__all__ = ["DAY", "Archive", "ArchiveStore", "ArchivedArticle", "SqliteArchive", "pack",
-           "unpack"]
+__all__ = ["DAY", "Archive", "ArchiveReader", "ArchiveStore", "ArchivedArticle", "SqliteArchive",
+           "pack", "unpack"]
 
 DAY = 86_400.0
 _READ_BATCH = 500  # rows per query while streaming the archive
@@ -55,6 +55,20 @@ class ArchiveStore(Protocol):
 
     def count(self, since: float = -math.inf, until: float = math.inf) -> int:
         """The number of items seen in [since, until)."""
+        ...
+
+
+class ArchiveReader(Protocol):
+    """The reading side of an archive, whichever the runtime: ``Archive`` over the SQLite
+    state, the Kafka articles topic (``newswatch.streams.kafka.archive.KafkaArchive``)."""
+
+    def read(self, since: float, until: float = math.inf) -> Iterator[ArchivedArticle]:
+        """The articles seen in [since, until), oldest first (then by id), each once."""
+        ...
+
+    def count(self, since: float, until: float = math.inf) -> int:
+        """How many articles ``read`` gives (at most: the Kafka topic may hold an article
+        more than once)."""
         ...
 
 

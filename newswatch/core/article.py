@@ -15,8 +15,10 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-Field = Literal["title", "summary", "content"]
-FIELDS: tuple[Field, ...] = ("title", "summary", "content")
+Field = Literal["title", "summary", "content", "body"]
+#: The text fields, in reading order: the feed entry's title, summary and content, then the
+#: main text of the article's page when it was fetched (``body``, docs/full-text.md).
+FIELDS: tuple[Field, ...] = ("title", "summary", "content", "body")
 
 # Query parameters that identify a campaign or a click, never the document.
 _TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_", "_hs", "mc_", "oly_")
@@ -96,7 +98,8 @@ def article_id(
 @dataclass(frozen=True, slots=True)
 class Article:
     """A news item. Text fields are plain text (already cleaned of HTML and control
-    characters by the parser); ``published`` is timezone-aware UTC or None."""
+    characters by the parser); ``published`` is timezone-aware UTC or None. ``body`` is
+    the main text of the article's page ("" until it is fetched; docs/full-text.md)."""
 
     id: str
     feed: str
@@ -108,6 +111,7 @@ class Article:
     published: datetime | None = None
     guid: str | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    body: str = ""
 
     def text(self, name: Field) -> str:
         """The plain text of one field."""
@@ -127,6 +131,8 @@ class Article:
             "summary": self.summary, "content": self.content, "language": self.language,
             "published": self.published.isoformat() if self.published else None,
             "guid": self.guid, "extra": dict(self.extra),
+            # only when fetched: what older versions wrote (and most articles) stays as it was
+            **({"body": self.body} if self.body else {}),
         }
 
     @classmethod
@@ -143,4 +149,5 @@ class Article:
             published=datetime.fromisoformat(published) if published else None,
             guid=data.get("guid"),
             extra=dict(data.get("extra") or {}),
+            body=str(data.get("body") or ""),  # absent from what older versions wrote
         )

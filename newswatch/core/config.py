@@ -19,10 +19,14 @@ from typing import TextIO
 from newswatch.core.addresses import email_problem, host_problem, url_problem
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.rulefiles import STDIN, STDIN_NAME
-from newswatch.core.schema import MapReader
+from newswatch.core.schema import MapReader, did_you_mean
+from newswatch.core.slackconfig import SlackReceiver as SlackReceiver
+from newswatch.core.slackconfig import slack_receiver
 from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, load_yaml
 
 DEFAULT_INTERVAL = 300.0
+FULL_TEXT_MODES = ("auto", "always", "never")
+DEFAULT_MIN_WORDS = 60  # 36 % of real feed entries are shorter (docs/full-text.md)
 MAX_POLL_INTERVAL = 7 * 86400.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -30,7 +34,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 @dataclass(frozen=True, slots=True)
 class FeedConfig:
     """One feed; ``interval`` in seconds. ``min_interval`` / ``max_interval`` bound the
-    adaptive interval (None: the defaults of ``newswatch.monitor.health.Pace.of``)."""
+    adaptive interval (None: the defaults of ``newswatch.monitor.health.Pace.of``).
+    ``full_text``: when the article page is fetched and its main text matched (``auto``:
+    when the entry's own text has fewer than ``full_text_min_words`` words; ``always``;
+    ``never``; docs/full-text.md)."""
 
     name: str
     url: str
@@ -39,17 +46,14 @@ class FeedConfig:
     line: int = 0
     min_interval: float | None = None
     max_interval: float | None = None
+    full_text: str = "auto"
+    full_text_min_words: int = DEFAULT_MIN_WORDS
 
-
-@dataclass(frozen=True, slots=True)
-class SlackReceiver:
-    """``reconcile``: after a crash or an ambiguous failure, look the alert up in the
-    channel (``conversations.history``, scope ``channels:history``) before sending again."""
-
-    name: str
-    channel: str
-    base_url: str | None = None
-    reconcile: bool = True
+    def wants_page(self, words: int) -> bool:
+        """Whether an entry whose own text has ``words`` words needs its page fetched."""
+        if self.full_text == "auto":
+            return words < self.full_text_min_words
+        return self.full_text == "always"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,18 @@ class FetchConfig:
     allow: frozenset[str] = frozenset()
     timeout: float = 20.0
     max_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PagesConfig:
+    """Fetching article pages (full text, docs/full-text.md). ``min_words``: the default
+    of ``feeds[].full_text_min_words``. ``deadline``: seconds an article waits for its
+    page before it is matched on its teaser alone. ``host_delay``: seconds between two
+    page fetches from one host."""
+
+    min_words: int = DEFAULT_MIN_WORDS
+    deadline: float = 30.0
+    host_delay: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +160,7 @@ class Config:
     metrics: MetricsConfig | None = None
     silences: tuple[SilenceConfig, ...] = ()
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    pages: PagesConfig = field(default_factory=PagesConfig)
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -153,7 +170,7 @@ class Config:
 
 
 _TOP_KEYS = ("state", "rules", "feeds", "archive", "receivers", "ops", "fetch", "kafka",
-             "metrics", "silences")
+             "metrics", "silences", "pages")
 
 
 def load_config(path: str | Path, *, stdin: TextIO | None = None) -> Config:
@@ -216,7 +233,8 @@ def parse_config(text: str, shown: str, *, base: Path) -> Config:
             issues.append(Issue(shown, line, f"rules: no such file or folder '{item}'"))
         rule_paths.append(rule_path)
 
-    feeds = _feeds(top, shown, issues)
+    pages = _pages(top, shown, issues)
+    feeds = _feeds(top, shown, issues, pages.min_words)
     receivers = _receivers(top, shown, issues)
     ops = top.text("ops")
     if ops is not None and ops not in receivers:
@@ -240,10 +258,13 @@ def parse_config(text: str, shown: str, *, base: Path) -> Config:
         metrics=metrics,
         silences=tuple(silences),
         archive=archive,
+        pages=pages,
     )
 
 
-def _feeds(top: MapReader, shown: str, issues: list[Issue]) -> list[FeedConfig]:
+def _feeds(
+    top: MapReader, shown: str, issues: list[Issue], min_words: int
+) -> list[FeedConfig]:
     items = top.sequence("feeds")
     if items is None:
         return []
@@ -256,7 +277,7 @@ def _feeds(top: MapReader, shown: str, issues: list[Issue]) -> list[FeedConfig]:
             continue
         r = MapReader(item, shown, issues, where=f"feeds[{i}]",
                       allowed=("name", "url", "interval", "min_interval", "max_interval",
-                               "language"))
+                               "language", "full_text", "full_text_min_words"))
         r.finish()
         name = r.text("name", required=True)
         url = r.text("url", required=True)
@@ -289,10 +310,39 @@ def _feeds(top: MapReader, shown: str, issues: list[Issue]) -> list[FeedConfig]:
             r.error("max_interval must be at most 7d", r.line("max_interval"))
         if language is not None and not re.fullmatch(r"[a-z]{2}", language):
             r.error("language must be a two-letter code such as fr", r.line("language"))
+        full_text, feed_min_words = _full_text(r, min_words)
         if name and url:
             feeds.append(FeedConfig(name, url, interval, language, item.line,
-                                    min_interval, max_interval))
+                                    min_interval, max_interval, full_text, feed_min_words))
     return feeds
+
+
+def _full_text(r: MapReader, min_words: int) -> tuple[str, int]:
+    """A feed's ``full_text`` mode and its word threshold (default: ``pages.min_words``)."""
+    mode = r.text("full_text", default="auto") or "auto"
+    if mode not in FULL_TEXT_MODES:
+        r.error(f"full_text must be one of {', '.join(FULL_TEXT_MODES)}, got '{mode}'"
+                f"{did_you_mean(mode, FULL_TEXT_MODES)}", r.line("full_text"))
+        mode = "auto"
+    words = r.integer("full_text_min_words", default=min_words, minimum=1)
+    if r.has("full_text_min_words") and mode != "auto":
+        r.error("full_text_min_words applies only to full_text: auto",
+                r.line("full_text_min_words"))
+    return mode, words
+
+
+def _pages(top: MapReader, shown: str, issues: list[Issue]) -> PagesConfig:
+    data = top.mapping("pages")
+    if data is None:
+        return PagesConfig()
+    r = MapReader(data, shown, issues, allowed=("min_words", "deadline", "host_delay"),
+                  where="pages")
+    r.finish()
+    deadline = r.duration("deadline", default=30.0)
+    if deadline < 1:
+        r.error("deadline must be at least 1s", r.line("deadline"))
+    return PagesConfig(min_words=r.integer("min_words", default=DEFAULT_MIN_WORDS, minimum=1),
+                       deadline=deadline, host_delay=r.duration("host_delay", default=1.0))
 
 
 def _receivers(top: MapReader, shown: str, issues: list[Issue]) -> dict[str, Receiver]:
@@ -315,17 +365,11 @@ def _receivers(top: MapReader, shown: str, issues: list[Issue]) -> dict[str, Rec
             issues.append(Issue(shown, spec.line_of(kind), f"{where} must be a mapping"))
             continue
         if kind == "slack":
-            r = MapReader(body, shown, issues, allowed=("channel", "base_url", "reconcile"),
-                          where=where)
-            channel = r.text("channel", required=True)
-            base_url = r.text("base_url")
-            reconcile = r.flag("reconcile", default=True)
+            r = MapReader(body, shown, issues, where=where, allowed=(
+                "channel", "base_url", "reconcile", "interactive", "mute_story", "mute_rule"))
             r.finish()
-            if base_url is not None and (problem := url_problem(base_url)):
-                r.error(f"base_url {problem} (like https://slack.com/api/), got {base_url!r}",
-                        r.line("base_url"))
-            if channel:
-                out[name] = SlackReceiver(name, channel, base_url, reconcile)
+            if (slack := slack_receiver(r, name, out.values())) is not None:
+                out[name] = slack
         elif kind == "email":
             r = MapReader(body, shown, issues, where=where,
                           allowed=("to", "from", "host", "port", "starttls", "tls", "user"))

@@ -6,7 +6,8 @@
     ├── StateError           the state store cannot be opened or written
     ├── FeedError            one feed could not be turned into articles
     │   ├── FetchError       transport or HTTP failure; ``kind`` is a FetchErrorKind
-    │   └── ParseError       the body is not a usable feed
+    │   ├── ParseError       the body is not a usable feed
+    │   └── ExtractError     an article page gave no usable main text (full text)
     └── DeliveryError        a receiver refused or failed; ``retryable`` says if trying again helps
 
 The CLI prints ``str(error)`` and exits 2 for configuration and rule errors; no traceback.
@@ -72,6 +73,10 @@ class FetchErrorKind(enum.StrEnum):
     NOT_A_FEED = "not_a_feed"
     PARSE = "parse"
     BLOCKED = "blocked"
+    # Only for article pages (full text, docs/full-text.md): the page is not an article
+    # (not HTML, or too little main text), or the extraction library failed on it.
+    NOT_AN_ARTICLE = "not_an_article"
+    EXTRACT = "extract"
 
 
 class FeedError(NewswatchError):
@@ -106,6 +111,15 @@ class ParseError(FeedError):
     """The body is not a usable feed (HTML page, truncated XML without entries, ...)."""
 
     def __init__(self, message: str, *, kind: FetchErrorKind = FetchErrorKind.PARSE) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+class ExtractError(FeedError):
+    """An article page gave no usable main text; ``kind`` is NOT_AN_ARTICLE or EXTRACT."""
+
+    def __init__(self, message: str, *, kind: FetchErrorKind) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.message = message

@@ -24,6 +24,7 @@ from typing import Any
 
 from newswatch.core.archive import SqliteArchive
 from newswatch.core.errors import StateError
+from newswatch.core.feedback import SqliteFeedback
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -88,7 +89,7 @@ class FetchEvent:
     error: str | None
 
 
-SCHEMA_VERSION = 2  # PRAGMA user_version of a state file this version writes
+SCHEMA_VERSION = 3  # PRAGMA user_version of a state file this version writes
 
 # Version 2: the article archive (newswatch.core.archive); the body is the article's JSON,
 # zlib-compressed.
@@ -105,6 +106,31 @@ CREATE TABLE IF NOT EXISTS archive (
 CREATE INDEX IF NOT EXISTS archive_seen ON archive (seen_at, id);
 """
 
+# Version 3: analysts' clicks on alert buttons (newswatch.core.feedback), one row each;
+# ``key`` identifies the click, so a click Slack sends twice is stored once.
+_FEEDBACK = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    key       TEXT NOT NULL UNIQUE,
+    at        REAL NOT NULL,
+    action    TEXT NOT NULL,
+    user_id   TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    rule_id   TEXT NOT NULL,
+    story     TEXT NOT NULL,
+    article   TEXT NOT NULL,
+    receiver  TEXT NOT NULL,
+    channel   TEXT,
+    ts        TEXT,
+    title     TEXT NOT NULL,
+    evidence  TEXT NOT NULL,
+    line      TEXT NOT NULL,
+    silence   TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_rule ON feedback (rule_id, at);
+CREATE INDEX IF NOT EXISTS feedback_message ON feedback (channel, ts);
+"""
+
 
 def _migrate(conn: sqlite3.Connection, version: int) -> None:
     """Bring a state file from schema ``version`` to ``SCHEMA_VERSION``, one step at a time
@@ -116,6 +142,8 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
             conn.execute("ALTER TABLE decisions ADD COLUMN story TEXT")
     if version < 2:
         conn.executescript(_ARCHIVE)
+    if version < 3:
+        conn.executescript(_FEEDBACK)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -319,6 +347,10 @@ class Database:
         """The article archive's table (newswatch.core.archive)."""
         return SqliteArchive(self._conn)
 
+    def feedback(self) -> SqliteFeedback:
+        """Analysts' clicks on alert buttons (newswatch.core.feedback)."""
+        return SqliteFeedback(self._conn)
+
     def pragma(self, name: str) -> Any:
         """``PRAGMA name`` (or ``name = value``): its value, None for a setting."""
         rows = self._conn.rows(f"PRAGMA {name}")
@@ -341,14 +373,14 @@ class Database:
                  d.result, d.ref, d.story),
             )
 
-    def decisions(self, limit: int = 50) -> list[Decision]:
-        """The most recent decisions, newest first."""
+    def decisions(self, limit: int = 50, *, since: float | None = None) -> list[Decision]:
+        """The most recent decisions (at or after ``since`` when given), newest first."""
         columns = {row[1] for row in self._conn.rows("PRAGMA table_info(decisions)")}
         story = "story" if "story" in columns else "NULL"  # a read-only, older file
         rows = self._conn.rows(
             "SELECT at, rule_id, article, title, receiver, verdict, reason, result, ref, "
-            f"{story} FROM decisions ORDER BY id DESC LIMIT ?",
-            (limit,),
+            f"{story} FROM decisions WHERE at >= ? ORDER BY id DESC LIMIT ?",
+            (-1e308 if since is None else since, limit),
         )
         return [Decision(*row) for row in rows]
 

@@ -8,7 +8,7 @@ contract of :class:`~newswatch.streams.notifiers.Notifier`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -19,11 +19,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from newswatch.core.errors import DeliveryError
 from newswatch.streams.alerts import Digest, Match
+from newswatch.streams.channels.slack_actions import SlackButtons, feedback_block
 from newswatch.streams.channels.slack_render import (
     SlackMessage,
     render_slack,
     render_slack_digest,
     render_slack_reply,
+    slack_escape,
 )
 from newswatch.streams.notifiers import Receipt
 
@@ -130,6 +132,10 @@ class SlackNotifier:
     * another HTTP status without a Slack error → ``http_4xx``, not retryable.
 
     The HTTP session is created on first use in the running loop; call :meth:`aclose`.
+
+    ``buttons`` makes the receiver interactive: alerts carry its feedback and mute buttons
+    (docs/slack.md), and ``feedback`` (channel id, ts → answer lines) gives the lines a
+    re-rendered alert (``update_sources``) keeps under it.
     """
 
     threads = True
@@ -143,8 +149,12 @@ class SlackNotifier:
         timeout: float = 10,
         min_interval: float = 1.0,
         reconcile: bool = True,
+        buttons: SlackButtons | None = None,
+        feedback: Callable[[str, str], Sequence[str]] | None = None,
     ) -> None:
         self.name = name
+        self.buttons = buttons
+        self._feedback = feedback
         self.channel = channel
         self._token = token
         self._base_url = base_url or AsyncWebClient.BASE_URL
@@ -178,6 +188,8 @@ class SlackNotifier:
         try:
             if method == "chat.update":
                 response = await client.chat_update(**kwargs)
+            elif method == "chat.postEphemeral":
+                response = await client.chat_postEphemeral(**kwargs)
             elif method == "conversations.history":
                 response = await client.conversations_history(**kwargs)
             elif method == "conversations.replies":
@@ -233,7 +245,7 @@ class SlackNotifier:
     async def send(self, match: Match, ident: str | None = None) -> Receipt:
         """Post a new alert; the receipt carries the message ts and the channel id.
         ``ident`` travels as message metadata so :meth:`find` can recognise the message."""
-        return await self._post(render_slack(match), ident)
+        return await self._post(render_slack(match, tail=self._tail(match, None)), ident)
 
     async def reply(self, match: Match, parent: Receipt, ident: str | None = None) -> Receipt:
         """Post "also reported by …" in the thread of ``parent``."""
@@ -284,14 +296,30 @@ class SlackNotifier:
         """Rewrite the first message (``chat.update``) with "reported by ``sources``".
 
         ``match`` must be the match first sent, since the whole message is re-rendered."""
-        message = render_slack(match, sources=sources)
-        await self._call(
-            "chat.update",
-            channel=parent.channel or self.channel,
-            ts=parent.ref,
-            text=message.text,
-            blocks=message.blocks,
-        )
+        message = render_slack(match, sources=sources, tail=self._tail(match, parent))
+        await self.update_message(parent.channel or self.channel, parent.ref, message.text,
+                                  message.blocks)
+
+    def _tail(self, match: Match, parent: Receipt | None) -> list[dict[str, Any]]:
+        """An interactive alert's last blocks: the answers to its clicks (when ``parent``
+        is the message being re-rendered), then its buttons."""
+        if self.buttons is None:
+            return []
+        lines = (self._feedback(parent.channel, parent.ref)
+                 if self._feedback is not None and parent is not None and parent.channel
+                 else ())
+        blocks = [feedback_block(lines), self.buttons.block(match)]
+        return [b for b in blocks if b is not None]
+
+    async def update_message(self, channel: str, ts: str, text: str,
+                             blocks: list[dict[str, Any]]) -> None:
+        """Replace the message ``ts`` in ``channel`` (an id) with ``text`` and ``blocks``."""
+        await self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    async def post_ephemeral(self, channel: str, user: str, text: str) -> None:
+        """Show ``text`` (plain words, escaped here) to ``user`` only, in ``channel``."""
+        await self._call("chat.postEphemeral", channel=channel, user=user,
+                         text=slack_escape(text))
 
     async def aclose(self) -> None:
         """Close the HTTP session (idempotent)."""

@@ -20,6 +20,7 @@ group E):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,15 +218,19 @@ def _fallback_text(match: Match) -> str:
     return _cut_escaped(text, SLACK_FALLBACK_LIMIT)
 
 
-def render_slack(match: Match, *, sources: int = 1) -> SlackMessage:
+def render_slack(
+    match: Match, *, sources: int = 1, tail: Sequence[dict[str, Any]] = ()
+) -> SlackMessage:
     """Block Kit message for ``match``.
 
     Layout: header (severity + rule title, plain_text) · section with the article title in
     bold, linked only if :func:`safe_link_url` accepts the URL · context with source and
     published time · section with a snippet around the first evidence, matched words in
     bold · context "Why: …" from ``Evidence.explain()`` joined by " · " · context
-    "Reported by N sources" when ``sources > 1``. Every text object fits Slack's limits;
-    truncation ends with "…" and never splits an escape.
+    "Reported by N sources" when ``sources > 1`` · the ``tail`` blocks as given (an
+    interactive receiver's answer lines and buttons, streams/channels/slack_actions.py).
+    Every text object fits Slack's limits; truncation ends with "…" and never splits an
+    escape.
     """
     title_md = _md(title_plain(match, _TITLE_CHARS))
     link = _slack_link(match.article.url, title_md, SLACK_SECTION_LIMIT - 2)
@@ -252,6 +257,7 @@ def render_slack(match: Match, *, sources: int = 1) -> SlackMessage:
         blocks.append(_context("*Why:* " + " · ".join(w for w in why if w)))
     if sources > 1:
         blocks.append(_context(f"Reported by {int(sources)} sources"))
+    blocks = [*blocks[:SLACK_MAX_BLOCKS - len(tail)], *tail]
     return SlackMessage(text=_fallback_text(match), blocks=blocks[:SLACK_MAX_BLOCKS])
 
 

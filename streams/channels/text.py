@@ -192,18 +192,21 @@ def _valid_span(text: str, ev: Evidence) -> tuple[int, int] | None:
 
 
 def find_snippet(match: Match) -> Snippet | None:
-    """Text around the first evidence, with every evidence span of that field marked."""
+    """Text around the first evidence, with every evidence span of that field marked; the
+    first evidence in the article page's ``body`` when there is one (the page's sentence is
+    the one worth quoting: the feed's own text is a teaser)."""
     article = match.article
     field: Field | None = None
     anchor: tuple[int, int] | None = None
-    for ev in match.evidence:
+    in_body = [ev for ev in match.evidence if ev.field == "body"]
+    for ev in (*in_body, *match.evidence):
         if ev.field in FIELDS:
             span = _valid_span(article.text(ev.field), ev)
             if span is not None:
                 field, anchor = ev.field, span
                 break
     if field is None or anchor is None:
-        fallback_fields: tuple[Field, ...] = ("summary", "content", "title")
+        fallback_fields: tuple[Field, ...] = ("summary", "content", "body", "title")
         for name in fallback_fields:
             if article.text(name).strip():
                 field = name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import ssl
 import time
@@ -49,6 +50,7 @@ class KafkaSettings:
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
     ssl_cafile: str | None = None
+    archive_days: int = 0  # the articles topic's retention at creation (0: the broker's)
 
     def topic(self, name: str) -> str:
         """The full name of a topic or group named in ``newswatch.streams.kafka.topics``."""
@@ -87,16 +89,26 @@ def kafka_settings(config: Config, environ: Mapping[str, str] = os.environ) -> K
         sasl_username=k.sasl_username,
         sasl_password=environ.get("KAFKA_SASL_PASSWORD") or None,
         ssl_cafile=k.ssl_cafile,
+        archive_days=config.archive.days,
     )
+
+
+def archive_retention_ms(days: int) -> int:
+    """The articles topic's ``retention.ms`` that keeps ``days`` days of archive."""
+    return days * 86_400_000
 
 
 def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     """Every topic of ``topics.ALL``: ``partitions`` and ``replication`` of the settings,
-    compacted for ``topics.COMPACTED``."""
+    compacted for ``topics.COMPACTED``; the articles topic, which is the archive, keeps
+    ``archive_days`` days."""
     p, r = settings.partitions, settings.replication
+
     def configs(name: str) -> dict[str, str]:
         if name == topics.LEDGER:
             return LEDGER_CONFIG
+        if name == topics.ARTICLES and settings.archive_days > 0:
+            return {"retention.ms": str(archive_retention_ms(settings.archive_days))}
         return COMPACTED if name in topics.COMPACTED else {}
 
     return [NewTopic(settings.topic(name), p, r, topic_configs=configs(name))
@@ -184,7 +196,8 @@ def producer_publish(producer: AIOKafkaProducer) -> Publish:
     return publish
 
 
-async def _topic_partitions(settings: KafkaSettings, topic: str) -> list[int]:
+async def topic_partitions(settings: KafkaSettings, topic: str) -> list[int]:
+    """The partition numbers of ``topic`` (a full name); none when it does not exist."""
     admin = AIOKafkaAdminClient(**settings.client_options())
     await admin.start()
     try:
@@ -207,11 +220,29 @@ async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
             raise
 
 
+async def keep_following(follow: Callable[[], Awaitable[None]], *, what: str,
+                         logger: logging.Logger, after: float,
+                         on_failure: Callable[[], None] = lambda: None) -> None:
+    """Run ``follow`` (a process's reading of a topic) again and again until cancelled:
+    when it fails (trouble with the cluster), log a warning naming ``what``, call
+    ``on_failure`` (forget what was read: it is read again from the first offset) and
+    start over ``after`` seconds later."""
+    while True:
+        try:
+            await follow()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.warning("%s stopped (%r); starting over in %.0fs", what, error, after)
+            on_failure()
+            await asyncio.sleep(after)
+
+
 async def read_topic(settings: KafkaSettings, topic: str) -> AsyncIterator[ConsumerRecord]:
     """Every record of ``topic`` (a full name) from its first offset to the end offsets
     seen when reading starts, in offset order within each partition; nothing when the
     topic does not exist. Reads without a consumer group (commits nothing)."""
-    assigned = [TopicPartition(topic, p) for p in await _topic_partitions(settings, topic)]
+    assigned = [TopicPartition(topic, p) for p in await topic_partitions(settings, topic)]
     if not assigned:
         return
     consumer = AIOKafkaConsumer(

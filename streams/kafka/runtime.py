@@ -32,12 +32,15 @@ class is what every process calls, with a ``Publish`` port for its own producer:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from newswatch.core.article import Article
 from newswatch.streams.alerts import Match
+from newswatch.streams.feedback import Click
 from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import (
     KafkaSettings,
@@ -45,7 +48,7 @@ from newswatch.streams.kafka.client import (
     producer_publish,
     reliable_producer,
 )
-from newswatch.streams.kafka.ledger import Ledger, pending_article
+from newswatch.streams.kafka.ledger import Ledger, pending_article, pending_click
 from newswatch.streams.kafka.ticks import TickPlanner
 from newswatch.streams.rulestate import RuleState
 from newswatch.streams.runtime import Runtime
@@ -98,6 +101,16 @@ class KafkaRuntime(Runtime):
         await self._publish(self._settings.topic(topics.MATCHES), message.key(),
                             message.to_bytes())
 
+    async def click(self, click: Click) -> None:
+        """Record the click pending in the ledger and publish it to the matches topic,
+        keyed by its rule id; returns once Kafka acknowledged both (the worker owning the
+        rule applies it, once however often it is re-driven)."""
+        message = topics.ClickMessage(click)
+        await asyncio.gather(
+            self._ledger.pending([pending_click(message, self._clock())]),
+            self._publish(self._settings.topic(topics.MATCHES), message.key(),
+                          message.to_bytes()))
+
     async def tick(self) -> None:
         """Publish a tick for each rule of ``rules`` the planner says is due."""
         for rule_id in self._planner.due(self._rules(), self._clock()):
@@ -113,5 +126,17 @@ async def publish_notice(settings: KafkaSettings, notice: Match) -> None:
     await producer.start()
     try:
         await KafkaRuntime(settings, producer_publish(producer)).notify(notice)
+    finally:
+        await producer.stop()
+
+
+async def publish_rules_status(settings: KafkaSettings, state: Mapping[str, Any]) -> None:
+    """Publish the workers' rule set state (``RuleReloader``'s ``rules`` entry) to the
+    compacted rules-status topic, with a producer of its own."""
+    producer = reliable_producer(settings)
+    await producer.start()
+    try:
+        await producer_publish(producer)(settings.topic(topics.RULES_STATUS), b"rules",
+                                         json.dumps(dict(state)).encode())
     finally:
         await producer.stop()

@@ -1,7 +1,9 @@
-"""A real HTTP server on 127.0.0.1 serving feed bodies, counting hits per path."""
+"""A real HTTP server on 127.0.0.1 serving feed bodies and article pages, counting hits per
+path; a path can also redirect, or start a body that never ends."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from types import TracebackType
 from xml.sax.saxutils import escape
@@ -29,12 +31,27 @@ class FeedServer:
 
     def __init__(self) -> None:
         self.bodies: dict[str, tuple[bytes, dict[str, str]]] = {}
+        self.redirects: dict[str, str] = {}
+        self.endless: set[str] = set()
         self.hits: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     def serve(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.bodies[path] = (body, {"Content-Type": "application/rss+xml", **(headers or {})})
+
+    def page(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """Serve an HTML page (no charset in the header: the page declares its own)."""
+        self.bodies[path] = (body, {"Content-Type": "text/html", **(headers or {})})
+
+    def redirect(self, path: str, to: str) -> None:
+        """Answer ``path`` with ``302 Location: to``."""
+        self.redirects[path] = to
+
+    def never_ending(self, path: str) -> None:
+        """Answer ``path`` with the start of an HTML page, then nothing, forever (until the
+        client gives up: the handler is then cancelled)."""
+        self.endless.add(path)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -45,15 +62,29 @@ class FeedServer:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.hits[request.path] += 1
+        if request.path in self.redirects:
+            raise web.HTTPFound(self.redirects[request.path])
+        if request.path in self.endless:
+            return await self._never_ending(request)
         if request.path not in self.bodies:
             return web.Response(status=404, text="not found")
         body, headers = self.bodies[request.path]
         return web.Response(body=body, headers=headers)
 
+    async def _never_ending(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await response.prepare(request)
+        await response.write(b"<html><body><p>")
+        await asyncio.Event().wait()  # never set: only the client's giving up ends this
+        return response
+
     async def __aenter__(self) -> FeedServer:
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # handler_cancellation: a never-ending answer stops when the client gives up;
+        # shutdown_timeout: teardown does not wait for it.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                     shutdown_timeout=0.2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -15,6 +15,11 @@ Failures are scripted per method and consumed in order (FIFO)::
     fake.ambiguous("chat.postMessage")   # store the message, then answer 500 (H4)
     fake.storm(60, channel="#desk")      # 429 (Retry-After 1..5) for 60 s, then normal
 
+``chat.postEphemeral`` keeps what it was asked to show in :attr:`FakeSlackAPI.ephemerals`;
+``apps.connections.open`` (authorised by the app-level token :attr:`FakeSlackAPI.app_token`)
+answers :attr:`FakeSlackAPI.socket_url`, the ``ws://`` URL of a fake Socket Mode server
+(tests/fakes/slack_socket.py), or ``{"ok": false}`` while none is set.
+
 ``GET``/``POST /api/conversations.history`` and ``conversations.replies`` list stored
 messages newest first (``oldest``/``latest``/``limit``/``cursor``), with their ``metadata``
 when ``include_all_metadata`` is set, as Slack does; message ``ts`` values follow the wall
@@ -36,10 +41,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.local import LocalApp
 
 __all__ = ["Call", "FakeSlackAPI", "Scripted", "StoredMessage", "fired_control_sequences"]
 
@@ -106,13 +112,17 @@ class StoredMessage:
         return list(_texts(self.payload))
 
 
-class FakeSlackAPI:
+class FakeSlackAPI(LocalApp):
     """See module docstring. ``token`` is the only bearer token accepted."""
 
-    def __init__(self, token: str = "xoxb-test-token") -> None:
+    def __init__(self, token: str = "xoxb-test-token",
+                 app_token: str = "xapp-test-token") -> None:
         self.token = token
+        self.app_token = app_token
+        self.socket_url: str | None = None
         self.calls: list[Call] = []
         self.messages: list[StoredMessage] = []
+        self.ephemerals: list[dict[str, Any]] = []
         self._scripts: dict[str, deque[Scripted]] = {}
         self._refused: dict[str, str] = {}  # channel id → the error its posts answer
         self._ts = 0.0
@@ -122,8 +132,6 @@ class FakeSlackAPI:
         self._rng = random.Random(7)
         self._changed = asyncio.Condition()
         self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -132,33 +140,15 @@ class FakeSlackAPI:
         """``http://127.0.0.1:<port>/api/`` — pass as ``base_url`` to slack_sdk."""
         return f"http://127.0.0.1:{self.port}/api/"
 
-    async def start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
         app.router.add_get("/api/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        return app
 
     async def close(self) -> None:
         self._closing.set()  # release hanging handlers
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeSlackAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await super().close()
 
     # -- scripting ----------------------------------------------------------------------
 
@@ -288,6 +278,10 @@ class FakeSlackAPI:
 
     def _apply(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Do what Slack would do for a successful call; return the JSON answer."""
+        if method == "apps.connections.open":
+            if self.socket_url is None:
+                return {"ok": False, "error": "internal_error"}
+            return {"ok": True, "url": self.socket_url}
         channel = self._channel_id(str(payload.get("channel", "")))
         if not payload.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
@@ -320,6 +314,11 @@ class FakeSlackAPI:
             }
         if method in ("conversations.history", "conversations.replies"):
             return self._history(method, channel, payload)
+        if method == "chat.postEphemeral":
+            if not payload.get("user") or not payload.get("text"):
+                return {"ok": False, "error": "invalid_arguments"}
+            self.ephemerals.append({**payload, "channel": channel})
+            return {"ok": True, "message_ts": self._next_ts()}
         return {"ok": False, "error": "unknown_method"}
 
     def _history(self, method: str, channel: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -358,7 +357,8 @@ class FakeSlackAPI:
         method = request.match_info["method"]
         payload = await self._payload(request)
         auth = request.headers.get("Authorization", "")
-        authorized = auth == f"Bearer {self.token}"
+        token = self.app_token if method == "apps.connections.open" else self.token
+        authorized = auth == f"Bearer {token}"
         scripted = self._scripts.get(method)
         answer: web.StreamResponse
         if not auth:
