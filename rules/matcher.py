@@ -219,8 +219,11 @@ class Matcher:
     """A compiled rule set. Build once per rule set (``Matcher(ruleset)``), then call
     ``match(article)`` for each article; it is safe to share between tasks (no mutation)."""
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, *, word_cache: int = _ENTRY_CACHE_LIMIT) -> None:
+        """``word_cache``: how many distinct text words the per-word cache holds before it
+        starts again (bounded memory on endless streams of new words)."""
         self.ruleset = ruleset
+        self._word_cache = word_cache
         self.rules = ruleset.rules
         self._word_ids: dict[tuple[str, str], int] = {}
         self._word_index: dict[str, list[int]] = defaultdict(list)
@@ -442,7 +445,7 @@ class Matcher:
         looked up in full only when it is in the word or place index, not ASCII (Arabic
         forms), starts with a rule's prefix or shares a block with a name."""
         entries, hot, cold = self._entries, self._hot, self._cold
-        if len(entries) + len(cold) + len(new) > _ENTRY_CACHE_LIMIT:
+        if len(entries) + len(cold) + len(new) > self._word_cache:
             entries.clear()  # bounded memory on endless streams of new words
             hot.clear()
             cold.clear()
