@@ -97,6 +97,9 @@ class _Hits:
 
 
 _Entry = tuple[tuple[int, ...], tuple[_Place, ...], tuple[tuple[int, int], ...]]
+# A field's words that fall in name blocks: the positions of one word and its
+# (variant, offset) blocks
+_NameWords = list[tuple[list[int], tuple[tuple[int, int], ...]]]
 _NOTHING: _Entry = ((), (), ())
 _ENTRY_CACHE_LIMIT = 500_000
 _MIN_FUZZY_WORD = 5  # shorter name words are looked up exactly (deletes would be too common)
@@ -207,12 +210,20 @@ def _requirements(condition: Condition) -> list[list[_Anchor]]:
     return out
 
 
+def _widened(gate: int | None, codes: int | None) -> int | None:
+    """``gate`` with ``codes`` added (bit masks); None (always needed) is final."""
+    return None if gate is None or codes is None else gate | codes
+
+
 class Matcher:
     """A compiled rule set. Build once per rule set (``Matcher(ruleset)``), then call
     ``match(article)`` for each article; it is safe to share between tasks (no mutation)."""
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, *, word_cache: int = _ENTRY_CACHE_LIMIT) -> None:
+        """``word_cache``: how many distinct text words the per-word cache holds before it
+        starts again (bounded memory on endless streams of new words)."""
         self.ruleset = ruleset
+        self._word_cache = word_cache
         self.rules = ruleset.rules
         self._word_ids: dict[tuple[str, str], int] = {}
         self._word_index: dict[str, list[int]] = defaultdict(list)
@@ -238,9 +249,17 @@ class Matcher:
         self._rules_by_person: dict[int, set[int]] = defaultdict(set)
         self._always: list[int] = []
         self._required: list[tuple[frozenset[_Key], ...]] = []  # per rule: hit one of each
+        # Per-word cache: the text words that hit something, with what they hit and their
+        # gate (``_word_gate``), and those that hit nothing (most words: a set, for the one
+        # look-up each costs in a large table)
         self._entries: dict[str, _Entry] = {}
-        self._hot: set[str] = set()  # the words of _entries that hit something
+        self._hot: dict[str, int | None] = {}
+        self._cold: set[str] = set()
+        self._place_words: set[str] = set()  # the words of _hot that start a place name
         self._compile()
+        self._gates = self._name_gates()
+        self._code_bits: dict[str, int] = {}  # country code → its bit in a gate
+        self._word_gates, self._name_codes = self._code_gates()
         # the words an entry can come from directly (a word id or a place)
         self._direct: frozenset[str] = frozenset(self._word_index.keys() | self._places.keys())
 
@@ -248,7 +267,8 @@ class Matcher:
         """What a pickled Matcher keeps (streams/rulecache.py): the compiled index, not the
         per-word cache filled while matching."""
         state = dict(self.__dict__)
-        state["_entries"], state["_hot"] = {}, set()
+        state["_entries"], state["_hot"] = {}, {}
+        state["_cold"], state["_place_words"] = set(), set()
         return state
 
     # ------------------------------------------------------------------ compilation
@@ -361,16 +381,76 @@ class Matcher:
         assert isinstance(item, Person)
         return ~people[item]
 
+    def _name_gates(self) -> list[frozenset[_Key] | None]:
+        """Per name variant, what must be hit for its person to matter: for each rule naming
+        the person, the items of one clause it needs that no person can satisfy (a country
+        code or phrase id: one of them must be in the article for the rule to hold); None
+        when some rule naming the person needs no such clause (then it always matters)."""
+        gates: list[set[_Key] | None] = [set() for _ in self._persons]
+        for index, people in enumerate(self._rule_people):
+            needed = [keys for keys in self._required[index]
+                      if not any(isinstance(k, int) and k < 0 for k in keys)]  # ~person ids
+            for pid in people.values():
+                gate = gates[pid]
+                if gate is not None and needed:
+                    gate.update(needed[0])
+                else:
+                    gates[pid] = None
+        frozen = [None if gate is None else frozenset(gate) for gate in gates]
+        return [frozen[variant.person] for variant in self._variants]
+
+    def _code_gates(self) -> tuple[list[int | None], list[int | None]]:
+        """Per word id and per name variant: the country codes of which one must be in the
+        article for a phrase using the word, or the name, to matter to a rule. That is, for
+        each rule using it, the codes of the rule's first clause made of countries alone (it
+        needs one of them); None when some rule using it has no such clause. Codes are bits
+        of an int (``_code_bits``): small, and one AND tells whether a gate is hit."""
+        by_phrase: list[int | None] = [0] * len(self._phrases)
+        by_person: list[int | None] = [0] * len(self._persons)
+        for index, required in enumerate(self._required):
+            codes = next((self._code_mask(keys) for keys in required
+                          if all(isinstance(k, str) for k in keys)), None)
+            for pid in self._rule_phrases[index].values():
+                by_phrase[pid] = _widened(by_phrase[pid], codes)
+            for pid in self._rule_people[index].values():
+                by_person[pid] = _widened(by_person[pid], codes)
+        by_word: list[int | None] = [0] * len(self._word_ids)
+        for pid, phrase in enumerate(self._phrases):
+            for wid in phrase.words:
+                by_word[wid] = _widened(by_word[wid], by_phrase[pid])
+        return by_word, [by_person[variant.person] for variant in self._variants]
+
+    def _code_mask(self, codes: Iterable[object]) -> int:
+        """The bits of ``codes`` (given one the first time it is seen)."""
+        mask = 0
+        for code in codes:
+            mask |= 1 << self._code_bits.setdefault(str(code), len(self._code_bits))
+        return mask
+
+    def _word_gate(self, entry: _Entry) -> int | None:
+        """The country codes (bits) of which one must be in the article for the phrases
+        and names of a text word to matter (``_code_gates``); None: they always may."""
+        wids, _, people = entry
+        gate: int | None = 0
+        for wid in wids:
+            gate = _widened(gate, self._word_gates[wid])
+        for variant, _ in people:
+            gate = _widened(gate, self._name_codes[variant])
+        return gate
+
     # ------------------------------------------------------------------ scanning
-    def _learn(self, new: set[str]) -> None:
-        """Cache the entries of words not seen before, in one C-level update. Most words
-        hit nothing: a word is looked up in full only when it is in the word or place
-        index, not ASCII (Arabic forms), starts with a rule's prefix or shares a block with
-        a name."""
-        entries, hot = self._entries, self._hot
-        if len(entries) + len(new) > _ENTRY_CACHE_LIMIT:
+    def _learn(self, new: set[str], text: set[str]) -> None:
+        """Cache the entries of words not seen before (``new``, among the words of the
+        ``text`` being scanned), in one C-level update. Most words hit nothing: a word is
+        looked up in full only when it is in the word or place index, not ASCII (Arabic
+        forms), starts with a rule's prefix or shares a block with a name."""
+        entries, hot, cold = self._entries, self._hot, self._cold
+        if len(entries) + len(cold) + len(new) > self._word_cache:
             entries.clear()  # bounded memory on endless streams of new words
             hot.clear()
+            cold.clear()
+            self._place_words.clear()
+            new = text  # the words of the text seen before are gone too
         direct, blocks = self._direct, self._blocks.keys()
         prefixes = self._prefix_index
         found = {}
@@ -380,9 +460,10 @@ class Matcher:
                 entry = self._entry(key, near)
                 if entry is not _NOTHING:
                     found[key] = entry
-        entries.update(dict.fromkeys(new, _NOTHING))
+        cold.update(new.difference(found))
         entries.update(found)
-        hot.update(found)
+        hot.update((key, self._word_gate(entry)) for key, entry in found.items())
+        self._place_words.update(key for key, entry in found.items() if entry[1])
 
     def _entry(self, key: str, near: set[str]) -> _Entry:
         """Everything one text word can hit; ``near``: the name blocks it falls in."""
@@ -403,41 +484,82 @@ class Matcher:
         places.sort(key=lambda p: -len(p.keys))
         return tuple(wids), tuple(places), tuple(sorted(people))
 
-    def _scan(self, name: Field, tokens: Tokens, hits: _Hits) -> None:
-        keys = tokens.keys
-        distinct = set(keys)
-        new = distinct.difference(self._entries)
+    def _hot_words(self, tokens: Tokens) -> set[str]:
+        """The distinct words of a text that hit something (words never seen are learned
+        first): most words hit nothing, and this takes C-level set operations."""
+        distinct = set(tokens.keys)
+        unknown = distinct.difference(self._cold)
+        new = unknown.difference(self._entries)
         if new:
-            self._learn(new)
-        # Most words hit nothing: find the few that do with C-level passes, then loop over
-        # those words (not over their positions).
-        hot = distinct & self._hot
-        if not hot:
-            return
-        where: dict[str, list[int]] = {key: [] for key in hot}
-        for i in compress(range(len(keys)), map(hot.__contains__, keys)):
+            self._learn(new, distinct)  # (a word cold before is cold again if the cache clears)
+        return unknown & self._hot.keys()
+
+    @staticmethod
+    def _where(keys: tuple[str, ...], words: set[str]) -> dict[str, list[int]]:
+        """The positions of each of ``words`` in ``keys``: a loop over those words'
+        positions only, found in C."""
+        where: dict[str, list[int]] = {key: [] for key in words}
+        for i in compress(range(len(keys)), map(words.__contains__, keys)):
             where[keys[i]].append(i)
+        return where
+
+    def _scan_places(self, name: Field, tokens: Tokens, hot: set[str], hits: _Hits) -> None:
+        words = hot & self._place_words
+        if not words:
+            return
+        entries = self._entries
+        starts = [(i, entries[key][1]) for key, at in self._where(tokens.keys, words).items()
+                  for i in at]
+        starts.sort(key=itemgetter(0))
+        self._find_places(name, tokens, starts, hits)
+
+    def _scan_words(
+        self, name: Field, tokens: Tokens, hot: set[str], codes: int, hits: _Hits
+    ) -> _NameWords:
+        """Find the phrases of one field and return its words that fall in name blocks,
+        looking only at the words whose phrases or names some rule can still need given
+        the countries found in the article (``_word_gate``; two hot words in three are
+        left out on real articles, and the rules that can hold see the same hits)."""
+        gates = self._hot
+        wanted = {key for key in hot if (gate := gates[key]) is None or gate & codes}
+        if not wanted:
+            return []
         entries = self._entries
         positions: dict[int, list[int]] = {}
-        place_starts: list[tuple[int, tuple[_Place, ...]]] = []
-        person_candidates: set[tuple[int, int]] = set()
-        for key, at in where.items():
-            wids, places, people = entries[key]
+        names: _NameWords = []
+        for key, at in self._where(tokens.keys, wanted).items():
+            wids, _, people = entries[key]
             for wid in wids:
                 known = positions.get(wid)
                 # a word id reached from two text words (accord, accords): merge in order
                 positions[wid] = at if known is None else sorted(known + at)
-            if places:
-                place_starts.extend((i, places) for i in at)
-            for variant, offset in people:
-                person_candidates.update((i - offset, variant) for i in at)
+            if people:
+                names.append((at, people))
         if positions:
             self._find_phrases(name, tokens, positions, hits)
-        if place_starts:
-            place_starts.sort(key=itemgetter(0))
-            self._find_places(name, tokens, place_starts, hits)
-        if person_candidates:
-            self._find_people(name, tokens, person_candidates, hits)
+        return names
+
+    def _scan_people(self, fields: list[tuple[Field, Tokens, _NameWords]], hits: _Hits) -> None:
+        """Score the name candidates of every field, except those of people no rule can
+        need: every rule naming them misses a clause that no person satisfies (its
+        countries, most often) given the places and phrases found (``_name_gates``). Three
+        candidates in four are left out on real articles; the rules that remain see the
+        same hits."""
+        found: set[_Key] = {*hits.by_code, *hits.phrases}
+        gates = self._gates
+        wanted: dict[int, bool] = {}  # variant → whether its person can matter
+        for name, tokens, words in fields:
+            candidates: set[tuple[int, int]] = set()
+            for at, people in words:
+                for variant, offset in people:
+                    want = wanted.get(variant)
+                    if want is None:
+                        gate = gates[variant]
+                        want = wanted[variant] = gate is None or not gate.isdisjoint(found)
+                    if want:
+                        candidates.update((i - offset, variant) for i in at)
+            if candidates:
+                self._find_people(name, tokens, candidates, hits)
 
     def _find_phrases(
         self, name: Field, tokens: Tokens, positions: dict[int, list[int]], hits: _Hits
@@ -531,12 +653,26 @@ class Matcher:
         examples, which have no feed.
         """
         fields: dict[Field, Tokens] = {}
+        hot: dict[Field, set[str]] = {}
         hits = _Hits()
         for name in FIELDS:
             text = article.text(name)
             if text:
                 fields[name] = tokens = tokenize(text)
-                self._scan(name, tokens, hits)
+                hot[name] = self._hot_words(tokens)
+        # Places first, in every field: the countries found tell which phrases and names
+        # can still matter (most rules need a country).
+        for name, tokens in fields.items():
+            self._scan_places(name, tokens, hot[name], hits)
+        bits = self._code_bits
+        codes = self._code_mask(code for code in hits.by_code if code in bits)
+        names: list[tuple[Field, Tokens, _NameWords]] = []
+        for name, tokens in fields.items():
+            found = self._scan_words(name, tokens, hot[name], codes, hits)
+            if found:
+                names.append((name, tokens, found))
+        if names:
+            self._scan_people(names, hits)
 
         candidates: set[int] = set(self._always)
         for pid in hits.phrases:

@@ -14,25 +14,27 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from newswatch.core.archive import DAY, ArchivedArticle
+from newswatch.core.article import Article
 from newswatch.core.config import Config, ConsoleReceiver, SlackReceiver
 from newswatch.core.state import Decision
 from newswatch.rules.matcher import Matcher
-from newswatch.rules.model import Location, Rule
+from newswatch.rules.model import Location, Rule, RuleSet
 from newswatch.streams.alerts import Digest, Match
 from newswatch.streams.decide import story_id
-from newswatch.streams.matching import Matching
+from newswatch.streams.matching import Matching, to_match
 from newswatch.streams.notifiers import Receipt
 from newswatch.streams.pacing import Pacer
 from newswatch.streams.pipeline import Pipeline
 from newswatch.streams.silences import Silence
 
-__all__ = ["AlertLine", "Backtest", "DryRunNotifier", "RuleChange", "RuleOutcome", "Volume",
-           "changed_rules", "compare", "definitions", "difference", "notable", "span_days",
-           "stand_ins", "summary_line", "volume"]
+__all__ = ["AlertLine", "Backtest", "DryRunNotifier", "RuleChange", "RuleOutcome",
+           "SharedMatching", "Volume", "changed_rules", "compare", "definitions", "difference",
+           "notable", "replay_both", "span_days", "stand_ins", "summary_line", "volume"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,7 @@ class Backtest:
         self._pipeline = Pipeline(
             notifiers=notifiers, state={}, dlq={}, audit=self, silences=silences,
             clock=self._clock, sleep=_no_wait,
-            pacer=Pacer(clock=self._clock, sleep=_no_wait), inline=True)
+            pacer=Pacer(clock=self._clock, sleep=_no_wait), inline=True, typed_state=True)
 
     def _clock(self) -> float:
         return self._now
@@ -173,31 +175,37 @@ class Backtest:
         """Match and decide every article at its ``seen_at``, then seal what digests are
         left; the outcome of every rule (those that never matched included). The delivery
         stage's own log lines are held back meanwhile: nothing is sent."""
-        delivery = logging.getLogger("newswatch.delivery")
-        level = delivery.level
-        delivery.setLevel(logging.WARNING)
-        try:
+        with _delivery_held():
             return await self._replay(articles, progress)
-        finally:
-            delivery.setLevel(level)
 
     async def _replay(self, articles: Iterable[ArchivedArticle],
                       progress: Callable[[int], None] | None) -> dict[str, RuleOutcome]:
         for item in articles:
-            article = item.article
-            if article.id not in self._replayed:
-                self._replayed.add(article.id)
-                self.articles += 1
-            self._now = max(self._now, item.seen_at)
-            await self._pipeline.flush_digests()
-            for match in self._matching(article):
-                if (match.rule_id, article.id) in self._matched:
-                    continue  # on the teaser already: delivery's dedup says same_article
-                self._matched.add((match.rule_id, article.id))
-                self.outcome(match.rule_id, match.title).matches += 1
-                await self._pipeline.deliver(match)
+            await self.step(item, self._matching(item.article))
             if progress is not None:
                 progress(self.articles)
+        return await self.finish()
+
+    async def step(self, item: ArchivedArticle, matches: Iterable[Match]) -> None:
+        """Decide ``item``'s matches (found by this backtest's rules) at its ``seen_at``,
+        after sealing the digests due by then. An article seen again with its page's body
+        (the Kafka archive holds both versions) counts once, and a rule that matched its
+        teaser is not decided again (delivery's dedup would say same_article)."""
+        article = item.article
+        if article.id not in self._replayed:
+            self._replayed.add(article.id)
+            self.articles += 1
+        self._now = max(self._now, item.seen_at)
+        await self._pipeline.flush_digests()
+        for match in matches:
+            if (match.rule_id, article.id) in self._matched:
+                continue
+            self._matched.add((match.rule_id, article.id))
+            self.outcome(match.rule_id, match.title).matches += 1
+            await self._pipeline.deliver(match)
+
+    async def finish(self) -> dict[str, RuleOutcome]:
+        """Seal the digests left (each when it falls due); the outcome of every rule."""
         while (due := self._pipeline.next_digest_due()) is not None:
             self._now = max(self._now, due)
             if not await self._pipeline.flush_digests():
@@ -207,6 +215,18 @@ class Backtest:
 
 async def _no_wait(seconds: float) -> None:
     return None
+
+
+@contextmanager
+def _delivery_held() -> Iterator[None]:
+    """The delivery stage's own log lines held back (a replay sends nothing)."""
+    delivery = logging.getLogger("newswatch.delivery")
+    level = delivery.level
+    delivery.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        delivery.setLevel(level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,14 +333,65 @@ def notable(changes: Sequence[RuleChange]) -> list[RuleChange]:
                                         c.rule_id))
 
 
+class SharedMatching:
+    """An article matched for two rule sets at once: by every rule of ``before``, and by
+    those of ``after`` whose result may differ. A rule of both with the same definition
+    finds the same matches with the same evidence (a rule's result depends on the article,
+    its own definition and the country aliases of its set, nothing else), so when the
+    aliases are the same only the edited and added rules are matched a second time."""
+
+    def __init__(self, before: Matcher, after: Matcher) -> None:
+        self._before = before
+        if before.ruleset.aliases == after.ruleset.aliases:
+            old = definitions(before)
+            self._reused = frozenset(rule_id for rule_id, rule in definitions(after).items()
+                                     if old.get(rule_id) == rule)
+        else:
+            self._reused = frozenset()
+        again = tuple(r for r in after.rules if r.id not in self._reused)
+        self._again = (None if not again
+                       else after if len(again) == len(after.rules)
+                       else Matcher(RuleSet(rules=again, aliases=after.ruleset.aliases)))
+        self._order = {r.id: n for n, r in enumerate(after.rules)}
+
+    def __call__(self, article: Article) -> tuple[list[Match], list[Match]]:
+        """The matches of ``before`` and of ``after``, each in its rule-set order."""
+        old = [to_match(found, article) for found in self._before.match(article)]
+        new = [m for m in old if m.rule_id in self._reused]
+        if self._again is not None:
+            new.extend(to_match(found, article) for found in self._again.match(article))
+            new.sort(key=lambda m: self._order[m.rule_id])
+        return old, new
+
+
+async def replay_both(before: Matcher, after: Matcher, articles: Iterable[ArchivedArticle],
+                      receivers: Mapping[str, bool],
+                      silences: Callable[[float], Sequence[Silence]] = lambda now: (),
+                      progress: Callable[[int], None] | None = None,
+                      ) -> tuple[dict[str, RuleOutcome], dict[str, RuleOutcome]]:
+    """The outcomes of ``before`` and of ``after`` over the same articles, as two replays
+    give them, in one pass: each article is read once and matched once for the rules both
+    share (``SharedMatching``). The delivery stage's log lines are held back meanwhile."""
+    old = Backtest(before, receivers, silences=silences)
+    new = Backtest(after, receivers, silences=silences)
+    matching = SharedMatching(before, after)
+    with _delivery_held():
+        for item in articles:
+            found_old, found_new = matching(item.article)
+            await old.step(item, found_old)
+            await new.step(item, found_new)
+            if progress is not None:
+                progress(new.articles)
+        return await old.finish(), await new.finish()
+
+
 async def difference(before: Matcher, after: Matcher,
                      articles: Callable[[], Iterable[ArchivedArticle]],
                      receivers: Mapping[str, bool],
                      silences: Callable[[float], Sequence[Silence]] = lambda now: (),
                      ) -> list[RuleChange]:
-    """Both rule sets replayed over ``articles()`` (called once per replay), compared."""
-    old = await Backtest(before, receivers, silences=silences).replay(articles())
-    new = await Backtest(after, receivers, silences=silences).replay(articles())
+    """Both rule sets replayed over ``articles()`` (called once), compared."""
+    old, new = await replay_both(before, after, articles(), receivers, silences)
     return compare(old, new, changed_rules(before, after))
 
 

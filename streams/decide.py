@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Literal
 
 from rapidfuzz import fuzz
@@ -91,6 +92,13 @@ def story_id(match: Match) -> str:
     return stable_hash(match.rule_id, match.article.key)[:20]
 
 
+@lru_cache(maxsize=1024)
+def story_title(title: str) -> str:
+    """An article title normalised for comparison with the stories' titles. Cached: every
+    rule an article matches compares the same title (a pure function of the text)."""
+    return normalize(title)
+
+
 def lead_words(match: Match) -> list[str]:
     """The first :data:`LEAD_WORDS` normalised words of the summary, else the content."""
     article = match.article
@@ -133,7 +141,10 @@ def prune(state: RuleState, *, now: float, window: float) -> RuleState:
     busy = {item.story for item in state.outbox.values()}
     stories = tuple(s for s in state.stories if now - s.last <= window or s.id in busy)
     alerts = {r: tuple(t for t in times if now - t < HOUR) for r, times in state.alerts.items()}
-    return replace(state, stories=stories, alerts={r: t for r, t in alerts.items() if t})
+    alerts = {r: t for r, t in alerts.items() if t}
+    if len(stories) == len(state.stories) and alerts == state.alerts:
+        return state  # nothing to drop (most calls): no new state to build
+    return replace(state, stories=stories, alerts=alerts)
 
 
 def identify(state: RuleState, match: Match) -> Verdict:
@@ -145,12 +156,11 @@ def identify(state: RuleState, match: Match) -> Verdict:
             return Verdict("same_article", f"article already alerted at {story.first:.0f}",
                            story.id)
     best: tuple[float, str, Story] | None = None
-    title = normalize(match.article.title)
+    title = story_title(match.article.title)
     if len(title.split()) >= MIN_TITLE_WORDS:
-        for story in state.stories:
-            score = fuzz.token_set_ratio(title, story.title, score_cutoff=STORY_SIMILARITY)
-            if score and (best is None or score > best[0]):
-                best = (score, f"title {score:.0f}% similar", story)
+        similar = _similar_title(title, state.stories)
+        if similar is not None:
+            best = (similar[0], f"title {similar[0]:.0f}% similar", similar[1])
     lead = simhash(lead_words(match)) if best is None else None
     if lead is not None:
         for story in state.stories:
@@ -166,6 +176,19 @@ def identify(state: RuleState, match: Match) -> Verdict:
                        found.id)
     return Verdict("send", "new story", story_id(match),
                    lead=None if lead is None else f"{lead:016x}")
+
+
+def _similar_title(title: str, stories: Sequence[Story]) -> tuple[float, Story] | None:
+    """The story whose title is most similar to ``title`` (``STORY_SIMILARITY`` or more),
+    the first of those equally similar, with the score; None when none is that close."""
+    best: tuple[float, Story] | None = None
+    for story in stories:
+        score = fuzz.token_set_ratio(title, story.title, score_cutoff=STORY_SIMILARITY)
+        if score and (best is None or score > best[0]):
+            best = (score, story)
+            if score >= 100.0:
+                break  # nothing scores higher, and a tie keeps the first story
+    return best
 
 
 def decide(
@@ -291,7 +314,7 @@ def _story_for(state: RuleState, match: Match, verdict: Verdict, now: float) -> 
     article = match.article
     if verdict.kind == "send" and verdict.story is not None:
         return Story(id=verdict.story, keys=(article.key,), ids=(article.id,),
-                     title=normalize(article.title),
+                     title=story_title(article.title),
                      lead=verdict.lead if verdict.lead is not None else _lead_hex(match),
                      first=now,
                      last=now, sources=1, feeds=(article.feed,), match=compact(match))

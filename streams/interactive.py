@@ -10,10 +10,14 @@ the service that applies a click (issue 18).
   stored with the other silences, its record stored (once per click: a click delivered
   twice is applied once), then answered.
 
+- :class:`HeldClickSource` — a click source run only while this process holds it (the
+  Kafka runtime's pollers: only the one owning partition 0 of the feeds registry).
+
 In the embedded runtime all of it runs in ``newswatch run``: the socket's sink is the
-runtime's ``click``. The Kafka runtime is to put a topic between the two: the process
+runtime's ``click``. The Kafka runtime puts the matches topic between the two: the poller
 holding the socket publishes each verified click (``Click.to_json``) keyed by rule id, and
-the worker owning the rule runs the same handler over its own stores.
+the worker owning the rule runs the same handler over its own stores (docs/kafka.md,
+"Clicks on alert buttons").
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from newswatch.core.feedback import FeedbackStore
 from newswatch.streams.feedback import Click, ClickOutcome, MuteDurations, decide_click
 from newswatch.streams.silences import SilenceStore
 
-__all__ = ["ClickAnswers", "ClickHandler", "ClickSink", "ClickSource"]
+__all__ = ["ClickAnswers", "ClickHandler", "ClickSink", "ClickSource", "HeldClickSource"]
 
 log = logging.getLogger("newswatch.feedback")
 
@@ -58,13 +62,18 @@ class ClickAnswers(Protocol):
 class ClickHandler:
     """Applies clicks: ``rule_exists`` says whether a rule id is loaded now, ``mutes`` gives
     a receiver's mute durations, ``silences`` and ``feedback`` are where mutes and records
-    are stored, ``answers`` where the click is answered."""
+    are stored, ``answers`` where the click is answered. ``durable``, when given, is
+    awaited after a new silence is stored and before the record is: it makes the silence
+    durable (Kafka: published and acknowledged) and raises when it cannot, so that a click
+    is never recorded — and so never applied again — without its mute."""
 
     def __init__(
         self, *, rule_exists: Callable[[str], bool], mutes: Callable[[str], MuteDurations],
         silences: SilenceStore, feedback: FeedbackStore, answers: ClickAnswers,
         clock: Callable[[], float] = time.time,
+        durable: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._durable = durable
         self._rule_exists = rule_exists
         self._mutes = mutes
         self._silences = silences
@@ -85,6 +94,8 @@ class ClickHandler:
             # holds (unrecorded) rather than being recorded but not in force.
             if outcome.silence is not None:
                 self._silences.add(outcome.silence)
+                if self._durable is not None:
+                    await self._durable()
             if not self._feedback.add(outcome.record):
                 log.info("click %s by %s on rule %s: already applied", click.action,
                          click.user_id, alert.rule_id)
@@ -101,3 +112,56 @@ class ClickHandler:
         if outcome.ephemeral is not None:
             await self._answers.whisper(click, outcome.ephemeral)
         return outcome
+
+
+class HeldClickSource:
+    """Runs ``source`` into ``sink`` while this process holds it: ``hold(True)`` starts it
+    (again, if it stopped on an error), ``hold(False)`` stops it, giving it ``grace``
+    seconds to close its connection. For processes of which only one should take clicks
+    at a time, each told by something outside (the Kafka pollers: a group assignment)."""
+
+    def __init__(self, source: ClickSource, sink: ClickSink, *, grace: float = 10.0) -> None:
+        self._source = source
+        self._sink = sink
+        self._grace = grace
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def hold(self, wanted: bool) -> None:
+        """Run the source when ``wanted`` and it is not running; stop it when not."""
+        if wanted and not self.held:
+            if self._task is not None:  # it ended by itself: an error, logged here
+                await self._reap()
+            self._stop = asyncio.Event()
+            self._task = asyncio.create_task(self._source.run(self._sink, self._stop))
+            log.info("taking clicks on alert buttons in this process (%r)", self._source)
+        elif not wanted:
+            await self.release()
+
+    async def release(self) -> None:
+        """Stop the source (idempotent); logged once it has stopped (its connection
+        closed)."""
+        if self._task is None:
+            return
+        self._stop.set()
+        if not (await asyncio.wait({self._task}, timeout=self._grace))[0]:
+            self._task.cancel()
+        await self._reap()
+        log.info("no longer taking clicks on alert buttons in this process")
+
+    async def _reap(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await task
+        except asyncio.CancelledError:  # ours (cancelled after the grace): only ours spreads
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+        except Exception:  # the source's own failure: logged, taken again on hold(True)
+            log.exception("the click source stopped on an error")

@@ -81,7 +81,10 @@ class Pipeline:
 
     ``encoded_state``: ``state`` holds each rule state as JSON text in bytes
     (``DeliveryStore``), and every rule state stays parsed (the worker's table has them all
-    in memory anyway)."""
+    in memory anyway).
+
+    ``typed_state``: ``state`` is in memory only and read by nothing else; it holds the
+    ``RuleState`` values as they are, never serialised (the rule backtest)."""
 
     def __init__(
         self,
@@ -100,13 +103,14 @@ class Pipeline:
         inline: bool = False,
         fence: Callable[[], None] | None = None,
         encoded_state: bool = False,
+        typed_state: bool = False,
     ) -> None:
         self._notifiers = notifiers
         self._silences = silences or (lambda now: ())
         self._clock = clock
         self._store = DeliveryStore(state=state, dlq=dlq, audit=audit,
                                     meta=meta if meta is not None else {}, clock=clock,
-                                    encoded=encoded_state,
+                                    encoded=encoded_state, typed=typed_state,
                                     parsed_rules=ALL_RULES if encoded_state else PARSED_RULES)
         self._lanes = Lanes(notifiers=notifiers, store=self._store, clock=clock,
                             retry=retry or RetryPolicy(), sleep=sleep,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from newswatch.core.article import Article
 from newswatch.streams.alerts import Match
+from newswatch.streams.feedback import Click
 
 
 class Runtime(ABC):
@@ -45,3 +46,12 @@ class Runtime(ABC):
         replays requested by ``newswatch dlq replay`` run. In Kafka each rule's round runs
         in the worker owning the rule's partition. Trouble with one rule's state is logged
         and retried by a later round; it never stops the others."""
+
+    @abstractmethod
+    async def click(self, click: Click) -> None:
+        """Apply an analyst's verified click on an alert's buttons (docs/slack.md) with
+        ``ClickHandler`` (streams/interactive.py): recorded once however often it is
+        handed over, answered under the alert, a mute stored as a silence that every later
+        match of every process sees. Returns once the click is durably in the runtime's
+        hands: applied (embedded), or acknowledged by the matches topic, keyed by its rule
+        id, for the worker owning the rule to apply (Kafka)."""

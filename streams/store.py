@@ -59,15 +59,23 @@ class DeliveryStore:
     worker's table, which keeps values in memory as given) rather than as a mapping. A
     busy worker's rule states are most of its heap: as text, Python's garbage collector
     does not walk them (docs/performance.md, "Where the time goes"). ``parsed_rules``
-    bounds the rule states kept parsed."""
+    bounds the rule states kept parsed.
+
+    ``typed``: ``state`` holds the :class:`RuleState` values themselves, never their JSON:
+    for state that lives in memory only and that nothing else reads (the rule backtest,
+    streams/backtest.py), where writing a whole rule state out as JSON after every
+    decision and send was most of the cost of deciding."""
 
     def __init__(
         self, *, state: MutableMapping[str, Any], dlq: MutableMapping[str, Any],
         audit: DecisionLog, meta: MutableMapping[str, Any], clock: Callable[[], float],
-        encoded: bool = False, parsed_rules: int = PARSED_RULES,
+        encoded: bool = False, parsed_rules: int = PARSED_RULES, typed: bool = False,
     ) -> None:
+        if encoded and typed:
+            raise ValueError("a rule state is stored either encoded or typed")
         self._state = state
         self._encoded = encoded
+        self._typed = typed
         self._parsed_rules = parsed_rules
         self._dlq = dlq
         self._audit = audit
@@ -91,12 +99,17 @@ class DeliveryStore:
         when it has something to send (found at restart)."""
         stored = self._state.get(rule_id)
         state = self._parse(rule_id, stored)
-        if self._decode(stored).get("v") != VERSION and state.outbox:
+        if (not isinstance(stored, RuleState) and self._decode(stored).get("v") != VERSION
+                and state.outbox):
             self.save(rule_id, state)
         return state
 
     def save(self, rule_id: str, state: RuleState) -> None:
         """Write ``state`` (durable before any send of its items)."""
+        if self._typed:
+            self._state[rule_id] = state
+            self.note_digests(rule_id, state)
+            return
         stored: object = state.to_json()
         if self._encoded:
             stored = json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode()
@@ -114,7 +127,9 @@ class DeliveryStore:
     def _parse(self, rule_id: str, stored: object) -> RuleState:
         """``RuleState.from_json(stored)``; the value parsed last time when the stored value
         is still the same (comparing is much cheaper than parsing every story again; text
-        is usually the very same object)."""
+        is usually the very same object). A typed state is its own parsed form."""
+        if isinstance(stored, RuleState):
+            return stored
         cached = self._parsed.get(rule_id)
         if cached is not None and (cached[0] is stored or cached[0] == stored):
             self._parsed.move_to_end(rule_id)

@@ -7,6 +7,7 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from newswatch.core.archive import DAY, Archive, ArchivedArticle
 from newswatch.core.article import Article
@@ -188,6 +189,51 @@ def test_the_stand_in_receivers_thread_like_the_real_ones(tmp_path: Path) -> Non
     real = build_notifiers(config, {"SLACK_BOT_TOKEN": "xoxb-test"})
     assert stand_ins(config) == {name: n.threads for name, n in real.items()}
     assert stand_ins(config) == {"desk": True, "mail": False, "terminal": True}
+
+
+def _outcomes(outcomes: dict[str, Any]) -> dict[str, Any]:
+    return {rule_id: (o.matches, o.alerts, o.replies, o.digested, o.digests, dict(o.verdicts))
+            for rule_id, o in outcomes.items()}
+
+
+def test_both_rule_sets_in_one_pass_give_what_two_replays_give() -> None:
+    """``replay_both`` reads each article once and matches it once for the rules both sets
+    share: the outcomes are those of two separate replays, and only the edited and added
+    rules are matched again (all of them when the country aliases changed)."""
+    import asyncio
+
+    from newswatch.core.archive import ArchivedArticle
+    from newswatch.rules.gazetteer import known_codes
+    from newswatch.rules.loader import parse_rules
+    from newswatch.rules.matcher import Matcher
+    from newswatch.streams.backtest import Backtest, SharedMatching, replay_both
+
+    def matcher(text: str) -> Matcher:
+        return Matcher(parse_rules([("rules.yaml", text)], known_codes=known_codes(),
+                                   receivers=frozenset({"desk", "mail"})))
+
+    added = "  - {id: algeria, title: Algeria, countries: [DZ], notify: [desk]}\n"
+    seed = SEED.read_text(encoding="utf-8")
+    start = time.time() - DAY
+    texts = [(TITLES[n % 3], seed) for n in range(6)] + [ALGERIA] * 2 + [
+        (f"zircon {distinct_title(n)}", "") for n in range(25)]
+    articles = [ArchivedArticle(Article(id=f"a{n}", feed=f"outlet{n % 4}", title=title,
+                                        url=f"https://outlet.example/{n}", content=content,
+                                        language="fr"), start + n * 120.0)
+                for n, (title, content) in enumerate(texts)]
+    receivers = {"desk": True, "mail": False}
+    for before, after in ((IN_FORCE, EDITED + added), (IN_FORCE, IN_FORCE),
+                          (IN_FORCE, "aliases: {DZ: [Numidie]}\n" + EDITED)):
+        old, new = matcher(before), matcher(after)
+        both = asyncio.run(replay_both(old, new, articles, receivers))
+        apart = [asyncio.run(Backtest(m, receivers).replay(articles)) for m in (old, new)]
+        assert [_outcomes(o) for o in both] == [_outcomes(o) for o in apart]
+        again = SharedMatching(old, new)._again
+        matched_again = [] if again is None else [r.id for r in again.rules]
+        assert matched_again == {
+            IN_FORCE: [], EDITED + added: ["us-maghreb-military", "algeria"],
+        }.get(after, ["us-maghreb-military", "zircon-watch"])
+    assert _outcomes(both[1])["us-maghreb-military"][0] == 8  # the Algerian copies count
 
 
 def test_the_rate_a_summary_line_gives_is_per_the_days_it_names() -> None:

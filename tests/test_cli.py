@@ -94,7 +94,7 @@ def leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentP
 
 def test_every_command_accepts_the_global_options_after_it() -> None:
     leaves = list(leaf_parsers(build_parser()))
-    assert len(leaves) == 17  # 8 commands, and 9 in the groups rules, silence, dlq, config
+    assert len(leaves) == 18  # 8 commands, and 10 in the groups rules, silence, dlq, config
     for leaf in leaves:
         options = {o: a for a in leaf._actions for o in a.option_strings}
         for name in ("-v", "--verbose", "--config"):

@@ -151,6 +151,24 @@ def test_a_rewritten_title_of_the_same_story_is_same_story_with_the_score() -> N
     assert verdict.story == state.stories[0].id
 
 
+def test_a_copy_joins_the_most_similar_story_and_the_first_of_equally_similar_ones() -> None:
+    """A copy whose words are a subset of two stories' titles scores 100 % against both
+    (token_set_ratio): it joins the first. A copy closer to the second story than to the
+    first joins the second."""
+    first = "Maroc Etats-Unis accord militaire : les réactions à Alger et à Nouakchott"
+    second = "Maroc Etats-Unis accord militaire : le Congrès américain demande des comptes"
+    state, *_ = record(RuleState(), match(title=first), T0)
+    state, verdict, *_ = record(state, match(title=second, url="https://b.example/2"), T0)
+    assert verdict.kind == "send" and len(state.stories) == 2  # 69 %: two stories
+    both = match(title="Maroc, Etats-Unis : accord militaire", url="https://c.example/3")
+    verdict = decide(state, both, now=T0 + 60)
+    assert verdict.story == state.stories[0].id
+    assert verdict.reason == f"title 100% similar to a story first seen at {T0:.0f}"
+    closer = match(title="Etats-Unis, Maroc : accord militaire, le Congrès demande des comptes",
+                   url="https://d.example/4")
+    assert decide(state, closer, now=T0 + 60).story == state.stories[1].id
+
+
 def test_a_near_duplicate_lead_joins_the_story_even_with_another_title() -> None:
     state, *_ = record(RuleState(), match(summary=LEAD), T0)
     rewritten = LEAD.replace("vendredi", "ce vendredi").replace("dix ans", "10 ans")

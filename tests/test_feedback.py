@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from newswatch.core.feedback import FeedbackRecord
+from newswatch.core.feedback import FeedbackRecord, MappingFeedback
 from newswatch.streams.feedback import (
     MUTE_REASON,
     AlertRef,
@@ -176,3 +176,50 @@ async def test_the_handler_stores_the_mute_and_the_record_and_applies_a_click_on
     assert len(records.records) == 1 and len(silences.all()) == 1
     assert answers.whispered == ["The rule gone of this alert no longer exists, so nothing "
                                  "was recorded or muted."]
+
+
+async def test_a_handler_with_a_durable_step_keeps_no_record_of_a_mute_it_could_not_keep(
+) -> None:
+    """Kafka's handler publishes the mute before recording the click: a click recorded is a
+    mute kept, and a click whose mute was not kept is applied again when handed over
+    again (the ledger re-drives it)."""
+    stored: dict[str, object] = {}
+    silences, records = SilenceStore(stored), Records()
+    seen: list[tuple[int, int]] = []
+    broken = True
+
+    async def durable() -> None:
+        seen.append((len(silences.all()), len(records.records)))
+        if broken:
+            raise ConnectionError("the cluster is away")
+
+    handler = ClickHandler(rule_exists=lambda rule: True, mutes=lambda r: MuteDurations(),
+                           silences=silences, feedback=records, answers=Answers(),
+                           clock=lambda: NOW, durable=durable)
+    with pytest.raises(ConnectionError):
+        await handler(click("mute_story"))
+    assert seen == [(1, 0)] and records.records == {}  # the silence stored, no record
+    stored.clear()  # what a flush that failed leaves: nothing (streams/kafka/silences.py)
+    broken = False
+    outcome = await handler(click("mute_story"))
+    assert outcome.silence is not None and list(records.records) == ["f" * 24]
+    await handler(click("useful", key="c" * 24))  # no new silence: nothing to make durable
+    assert len(seen) == 2
+
+
+def test_feedback_in_a_mapping_is_recorded_once_and_keeps_each_alerts_newest_five_lines(
+) -> None:
+    table: dict[str, object] = {}
+    feedback = MappingFeedback()
+    assert feedback.lines("C0DESK001", "1.2") == []  # not bound yet: no lines
+    feedback.bind(table)
+    base = decide_click(click(), rule_exists=True, now=NOW, mutes=MuteDurations()).record
+    assert base is not None
+    for n, line in enumerate(["a", "b", "a", "c", "d", "e", "f"]):
+        assert feedback.add(replace(base, key=f"{n:024x}", line=line))
+    assert not feedback.add(replace(base, key=f"{0:024x}", line="again"))  # the same click
+    assert feedback.lines(base.channel or "", base.ts or "") == ["a", "c", "d", "e", "f"]
+    assert feedback.lines("C0OTHER01", "1.2") == []
+    records = sorted(feedback.records(), key=lambda r: r.key)
+    assert len(records) == 7 and records[0] == replace(base, key=f"{0:024x}", line="a")
+    assert json.loads(json.dumps(table)) == table  # what a faust table's changelog holds

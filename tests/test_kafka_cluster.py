@@ -32,7 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from newswatch.streams.kafka import topics
 from tests.fakes.feed_server import FeedServer, rss
-from tests.fakes.fixtures import SLACK_TEST_TOKEN, slack_api  # noqa: F401
+from tests.fakes.fixtures import SLACK_APP_TEST_TOKEN, SLACK_TEST_TOKEN, slack_api  # noqa: F401
 from tests.fakes.slack_api import FakeSlackAPI
 from tests.kafka_fixtures import BROKER_SH, REPO_ROOT, unique_name
 from tests.test_kafka_runtime import drained
@@ -139,8 +139,9 @@ class Proc:
         self._log = (self.dir / f"run{self.starts}.log").open("wb")
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "newswatch", *self.args, cwd=self.dir,
+            # the app-level token is used only by interactive receivers (Socket Mode)
             env={**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN,
-                 "PYTHONPATH": str(REPO_ROOT)},
+                 "SLACK_APP_TOKEN": SLACK_APP_TEST_TOKEN, "PYTHONPATH": str(REPO_ROOT)},
             stdout=self._log, stderr=subprocess.STDOUT,
         )
 

@@ -18,6 +18,7 @@ from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import KafkaSettings
 from newswatch.streams.kafka.topics import (
     ArticleMessage,
+    ClickMessage,
     MatchMessage,
     MessageError,
     PoisonRecord,
@@ -27,6 +28,7 @@ from newswatch.streams.kafka.topics import (
     decode_matches,
 )
 from newswatch.streams.kafka.worker import build_app
+from tests.test_feedback import click
 
 ARTICLE = Article(id="a-1", feed="wire", title="Accord militaire signé à Rabat",
                   url="https://news.example/a-1", summary="Le Maroc et les États-Unis…",
@@ -41,7 +43,7 @@ MATCH = Match(rule_id="us-maghreb", title="US military agreements", severity="hi
 def test_every_message_round_trips_through_bytes() -> None:
     assert ArticleMessage.from_bytes(ArticleMessage(ARTICLE).to_bytes()).article == ARTICLE
     for message in (MatchMessage(MATCH), TickMessage("r1"), ResumeMessage("r1"),
-                    ReplayMessage("r1", ("d-1", "d-2"))):
+                    ReplayMessage("r1", ("d-1", "d-2")), ClickMessage(click("mute_story"))):
         assert decode_matches(message.key(), message.to_bytes()) == message
     poison = PoisonRecord.of("match", ValueError("bad"), b"\xff{cut", at=1.5)
     assert PoisonRecord.from_bytes(poison.to_bytes()) == poison
@@ -80,6 +82,9 @@ def test_a_worker_of_the_previous_version_reads_the_new_messages() -> None:
     (None, b'{"kind": "tick"}', "needs the rule id as its key"),
     (b"r1", b'{"rule_id": "r1"}', "not a match message"),
     (b"r1", b'{"kind": "replay"}', "not a replay message"),
+    (b"r1", b'{"kind": "click", "click": {"action": "useful"}}', "not a click message"),
+    (b"another-rule", ClickMessage(click()).to_bytes(),
+     "a click on rule us-maghreb-military keyed 'another-rule'"),
 ])
 def test_anything_else_on_the_matches_topic_is_refused(key: bytes | None, value: bytes,
                                                        error: str) -> None:
@@ -96,7 +101,7 @@ def test_the_changelog_names_are_those_faust_writes() -> None:
     """The DLQ reader and the tests read the worker's tables from these topics."""
     settings = KafkaSettings(bootstrap="127.0.0.1:9", prefix="nw.")
     app = build_app(settings, matcher=lambda: Matcher(RuleSet(())), notifiers={})
-    for table in (topics.DEDUP_TABLE, topics.DEAD_LETTERS_TABLE):
+    for table in (topics.DEDUP_TABLE, topics.DEAD_LETTERS_TABLE, topics.FEEDBACK_TABLE):
         written = app.tables[table].changelog_topic.get_topic_name()
         assert written == settings.topic(topics.changelog(table))
     assert app.conf.id == settings.topic(topics.WORKER_APP)

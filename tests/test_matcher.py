@@ -14,6 +14,7 @@ from newswatch.core.article import Article
 from newswatch.rules.gazetteer import known_codes
 from newswatch.rules.loader import parse_rules
 from newswatch.rules.matcher import Matcher, RuleMatch
+from newswatch.rules.text import tokenize
 
 SEED = Path(__file__).parent / "data" / "seed_fr.txt"
 
@@ -372,3 +373,50 @@ def test_a_sports_article_does_not_match_the_seed_rule() -> None:
                 "Un accord militaire? Non, du football.",
     )
     assert not matcher(SEED_RULE).match(sports)
+
+
+def test_a_full_word_cache_starts_again_without_forgetting_the_text_at_hand() -> None:
+    """The per-word cache is cleared when it would outgrow its bound: the words of the
+    text being scanned that it knew before must be looked up again, not taken for words
+    that hit nothing."""
+    text = "Le Maroc signe un accord militaire."
+    words = len(set(tokenize(text).keys))
+    m = Matcher(rule("    countries: [MA]\n    phrases: [accord militaire]\n").ruleset,
+                word_cache=words + 1)
+    assert matches(m, text)
+    assert matches(m, f"{text} Deux mots nouveaux.")  # two new words: the cache is cleared
+    assert matches(m, text)
+
+
+def test_names_are_scored_for_every_rule_that_can_still_hold() -> None:
+    """Names are only scored for people some rule can still need once the places and
+    phrases are known: Mark Esper, named by a rule that needs Morocco, is found in an
+    article without Morocco for a rule naming him alone, and for a rule that needs Algeria
+    and excludes him."""
+    ma = "  - {id: ma, title: T, countries: [MA], people: [Mark Esper]}\n"
+    alone = matcher(f"rules:\n{ma}  - {{id: alone, title: T, people: [Mark Esper]}}\n")
+    assert [f.rule.id for f in hits(alone, "Mark Esper au Maroc.")] == ["ma", "alone"]
+    assert [f.rule.id for f in hits(alone, "Mark Esper en Algérie.")] == ["alone"]
+    excluded = matcher(
+        f"rules:\n{ma}  - id: dz-not-him\n    title: T\n"
+        "    match: {all: [{countries: [DZ]}, {not: {people: [Mark Esper]}}]}\n")
+    assert not hits(excluded, "Mark Esper en Algérie.")
+    assert [f.rule.id for f in hits(excluded, "Une délégation en Algérie.")] == ["dz-not-him"]
+    assert [f.rule.id for f in hits(excluded, "Mark Esper au Maroc.")] == ["ma"]
+
+
+def test_phrases_are_looked_for_wherever_a_rule_can_still_hold() -> None:
+    """Phrases are only looked for when some rule using them can hold given the countries
+    found: the same phrase still counts for a rule that needs no country, and an exclude
+    still vetoes; a place found in the content gates phrases of the title."""
+    ma = "  - {id: ma, title: T, countries: [MA], phrases: [accord militaire]}\n"
+    anywhere = matcher(f"rules:\n{ma}  - {{id: any, title: T, phrases: [accord militaire]}}\n")
+    assert [f.rule.id for f in hits(anywhere, "Un accord militaire au Maroc.")] == ["ma", "any"]
+    assert [f.rule.id for f in hits(anywhere, "Un accord militaire en Algérie.")] == ["any"]
+    vetoed = matcher(f"rules:\n{ma}"
+                     "  - {id: dz, title: T, countries: [DZ], exclude: [accord militaire]}\n")
+    assert not hits(vetoed, "Un accord militaire en Algérie.")
+    assert [f.rule.id for f in hits(vetoed, "Un accord en Algérie.")] == ["dz"]
+    title = vetoed.match(article(title="Accord militaire signé", content="Rabat, Maroc."))
+    assert [f.rule.id for f in title] == ["ma"]
+    assert [e.field for e in title[0].evidence] == ["content", "title"]

@@ -517,3 +517,29 @@ async def test_an_encoded_state_holds_the_same_json_as_text_and_reads_what_other
     assert desk.titles() == [story(3).article.title]
     assert isinstance(mixed["maghreb-military"], bytes)
     assert len(RuleState.from_json(json.loads(mixed["maghreb-military"])).stories) == 4
+
+
+async def test_a_typed_state_decides_as_the_json_state_and_holds_the_rule_states_themselves(
+) -> None:
+    """The backtest's in-memory state (``typed_state``) keeps each ``RuleState`` as it is,
+    never serialised: the same decisions, sends and state as a mapping of JSON."""
+    plain: dict[str, Any] = {}
+    typed: dict[str, Any] = {}
+    audits = []
+    for state, flag in ((plain, False), (typed, True)):
+        time = ManualTime()
+        desk = RecordingNotifier("a", time)
+        audit = Audit()
+        pipeline = Pipeline(notifiers={"a": desk}, state=state, dlq={}, audit=audit,
+                            clock=time, sleep=time.sleep,
+                            pacer=Pacer(clock=time, sleep=time.sleep), inline=True,
+                            typed_state=flag)
+        for n in (0, 1, 0, 2, 1):
+            await pipeline.deliver(with_receivers(story(n), "a"))
+            time.now += 60
+        assert desk.titles() == [story(n).article.title for n in range(3)]
+        audits.append([(d.verdict, d.result, d.reason, d.story) for d in audit.decisions])
+    assert audits[0] == audits[1]
+    stored = typed["maghreb-military"]
+    assert isinstance(stored, RuleState)
+    assert stored == RuleState.from_json(plain["maghreb-military"])

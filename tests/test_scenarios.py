@@ -20,13 +20,17 @@ feed server and post to the fake Slack Web API, and one config holds every scena
   lists, comments) around a body of the project's own text → 1 alert of the rule only the
   body satisfies, quoting the body; ``status --feed`` counts the page; the archive's
   replay of the reload sees the body too (no line for that rule).
+- a click on an alert's buttons (issue 18): "Mute story" clicked over Socket Mode (a local
+  server; in Kafka the poller holds the socket and the worker owning the rule applies it)
+  → acknowledged, answered under the alert, a silence listed with its clicker, and the
+  next copy of the story silenced with the reason. This runs beside the rest of the day.
 
 What differs between the runtimes is only how a scenario looks inside them (where the
 decisions and dead letters are read, how the CLI reaches them): ``Embedded`` and ``Kafka``
 below. Both days run side by side (about 2 minutes: the digest interval and the failing
 feed's backoff); each test checks one scenario in each runtime. The Kafka-only cases
-(a worker or a poller killed -9) are in tests/test_kafka_digest.py and
-tests/test_kafka_notices.py.
+(a worker or a poller killed -9; a worker taking a rule over after a mute) are in
+tests/test_kafka_digest.py, tests/test_kafka_notices.py and tests/test_kafka_clicks.py.
 """
 
 from __future__ import annotations
@@ -51,12 +55,14 @@ from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import KafkaSettings, ensure_topics
 from newswatch.streams.runtime import Runtime
 from tests.fakes.feed_server import FeedServer, rss
-from tests.fakes.fixtures import SLACK_TEST_TOKEN
+from tests.fakes.fixtures import SLACK_APP_TEST_TOKEN, SLACK_TEST_TOKEN
 from tests.fakes.news_pages import build_page
 from tests.fakes.slack_api import FakeSlackAPI, StoredMessage
+from tests.fakes.slack_socket import FakeSocketMode
 from tests.fakes.stories import distinct_title
 from tests.fakes.story_texts import ONYX_EN, RELATED_EN
 from tests.kafka_fixtures import kafka_bootstrap, unique_name, wait_for_stable_group  # noqa: F401
+from tests.scenario_clicks import BASALT, Clicks, click_script, eventually
 from tests.test_delivery_e2e import TITLES
 from tests.test_end_to_end import newswatch, seed_item
 from tests.test_kafka_cluster import Proc, processes
@@ -93,6 +99,10 @@ rules:
     title: Onyx watch
     phrases: ["onyx accord"]
     notify: [desk]
+  - id: basalt-watch
+    title: Basalt watch
+    phrases: [basalt]
+    notify: [clicks]
   - id: amber-watch
     title: Amber watch
     phrases: [amber]
@@ -101,7 +111,9 @@ rules:
 BROKEN = RULES + "    colour: blue\n"  # an unknown key: the edit is rejected
 WITHOUT_AMBER = RULES.split("  - id: amber-watch")[0]
 AMBER_LOST = "amber-watch (removed): +0 / −1 alerts over 1 day, 1.0 → 0.0 a day"
-FEEDS = ("wire0", "wire1", "wire2", "zircon", "quartz", "ledger", "flaky", "late", "onyx")
+FEEDS = ("wire0", "wire1", "wire2", "zircon", "quartz", "ledger", "flaky", "late", "onyx",
+         "basalt")
+CHANNELS = ("desk", "zircon", "archive", "ops", "clicks")
 
 
 def config_text(feeds: FeedServer, slack: FakeSlackAPI, extra: str) -> str:
@@ -110,7 +122,8 @@ def config_text(feeds: FeedServer, slack: FakeSlackAPI, extra: str) -> str:
         f"    interval: 10s\n    min_interval: 10s\n" for name in FEEDS)
     receivers = "".join(
         f"  {name}:\n    slack:\n      channel: '#{name}'\n      base_url: {slack.base_url}\n"
-        for name in ("desk", "zircon", "archive", "ops"))
+        for name in CHANNELS)
+    receivers += "      interactive: true\n      mute_story: 2h\n"  # the clicks receiver
     return (f"rules: [rules.yaml]\nfeeds:\n{feed_lines}ops: ops\nreceivers:\n{receivers}"
             f"silences:\n  - rule: quartz-watch\n    until: 2099-01-01\n"
             f"    reason: the quartz desk is on leave\n"
@@ -135,6 +148,7 @@ def serve_the_day(feeds: FeedServer) -> None:
     feeds.page("/onyx/talks.html", build_page(ONYX_EN, related=RELATED_EN).body)
     feeds.serve("/onyx.xml", rss([{"title": ONYX_EN.title, "guid": "onyx1",
                                    "link": feeds.url("/onyx/talks.html")}]))
+    feeds.serve("/basalt.xml", rss([BASALT]))  # the click scenario's story
 
 
 class Deployment(Protocol):
@@ -144,9 +158,13 @@ class Deployment(Protocol):
 
     async def start(self, tmp: Path, config: Path) -> None: ...
 
-    async def decisions(self, rule_id: str) -> list[tuple[str, str, float]]:
+    async def decisions(self, rule_id: str) -> list[tuple[str, str, float, str]]:
         """The decisions recorded for ``rule_id`` so far: verdict, result (``pending``,
-        ``digest``, ``sent``, …), time (Unix)."""
+        ``digest``, ``sent``, …), time (Unix), reason."""
+        ...
+
+    async def silences(self) -> list[dict[str, Any]]:
+        """``newswatch silence list --json``: the silences in force."""
         ...
 
     async def dead_letters(self) -> list[dict[str, Any]]:
@@ -198,13 +216,19 @@ class Embedded:
         self.proc = Proc(tmp, "run", "run", "--config", str(config))
         await self.proc.start()
 
-    async def decisions(self, rule_id: str) -> list[tuple[str, str, float]]:
+    async def decisions(self, rule_id: str) -> list[tuple[str, str, float, str]]:
         """From ``newswatch alerts --json`` (times to the second)."""
         code, out, err = await newswatch("alerts", "--config", str(self.config), "--json",
                                          "--limit", "500")
         assert code == 0, err
-        return [(d["verdict"], d["result"], datetime.fromisoformat(d["at"]).timestamp())
-                for d in json.loads(out) if d["rule_id"] == rule_id]
+        return [(d["verdict"], d["result"], datetime.fromisoformat(d["at"]).timestamp(),
+                 str(d["reason"])) for d in json.loads(out) if d["rule_id"] == rule_id]
+
+    async def silences(self) -> list[dict[str, Any]]:
+        code, out, err = await newswatch("silence", "list", "--config", str(self.config),
+                                         "--json")
+        assert code == 0, err
+        return list(json.loads(out))
 
     async def dead_letters(self) -> list[dict[str, Any]]:
         code, out, err = await newswatch("dlq", "list", "--config", str(self.config), "--json")
@@ -261,13 +285,19 @@ class Kafka:
         await wait_for_stable_group(self.bootstrap, self.prefix + topics.WORKER_APP,
                                     self.prefix + topics.MATCHES, members=2)
 
-    async def decisions(self, rule_id: str) -> list[tuple[str, str, float]]:
+    async def decisions(self, rule_id: str) -> list[tuple[str, str, float, str]]:
         """From the workers' JSON log lines: one per decision, stamped to the millisecond."""
         found = re.compile(rf"^decision rule={re.escape(rule_id)} article=\S+ verdict=(\S+) "
-                           rf"receiver=\S+ result=(\S+)")
-        return [(m.group(1), m.group(2), datetime.fromisoformat(line["time"]).timestamp())
-                for line in map(json.loads, log_lines(*self.procs))
+                           rf"receiver=\S+ result=(\S+) reason=(.*)$")
+        return [(m.group(1), m.group(2), datetime.fromisoformat(line["time"]).timestamp(),
+                 m.group(3)) for line in map(json.loads, log_lines(*self.procs))
                 if (m := found.match(line["message"]))]
+
+    async def silences(self) -> list[dict[str, Any]]:
+        code, out, err = await newswatch("silence", "list", "--kafka", "--config",
+                                         str(self.config), "--json")
+        assert code == 0, err
+        return list(json.loads(out))
 
     def log_lines(self) -> list[str]:
         return log_lines(*self.procs)
@@ -314,6 +344,7 @@ class Day:
     dead_after: list[dict[str, Any]] = field(default_factory=list)
     status: str = ""  # `newswatch status` once the valid edit's notice is sent
     pages: Any = None  # the onyx feed's pages, from `newswatch status --feed onyx --json`
+    clicks: Clicks = field(default_factory=Clicks)  # what the click scenario saw
     error: BaseException | None = None
     step: str = "starting"  # the step the script is waiting for
     log_lines: list[str] = field(default_factory=list)  # of every process, once stopped
@@ -326,7 +357,7 @@ class Day:
 
 
 def by_channel(slack: FakeSlackAPI) -> dict[str, list[StoredMessage]]:
-    names = {FakeSlackAPI._channel_id(f"#{n}"): n for n in ("desk", "zircon", "archive", "ops")}
+    names = {FakeSlackAPI._channel_id(f"#{n}"): n for n in CHANNELS}
     out: dict[str, list[StoredMessage]] = {}
     for m in slack.messages:
         out.setdefault(names.get(m.channel, m.channel), []).append(m)
@@ -337,20 +368,13 @@ def is_digest(m: StoredMessage) -> bool:
     return any("digest of" in t for t in m.texts())
 
 
-async def eventually(read: Callable[[], Any], holds: Callable[[Any], bool],
-                     timeout: float) -> Any:
-    """``read()`` (a state with no change event: a CLI answer, a log) once ``holds``."""
-    async with asyncio.timeout(timeout):
-        while not holds(value := await read()):
-            await asyncio.sleep(0.5)
-    return value
-
-
 async def live_a_day(runtime: Deployment, tmp: Path) -> Day:
     """The day's script, the same for both runtimes (see the module docstring)."""
     tmp.mkdir()
     day = Day()
-    async with FakeSlackAPI(token=SLACK_TEST_TOKEN) as slack, FeedServer() as feeds:
+    async with FakeSlackAPI(token=SLACK_TEST_TOKEN) as slack, FeedServer() as feeds, \
+            FakeSocketMode() as socket:
+        slack.app_token, slack.socket_url = SLACK_APP_TEST_TOKEN, socket.url
         (tmp / "rules.yaml").write_text(RULES, encoding="utf-8")
         config = tmp / "config.yaml"
         config.write_text(config_text(feeds, slack, runtime.config_extra()), encoding="utf-8")
@@ -360,7 +384,10 @@ async def live_a_day(runtime: Deployment, tmp: Path) -> Day:
         try:
             await runtime.start(tmp, config)
             try:
-                await script(runtime, slack, feeds, tmp, day)
+                async with asyncio.TaskGroup() as both:  # a failure in one stops the other
+                    both.create_task(script(runtime, slack, feeds, tmp, day))
+                    both.create_task(click_script(runtime, slack, socket, feeds,
+                                                  day.clicks))
                 day.step = "settling"
                 await runtime.settle()
             finally:
@@ -369,7 +396,8 @@ async def live_a_day(runtime: Deployment, tmp: Path) -> Day:
             day.log_lines = runtime.log_lines()
         except Exception as error:
             raise AssertionError(
-                f"the day stopped at {day.step!r}: {error!r}\nSlack so far: "
+                f"the day stopped at {day.step!r} (clicks: {day.clicks.step!r}): {error!r}"
+                "\nSlack so far: "
                 f"{ {n: len(ms) for n, ms in by_channel(slack).items()} }\n{logs}") from error
         day.messages = by_channel(slack)
     return day
@@ -410,9 +438,9 @@ async def script(runtime: Deployment, slack: FakeSlackAPI, feeds: FeedServer, tm
     await until("the digest", lambda: any(map(is_digest, slack.messages)), 150)
     await until("the thread replies", seen("desk", "Also reported by", 2), 60)
     day.step = "the silenced rule's decisions"
-    day.quartz = [v for v, _, _ in await eventually(
+    day.quartz = [v for v, *_ in await eventually(
         lambda: runtime.decisions("quartz-watch"), bool, timeout=30)]
-    day.throttled_at = [at for v, result, at in await runtime.decisions("zircon-watch")
+    day.throttled_at = [at for v, result, at, _ in await runtime.decisions("zircon-watch")
                         if (v, result) == ("throttled", "digest")]
     day.dead_after = await runtime.dead_letters()
     # A valid edit: the amber rule removed; the last 24 h replayed say what it would lose.
@@ -576,19 +604,43 @@ def test_every_log_line_is_one_json_object(days: dict[str, Day], runtime: str) -
     assert len({r["article_id"] for r in decided if "article_id" in r}) == 1
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_mute_story_clicked_in_slack_silences_the_next_copy_of_the_story(
+    days: dict[str, Day], runtime: str
+) -> None:
+    day = day_of(days, runtime)
+    clicks = day.clicks
+    assert clicks.step == "done"
+    (alert,) = day.messages["clicks"]  # no reply, no digest, no other alert: the copy muted
+    shown = json.dumps(alert.payload["blocks"], ensure_ascii=False)
+    assert all(label in shown for label in ("Useful", "Not relevant", "Mute story",
+                                            "Mute rule 24 h"))
+    assert "Muted by <@U0ALICE01> until " in shown and "(this story)" in shown
+    assert clicks.answered_after_ack
+    (silence,) = [s for s in clicks.silences if s["rule"] == "basalt-watch"]
+    assert (silence["creator"], silence["reason"], silence["active"]) == (
+        "slack:U0ALICE01 (alice)", "muted from Slack", True)
+    assert silence["expires"] - silence["created"] == 7200  # the receiver's mute_story
+    silenced = [reason for verdict, reason in clicks.basalt if verdict == "silenced"]
+    assert silenced and all(f"silenced by {silence['id']}" in r and "muted from Slack" in r
+                            for r in silenced)
+    assert "send" in {verdict for verdict, _ in clicks.basalt}  # the first copy, alerted
+
+
 def test_a_runtime_missing_an_obligation_cannot_be_built() -> None:
     """The contract is an abstract base: both runtimes meet all of it, and a runtime that
     misses one obligation fails when built (and in mypy, where it is built)."""
     from newswatch.streams.embedded import EmbeddedRuntime
     from newswatch.streams.kafka.runtime import KafkaRuntime
 
-    obligations = {"take", "notify", "tick"}
+    obligations = {"take", "notify", "tick", "click"}
     assert Runtime.__abstractmethods__ == obligations
     assert EmbeddedRuntime.__abstractmethods__ == KafkaRuntime.__abstractmethods__ == set()
 
     class Partial(Runtime):
         async def take(self, articles: Any) -> None: ...
         async def notify(self, notice: Any) -> None: ...
+        async def click(self, click: Any) -> None: ...
 
     with pytest.raises(TypeError, match="tick"):
         Partial()  # type: ignore[abstract]
@@ -604,9 +656,10 @@ def test_mypy_reports_a_runtime_missing_an_obligation(tmp_path: Path) -> None:
         class Partial(Runtime):
             async def take(self, articles: object) -> None: ...
             async def tick(self) -> None: ...
+            async def notify(self, notice: object) -> None: ...
 
         Partial()
         """), encoding="utf-8")
     out, _, code = api.run([str(partial), "--no-incremental", "--follow-imports=silent"])
     assert code == 1
-    assert 'Cannot instantiate abstract class "Partial" with abstract attribute "notify"' in out
+    assert 'Cannot instantiate abstract class "Partial" with abstract attribute "click"' in out

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fakes.feed_server import FeedServer, rss
 from tests.fakes.fixtures import (  # noqa: F401
     SLACK_APP_TEST_TOKEN,
@@ -28,7 +30,9 @@ COPY_TITLE = "Maroc : les États-Unis signent un accord de coopération militair
 ENV = {**os.environ, "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN, "SLACK_APP_TOKEN": SLACK_APP_TEST_TOKEN}
 
 
-def write_config(tmp: Path, feeds: FeedServer, slack: FakeSlackAPI) -> Path:
+def write_config(tmp: Path, feeds: FeedServer, slack: FakeSlackAPI, extra: str = "") -> Path:
+    """The embedded runtime's config; ``extra`` is appended (tests/test_kafka_clicks.py:
+    the ``kafka:`` section)."""
     (tmp / "rules.yaml").write_text(RULES.replace("notify: [desk, duty]", "notify: [desk]"),
                                     encoding="utf-8")
     config = tmp / "config.yaml"
@@ -38,7 +42,7 @@ def write_config(tmp: Path, feeds: FeedServer, slack: FakeSlackAPI) -> Path:
         "    language: fr\n"
         "receivers:\n  desk:\n    slack:\n      channel: '#maghreb'\n"
         f"      base_url: {slack.base_url}\n      interactive: true\n      mute_story: 2h\n"
-        f"fetch:\n  allow: ['{feeds.allow}']\n", encoding="utf-8")
+        f"fetch:\n  allow: ['{feeds.allow}']\n{extra}", encoding="utf-8")
     return config
 
 
@@ -114,13 +118,15 @@ async def alerts(config: Path) -> list[dict[str, Any]]:
     return data
 
 
-async def test_an_interactive_receiver_without_the_app_token_stops_run_with_exit_2(
-    tmp_path: Path, slack_api: FakeSlackAPI,  # noqa: F811
+@pytest.mark.parametrize("command", [("run", "--once"), ("poll",)])
+async def test_an_interactive_receiver_without_the_app_token_stops_run_and_poll_with_exit_2(
+    tmp_path: Path, slack_api: FakeSlackAPI, command: tuple[str, ...],  # noqa: F811
 ) -> None:
+    """``run`` holds the socket; so may any Kafka poller (docs/kafka.md)."""
     async with FeedServer() as feeds:
         config = write_config(tmp_path, feeds, slack_api)
         env = {k: v for k, v in ENV.items() if k != "SLACK_APP_TOKEN"}
-        code, _, err = await newswatch("run", "--once", "--config", str(config), env=env)
+        code, _, err = await newswatch(*command, "--config", str(config), env=env)
     assert code == 2 and "Traceback" not in err
     assert "receivers.desk: the Slack token must be in the SLACK_APP_TOKEN environment " \
            "variable" in err

@@ -24,7 +24,7 @@ from newswatch.streams.channels.slack_actions import (
 )
 from newswatch.streams.channels.slack_socket import SlackAnswers, SlackSocket
 from newswatch.streams.feedback import Click, ClickOutcome, MuteDurations, signing_key
-from newswatch.streams.interactive import ClickHandler
+from newswatch.streams.interactive import ClickHandler, HeldClickSource
 from newswatch.streams.notices import ops_notice
 from newswatch.streams.notifiers import Receipt
 from newswatch.streams.silences import SilenceStore
@@ -226,3 +226,39 @@ async def test_clicks_still_arrive_after_slack_asks_to_reconnect_and_a_429_is_wa
         shown = json.dumps(message.payload["blocks"])
         assert "Reported by 3 sources" in shown
         assert "Marked not relevant by <@U0ALICE01>" in shown and ACTIONS_BLOCK in shown
+
+
+async def test_a_held_click_source_takes_clicks_only_while_held(
+    slack_api: FakeSlackAPI, slack_socket: FakeSocketMode,  # noqa: F811
+) -> None:
+    """What a Kafka poller does as it gains and loses partition 0 of the feeds registry."""
+    clicks: asyncio.Queue[Click] = asyncio.Queue()
+
+    async def sink(click: Click) -> None:
+        clicks.put_nowait(click)
+
+    notifier = SlackNotifier("desk", "#desk", SLACK_TEST_TOKEN, base_url=slack_api.base_url,
+                             buttons=SlackButtons(KEY, "desk"))
+    held = HeldClickSource(SlackSocket(SLACK_APP_TEST_TOKEN, key=KEY,
+                                       base_url=slack_api.base_url), sink)
+    try:
+        await notifier.send(sample_match(rule_id=RULE))
+        message = slack_api.messages[-1]
+        await held.hold(True)
+        await slack_socket.wait_connected()
+        await held.hold(True)  # held already: still one connection
+        await slack_socket.send(block_actions(message, "useful"))
+        assert (await asyncio.wait_for(clicks.get(), timeout=5)).action == "useful"
+        assert held.held and slack_socket.connections == 1
+
+        await held.hold(False)
+        assert not held.held
+        await slack_socket.wait_open(0)  # the socket is closed: Slack sends elsewhere
+
+        await held.hold(True)
+        await slack_socket.wait_connected(2)
+        await slack_socket.send(block_actions(message, "mute_story"))
+        assert (await asyncio.wait_for(clicks.get(), timeout=5)).action == "mute_story"
+    finally:
+        await held.release()
+        await notifier.aclose()

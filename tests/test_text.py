@@ -112,3 +112,23 @@ def test_hangul_fillers_are_invisible_everywhere(filler: str) -> None:
     assert clean_feed_text(spoofed, 100) == "MarkEsper"
     assert filler not in clean_inline(spoofed)  # what Slack, e-mail and the console get
     assert normalize(spoofed) == normalize("MarkEsper")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # mostly Latin-1 (translated as bytes), with characters outside it put right
+        ("Qu’est-ce que µ? Le cœur “à” 5 € — ÉTÉ", 'qu\'est-ce que μ? le cœur "a" 5 € - ete'),
+        ("Kaïs Saïed: محمد السادس?", "kais saied: محمد السادس?"),
+        ("Straße ﬁn?", "straße ﬁn?"),
+        # mostly Arabic (translated through Windows-1256): diacritics and tatweel become
+        # the placeholder, letter forms are unified; پ and ک are outside the code page
+        ("مُحَمَّد السادس في المــغرب؟ مستشفى، مدرسة — Kaïs",
+         "م\x01ح\x01م\x01\x01د السادس في الم\x01\x01غرب؟ مستشفي، مدرسه - kais"),
+        ("پاکستان و ﻻ شيء?", "پاکستان و ﻻ شيء?"),
+        ("محمد السادس? Kaïs Saïed", "محمد السادس? kais saied"),
+    ],
+)
+def test_translation_of_mixed_scripts_is_character_by_character(raw: str, expected: str) -> None:
+    assert translate(raw) == expected
+    assert translate(raw * 50) == expected * 50

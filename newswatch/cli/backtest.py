@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from newswatch.cli.options import (
     open_archive,
     when,
 )
-from newswatch.core.archive import ArchiveReader
+from newswatch.core.archive import ArchivedArticle
 from newswatch.core.config import Config
 from newswatch.core.printable import one_line
 from newswatch.rules.matcher import Matcher
@@ -40,6 +40,7 @@ from newswatch.streams.backtest import (
     compare,
     definitions,
     notable,
+    replay_both,
     stand_ins,
     summary_line,
     volume,
@@ -92,10 +93,8 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
             diff = definitions(current) != definitions(edited)
     with open_archive(config, "replay", kafka=args.kafka,
                       environ=context.environ) as (archive, silences):
-        estimate = archive.count(since, until)
-        after, count = _replay(edited, config, silences, archive, since, until, estimate)
-        before = (_replay(current, config, silences, archive, since, until, estimate)[0]
-                  if diff and current is not None else None)
+        before, after, count = _replay(current if diff else None, edited, config, silences,
+                                       archive.read(since, until), archive.count(since, until))
     changes = (compare(before, after, changed_rules(current, edited))
                if before is not None and current is not None else None)
     if args.json:
@@ -112,17 +111,30 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
-def _replay(matcher: Matcher, config: Config, silences: Silences, archive: ArchiveReader,
-            since: float, until: float, estimate: int) -> tuple[dict[str, RuleOutcome], int]:
-    """Each rule's outcome over the archived articles, and how many were replayed."""
-    backtest = Backtest(matcher, stand_ins(config), silences=silences)
-    progress = _Progress(estimate) if sys.stderr.isatty() else None
+def _replay(current: Matcher | None, edited: Matcher, config: Config, silences: Silences,
+            articles: Iterable[ArchivedArticle], estimate: int,
+            ) -> tuple[dict[str, RuleOutcome] | None, dict[str, RuleOutcome], int]:
+    """The outcomes of the ``current`` rules (None: no difference asked) and of the
+    ``edited`` ones, both in one pass over the archive (``replay_both``), and how many
+    articles were replayed (``estimate``: what the archive says it holds, for the bar)."""
+    bar = _Progress(estimate) if sys.stderr.isatty() else None
+    replayed = [0]
+
+    def progress(done: int) -> None:
+        replayed[0] = done
+        if bar is not None:
+            bar(done)
+
     try:
-        outcomes = asyncio.run(backtest.replay(archive.read(since, until), progress=progress))
-        return outcomes, backtest.articles
+        if current is None:
+            backtest = Backtest(edited, stand_ins(config), silences=silences)
+            return None, asyncio.run(backtest.replay(articles, progress=progress)), replayed[0]
+        before, after = asyncio.run(replay_both(current, edited, articles, stand_ins(config),
+                                                silences, progress))
+        return before, after, replayed[0]
     finally:
-        if progress is not None:
-            progress.done()
+        if bar is not None:
+            bar.done()
 
 
 class _Progress:

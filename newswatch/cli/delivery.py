@@ -5,7 +5,9 @@ Only one process writes the delivery state: ``newswatch run`` holds ``<state>.lo
 match); ``dlq replay`` replays in-process when no ``run`` holds the lock, and otherwise
 marks the entries ``requested`` for the running monitor (it replays them within seconds).
 With ``--kafka`` the ``dlq`` commands act on the Kafka runtime's dead letters instead
-(``newswatch.streams.kafka.dlq``): a replay is then a request the workers carry out.
+(``newswatch.streams.kafka.dlq``): a replay is then a request the workers carry out; the
+``silence`` commands on the Kafka runtime's stored silences, the compacted ``silences``
+topic every worker reads (``newswatch.streams.kafka.silences``).
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from newswatch.core.durations import parse_duration
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.printable import one_line
 from newswatch.core.state import Database, RuntimeLock
-from newswatch.streams.silences import SilenceStore, new_silence
+from newswatch.streams.silences import Silence, SilenceStore, configured_silences, new_silence
 
 T = TypeVar("T")
 KAFKA_DLQ_HELP = "the Kafka runtime's dead letters and poison events, not the SQLite state"
+KAFKA_SILENCES_HELP = "the Kafka runtime's silences (the silences topic), not the SQLite state"
 
 
 def add_commands(commands: Commands) -> None:
@@ -64,6 +67,8 @@ def add_commands(commands: Commands) -> None:
     expire = add_command(silence_commands, "expire", help="end a silence now")
     expire.add_argument("id", metavar="ID", help="the silence's id (see `silence list`)")
     expire.set_defaults(handler=silence_expire_command)
+    for command in (add, listing, expire):
+        command.add_argument("--kafka", action="store_true", help=KAFKA_SILENCES_HELP)
 
     dlq = add_command(commands, "dlq", help="dead letters: deliveries that failed for good")
     dlq_commands = add_subcommands(dlq, "dlq_command")
@@ -93,8 +98,28 @@ def _open_state(args: argparse.Namespace, context: Context) -> tuple[Config, Dat
     return config, Database.open(config.state)
 
 
-def _silences(db: Database, config: Config) -> SilenceStore:
-    return SilenceStore.of(config, db)
+def _with_silences(args: argparse.Namespace, context: Context,
+                   work: Callable[[Config, SilenceStore], T], *, write: bool = False) -> T:
+    """``work`` over the silences in force: the config's and those stored in the state
+    file or, with ``--kafka``, in the silences topic (written there, with ``write``, once
+    ``work`` returned: a Kafka error is a configuration error, exit 2)."""
+    config = context.config(args)
+    if not args.kafka:
+        db = Database.open(config.state)
+        try:
+            return work(config, SilenceStore.of(config, db))
+        finally:
+            db.close()
+    from newswatch.streams.kafka.client import kafka_settings  # the optional Kafka extra
+    from newswatch.streams.kafka.silences import stored_silences
+
+    settings = kafka_settings(config, context.environ)
+
+    async def on_kafka() -> T:
+        async with stored_silences(settings, write=write) as stored:
+            return work(config, SilenceStore(stored, configured_silences(config.silences)))
+
+    return _on_kafka(_shown(args, context), settings.bootstrap, on_kafka)
 
 
 # ---------------------------------------------------------------------------- silences
@@ -108,13 +133,13 @@ def silence_add_command(args: argparse.Namespace, context: Context) -> int:
             feed=args.feed, creator=_login())
     except ValueError as error:
         raise UsageError(f"silence add: {error}") from None
-    config, db = _open_state(args, context)
-    try:
+
+    def add(config: Config, silences: SilenceStore) -> None:
         if args.feed is not None and args.feed not in {f.name for f in config.feeds}:
             raise UsageError(f"silence add: unknown feed '{args.feed}'")
-        _silences(db, config).add(silence)
-    finally:
-        db.close()
+        silences.add(silence)
+
+    _with_silences(args, context, add, write=True)
     print(f"{silence.id} silences {silence.describe()} until {_iso(silence.expires)}: "
           f"{silence.reason}")
     return EXIT_OK
@@ -129,12 +154,8 @@ def _login() -> str | None:
 
 
 def silence_list_command(args: argparse.Namespace, context: Context) -> int:
-    config, db = _open_state(args, context)
-    try:
-        now = time.time()
-        silences = _silences(db, config).all()
-    finally:
-        db.close()
+    now = time.time()
+    silences = _with_silences(args, context, lambda config, store: store.all())
     shown = [s for s in silences if args.all or s.active(now)]
     if args.json:
         print(json.dumps([{**s.to_json(), "active": s.active(now),
@@ -152,17 +173,17 @@ def silence_list_command(args: argparse.Namespace, context: Context) -> int:
 
 
 def silence_expire_command(args: argparse.Namespace, context: Context) -> int:
-    config, db = _open_state(args, context)
+    def expire(config: Config, silences: SilenceStore) -> Silence:
+        return silences.expire(args.id, time.time())
+
     try:
-        silence = _silences(db, config).expire(args.id, time.time())
+        silence = _with_silences(args, context, expire, write=True)
     except KeyError:
         print(f"silence expire: no silence with id '{args.id}'", file=sys.stderr)
         return EXIT_PROBLEMS
     except ValueError as error:
         print(f"silence expire: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
-    finally:
-        db.close()
     print(f"{silence.id} expired at {_iso(silence.expires)}")
     return EXIT_OK
 

@@ -1,6 +1,7 @@
 """The Kafka runtime's commands: ``newswatch poll`` (fetch this process's share of the feeds
-and publish new articles) and ``newswatch worker`` (the faust worker: match and deliver);
-plus the Kafka side of ``status --kafka``.
+and publish new articles; the poller owning partition 0 of the feeds registry also takes
+the clicks on alert buttons) and ``newswatch worker`` (the faust worker: match and
+deliver, and apply clicks); plus the Kafka side of ``status --kafka``.
 
 ``newswatch.streams.kafka`` needs the optional ``kafka`` extra (aiokafka, faust): it is
 imported inside the functions that use it, so every other command works without it.
@@ -23,14 +24,16 @@ from newswatch.cli.serving import new_metrics, serve_health, settle_heap, stop_o
 from newswatch.core import health_http
 from newswatch.core.article import Article
 from newswatch.core.config import Config
+from newswatch.core.feedback import MappingFeedback
 from newswatch.core.metrics import Metrics
 from newswatch.core.state import FetchEvent
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.alerts import Match
+from newswatch.streams.interactive import ClickSource, HeldClickSource
 from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
 from newswatch.streams.runtime import Runtime
-from newswatch.streams.silences import SilenceStore, configured_silences
+from newswatch.streams.silences import configured_silences
 
 if TYPE_CHECKING:  # imported lazily at run time: the Kafka extra, the network stack
     from newswatch.monitor.fetch import Fetcher
@@ -41,6 +44,10 @@ if TYPE_CHECKING:  # imported lazily at run time: the Kafka extra, the network s
 log = logging.getLogger("newswatch.poll")
 
 OWNERSHIP_TICK = 1.0  # seconds between group heartbeats-by-poll of the feed registry
+# The poller that owns this partition of the feeds registry holds the Slack Socket Mode
+# connection: one poller at a time, chosen by Kafka's group coordinator, and another one as
+# soon as that poller stops or dies (docs/kafka.md, "Clicks on alert buttons").
+CLICKS_PARTITION = 0
 EXIT_FROZEN = 75  # EX_TEMPFAIL: restart me (systemd Restart=on-failure, Kubernetes)
 
 
@@ -55,8 +62,13 @@ def add_commands(commands: Commands) -> None:
 
 
 def poll_command(args: argparse.Namespace, context: Context) -> int:
-    """Poll until SIGINT/SIGTERM, serving health and metrics when the config asks."""
+    """Poll until SIGINT/SIGTERM, serving health and metrics when the config asks. Exit 2
+    before anything starts when a Slack receiver is interactive and ``SLACK_APP_TOKEN``
+    is missing (this poller may have to hold the socket)."""
     config = context.config(args)
+    from newswatch.streams.receivers import slack_socket  # lazy: the network stack
+
+    clicks = slack_socket(config, context.environ)
 
     async def run() -> None:
         stop = stop_on_signals()
@@ -65,7 +77,8 @@ def poll_command(args: argparse.Namespace, context: Context) -> int:
                                     ready=_kafka_ready(config))
         settle_heap()
         try:
-            await poll_forever(config, stop=stop, metrics=metrics, environ=context.environ)
+            await poll_forever(config, stop=stop, metrics=metrics, environ=context.environ,
+                               clicks=clicks)
         finally:
             close_health()
 
@@ -89,11 +102,14 @@ class _NoFetchLog:
 
 
 async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics | None = None,
-                       environ: Mapping[str, str] = os.environ) -> None:
+                       environ: Mapping[str, str] = os.environ,
+                       clicks: ClickSource | None = None) -> None:
     """Poll the feeds this process owns and publish new articles to Kafka until ``stop``;
     feed-health transitions become ops notices for the workers to deliver. With full text,
     this poller fetches its feeds' pages and publishes an article's body with it, or after
-    its teaser when the page is late (docs/full-text.md)."""
+    its teaser when the page is late (docs/full-text.md). ``clicks`` (the Slack socket)
+    runs while this poller owns ``CLICKS_PARTITION`` of the feeds registry, each click
+    published for the worker owning its rule (``KafkaRuntime.click``)."""
     # lazy: the Kafka extra, and the network stack (aiohttp, feedparser): ~170 ms start-up
     from newswatch.monitor.fetch import Fetcher
     from newswatch.streams.fulltext import FullText
@@ -118,6 +134,7 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
     # the announced feed state durable before each notice: never announced twice
     runtime = KafkaRuntime(settings, producer_publish(producer), before_notice=state.flush)
     full_text = FullText.for_config(config, fetcher, cache=state.pages, stats=state.page_stats)
+    held = HeldClickSource(clicks, runtime.click) if clicks is not None else None
     try:
         await share.ownership.start()
         await state.load()
@@ -127,12 +144,16 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
                  len(config.feeds))
         while not stop.is_set():
             await share.follow(poller, config)
+            if held is not None:
+                await held.hold(CLICKS_PARTITION in share.ownership.partitions)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=OWNERSHIP_TICK)
         await polling
     finally:
         if full_text is not None:  # late pages dropped: their teasers were published
             await full_text.close()
+        if held is not None:
+            await held.release()
         await state.flush()
         await share.ownership.stop()
         await fetcher.close()
@@ -266,22 +287,21 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
     from newswatch.streams.kafka import worker as kafka_worker
     from newswatch.streams.kafka.client import ensure_topics, kafka_settings
     from newswatch.streams.kafka.fence import FreezeFence
-    from newswatch.streams.receivers import build_notifiers, interactive_receivers
+    from newswatch.streams.receivers import build_notifiers, mute_durations
 
-    # Clicks cannot reach a worker yet (issue 18): alerts go out without buttons that
-    # nobody would answer.
-    notifiers = build_notifiers(config, environ, buttons=False)
-    if interactive := interactive_receivers(config):
-        log.warning("interactive: true (%s) is not supported by the Kafka runtime yet: its "
-                    "alerts are sent without buttons", ", ".join(r.name for r in interactive))
+    # The answers to clicks an alert keeps when its source count is updated come from the
+    # worker's feedback table, bound to it by build_app.
+    feedback = MappingFeedback()
+    notifiers = build_notifiers(config, environ, feedback=feedback.lines)
     settings = kafka_settings(config, environ)
     asyncio.run(ensure_topics(settings))
     reloader = worker_reloader(config, build_matcher, environ)
     metrics = new_metrics(config, process=True)
     fence = FreezeFence(limit=kafka_worker.FENCE_LIMIT, on_frozen=exit_frozen).start()
-    silences = SilenceStore({}, configured_silences(config.silences))  # the config's only
     app = kafka_worker.build_app(settings, matcher=lambda: reloader.current, notifiers=notifiers,
-                                 metrics=metrics, fence=fence.check, silences=silences.active,
+                                 metrics=metrics, fence=fence.check,
+                                 silences=configured_silences(config.silences),
+                                 mutes=mute_durations(config), feedback=feedback,
                                  redrive_after=config.kafka.redrive_after)
     # faust runs on the loop we give it, so the same loop-stall watchdog as `run` and `poll`
     # backs /healthz (a stall appears only once the loop runs: probes need an initial delay

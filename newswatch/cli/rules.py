@@ -25,6 +25,7 @@ from newswatch.cli.options import (
     add_subcommands,
     is_stdin,
 )
+from newswatch.cli.stats import add_stats
 from newswatch.core.article import Article, canonical_url
 from newswatch.core.config import load_config
 from newswatch.core.errors import ConfigError, Issue, RuleError
@@ -38,7 +39,7 @@ RULE_PATHS_HELP = "rule files or folders (every *.yaml/*.yml below); - reads one
 
 
 def add_commands(commands: Commands) -> None:
-    """Add ``rules check`` and ``rules test``."""
+    """Add ``rules check``, ``rules test``, ``rules backtest`` and ``rules stats``."""
     rules = add_command(commands, "rules", help="check or try watch-rules")
     rules_commands = add_subcommands(rules, "rules_command")
     check = add_command(
@@ -66,6 +67,7 @@ def add_commands(commands: Commands) -> None:
                       help="JSON out: one object, or one line per article with --articles")
     test.set_defaults(handler=test_command)
     add_backtest(rules_commands)
+    add_stats(rules_commands)
 
 
 def check_command(args: argparse.Namespace, context: Context) -> int:

@@ -392,14 +392,14 @@ class Database:
                  d.result, d.ref, d.story),
             )
 
-    def decisions(self, limit: int = 50) -> list[Decision]:
-        """The most recent decisions, newest first."""
+    def decisions(self, limit: int = 50, *, since: float | None = None) -> list[Decision]:
+        """The most recent decisions (at or after ``since`` when given), newest first."""
         columns = {row[1] for row in self._conn.rows("PRAGMA table_info(decisions)")}
         story = "story" if "story" in columns else "NULL"  # a read-only, older file
         rows = self._conn.rows(
             "SELECT at, rule_id, article, title, receiver, verdict, reason, result, ref, "
-            f"{story} FROM decisions ORDER BY id DESC LIMIT ?",
-            (limit,),
+            f"{story} FROM decisions WHERE at >= ? ORDER BY id DESC LIMIT ?",
+            (-1e308 if since is None else since, limit),
         )
         return [Decision(*row) for row in rows]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import ssl
 import time
@@ -225,6 +226,24 @@ async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise
+
+
+async def keep_following(follow: Callable[[], Awaitable[None]], *, what: str,
+                         logger: logging.Logger, after: float,
+                         on_failure: Callable[[], None] = lambda: None) -> None:
+    """Run ``follow`` (a process's reading of a topic) again and again until cancelled:
+    when it fails (trouble with the cluster), log a warning naming ``what``, call
+    ``on_failure`` (forget what was read: it is read again from the first offset) and
+    start over ``after`` seconds later."""
+    while True:
+        try:
+            await follow()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.warning("%s stopped (%r); starting over in %.0fs", what, error, after)
+            on_failure()
+            await asyncio.sleep(after)
 
 
 async def read_topic(settings: KafkaSettings, topic: str) -> AsyncIterator[ConsumerRecord]:

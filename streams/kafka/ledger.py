@@ -17,6 +17,9 @@ that bookkeeping, in the compacted topic ``ledger``:
 3. The deliver agent, once ``Pipeline.deliver`` returned for a match (decided, and in the
    Kafka runtime sent: it runs inline), marks the match done.
 4. An agent that dead-letters an event marks it done too: the dead-letter topic has it.
+   A click on an alert's buttons (``KafkaRuntime.click``, in the poller holding the Slack
+   socket) is guarded the same way: ``click/<rule id>/<click key>`` pending with the click
+   message, published to the matches topic, marked done by the deliver agent once applied.
 5. The ``Reconciler`` of each worker follows its share of the ledger's partitions (its own
    consumer group, so each entry is watched by one worker) from their first offset. An
    entry still pending ``redrive_after`` seconds after it was written (or re-driven) is
@@ -27,7 +30,8 @@ that bookkeeping, in the compacted topic ``ledger``:
    end (an old entry's tombstone may be further on).
 
 Re-drives are silent downstream: a re-published article matches again and its matches are
-``same_article`` to the dedup state when they were delivered; a re-published match too. A
+``same_article`` to the dedup state when they were delivered; a re-published match too; a
+re-published click is known by its key and applied once. A
 crash between two steps leaves an entry pending, so the worst case is a re-drive, never a
 loss. Every re-drive points at a hole: a crash, or a record faust dropped.
 
@@ -54,7 +58,12 @@ from typing import Any, Literal, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from newswatch.streams.kafka import topics
-from newswatch.streams.kafka.client import KafkaSettings, Publish, stop_quietly
+from newswatch.streams.kafka.client import (
+    KafkaSettings,
+    Publish,
+    keep_following,
+    stop_quietly,
+)
 
 log = logging.getLogger("newswatch.ledger")
 
@@ -77,6 +86,10 @@ def article_key(article_id: str, *, body: bool = False) -> bytes:
 def match_key(rule_id: str, article_id: str, *, body: bool = False) -> bytes:
     """The entry of a match, of the article's teaser or (``body``) of its body version."""
     return f"match/{rule_id}/{article_id}{_BODY if body else ''}".encode()
+
+
+def click_key(rule_id: str, click: str) -> bytes:
+    return f"click/{rule_id}/{click}".encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +132,14 @@ def pending_match(message: topics.MatchMessage, at: float) -> tuple[bytes, Pendi
     """The ledger key and entry of a match published for the deliver stage."""
     m = message.match
     return match_key(m.rule_id, m.article.id, body=bool(m.article.body)), Pending(
+        stage="deliver", at=at, topic=topics.MATCHES, key=message.key(),
+        value=message.to_bytes())
+
+
+def pending_click(message: topics.ClickMessage, at: float) -> tuple[bytes, Pending]:
+    """The ledger key and entry of a click published for the deliver stage."""
+    c = message.click
+    return click_key(c.alert.rule_id, c.key), Pending(
         stage="deliver", at=at, topic=topics.MATCHES, key=message.key(),
         value=message.to_bytes())
 
@@ -220,16 +241,8 @@ class Reconciler:
     async def run(self) -> None:
         """Follow the ledger until cancelled; trouble with the cluster is logged and the
         reconciler starts over (its partitions are read again from their first offset)."""
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("ledger reconciler stopped (%r); starting over in %.0fs", error,
-                            RESTART_AFTER)
-                self.outstanding.clear()
-                await asyncio.sleep(RESTART_AFTER)
+        await keep_following(self._follow, what="ledger reconciler", logger=log,
+                             after=RESTART_AFTER, on_failure=self.outstanding.clear)
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(

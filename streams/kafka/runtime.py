@@ -40,6 +40,7 @@ from typing import Any
 
 from newswatch.core.article import Article
 from newswatch.streams.alerts import Match
+from newswatch.streams.feedback import Click
 from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import (
     KafkaSettings,
@@ -47,7 +48,7 @@ from newswatch.streams.kafka.client import (
     producer_publish,
     reliable_producer,
 )
-from newswatch.streams.kafka.ledger import Ledger, pending_article
+from newswatch.streams.kafka.ledger import Ledger, pending_article, pending_click
 from newswatch.streams.kafka.ticks import TickPlanner
 from newswatch.streams.rulestate import RuleState
 from newswatch.streams.runtime import Runtime
@@ -99,6 +100,16 @@ class KafkaRuntime(Runtime):
             notice, dedup_window=max(notice.dedup_window, REREAD_WINDOW)))
         await self._publish(self._settings.topic(topics.MATCHES), message.key(),
                             message.to_bytes())
+
+    async def click(self, click: Click) -> None:
+        """Record the click pending in the ledger and publish it to the matches topic,
+        keyed by its rule id; returns once Kafka acknowledged both (the worker owning the
+        rule applies it, once however often it is re-driven)."""
+        message = topics.ClickMessage(click)
+        await asyncio.gather(
+            self._ledger.pending([pending_click(message, self._clock())]),
+            self._publish(self._settings.topic(topics.MATCHES), message.key(),
+                          message.to_bytes()))
 
     async def tick(self) -> None:
         """Publish a tick for each rule of ``rules`` the planner says is due."""

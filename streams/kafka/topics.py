@@ -7,9 +7,10 @@ topic               key            value
 ==================  =============  =======================================================
 ``articles``        article id     ``ArticleMessage``: the Article JSON (pollers → match)
 ``matches``         rule id        ``MatchMessage`` | ``TickMessage`` | ``ReplayMessage``
-                                   | ``ResumeMessage`` (match agent, tick timer, ``dlq
-                                   replay`` → deliver agent; keyed by rule id, so a rule's
-                                   events and its table partition live in one partition)
+                                   | ``ResumeMessage`` | ``ClickMessage`` (match agent,
+                                   tick timer, ``dlq replay``, the poller holding the Slack
+                                   socket → deliver agent; keyed by rule id, so a rule's
+                                   events and its table partitions live in one partition)
 ``alerts-dlq``      the event's    ``PoisonRecord``: an event an agent could not process
                     key
 ``feeds``           —              empty registry; its partitions are what pollers own
@@ -24,6 +25,9 @@ topic               key            value
 ``pages``           canonical URL  compacted, and deleted after ``PAGE_TTL`` (30 days):
                                    the pollers' page cache, one article page's outcome
                                    (main text or failure) each (``monitor/pages.py``)
+``silences``        silence id     compacted; the stored silences (``Silence`` JSON):
+                                   mutes from Slack, ``silence add --kafka``; every worker
+                                   reads all of it (``newswatch.streams.kafka.silences``)
 ==================  =============  =======================================================
 
 ``feed-health`` also holds, under ``<feed>/pages``, the feed's page counters
@@ -37,8 +41,9 @@ The articles topic is also the Kafka runtime's article archive: its retention is
 ``archive.days`` (``newswatch.streams.kafka.archive``).
 
 The worker is the faust app ``<prefix>worker`` (also its consumer group); faust names a
-table's changelog ``<app id>-<table>-changelog``, so the dedup and dead-letter tables are
-read from any machine at ``changelog(DEDUP_TABLE)`` and ``changelog(DEAD_LETTERS_TABLE)``.
+table's changelog ``<app id>-<table>-changelog``, so the dedup, dead-letter and feedback
+tables are read from any machine at ``changelog(DEDUP_TABLE)``,
+``changelog(DEAD_LETTERS_TABLE)`` and ``changelog(FEEDBACK_TABLE)``.
 
 Wire formats. Every message of the matches topic is a JSON object with a ``kind``. Decoding
 also accepts what workers before the typed envelopes wrote (no ``kind``: a bare Match JSON,
@@ -56,6 +61,7 @@ from typing import Any, Literal
 
 from newswatch.core.article import Article
 from newswatch.streams.alerts import Match
+from newswatch.streams.feedback import Click
 
 ARTICLES = "articles"
 MATCHES = "matches"
@@ -66,19 +72,21 @@ FEED_STATE = "feed-state"
 LEDGER = "ledger"
 RULES_STATUS = "rules-status"
 PAGES = "pages"
+SILENCES = "silences"
 #: Topics the worker's agents stream (their offsets are committed by the worker group).
 STREAMED = (ARTICLES, MATCHES)
 #: Topics that keep the latest value per key.
-COMPACTED = (FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS, PAGES)
+COMPACTED = (FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS, PAGES, SILENCES)
 #: Every topic ``ensure_topics`` creates, in that order.
 ALL = (ARTICLES, MATCHES, ALERTS_DLQ, FEEDS, FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS,
-       PAGES)
+       PAGES, SILENCES)
 
 WORKER_APP = "worker"  # the faust app id and consumer group of `newswatch worker`
 POLLER_GROUP = "pollers"  # the consumer group of `newswatch poll` on FEEDS
 LEDGER_GROUP = "ledger-reconcilers"  # the workers' reconcilers on LEDGER
 DEDUP_TABLE = "dedup"  # rule id → the rule's delivery state
 DEAD_LETTERS_TABLE = "dead-letters"  # dead letter id → entry
+FEEDBACK_TABLE = "feedback"  # click/<key> → record, lines/<channel>/<ts> → answer lines
 
 Stage = Literal["match", "deliver"]
 #: The topic an agent's events come from, by the agent's stage (a poison event replays there).
@@ -200,7 +208,22 @@ class ReplayMessage:
         return _dumps({"kind": self.kind, "replay": list(self.ids)})
 
 
-MatchesMessage = MatchMessage | TickMessage | ResumeMessage | ReplayMessage
+@dataclass(frozen=True, slots=True)
+class ClickMessage:
+    """An analyst's verified click on an alert's buttons, from the poller holding the
+    Slack socket to the worker owning the alert's rule, keyed by the rule id."""
+
+    click: Click
+    kind: Literal["click"] = field(default="click", init=False)
+
+    def key(self) -> bytes:
+        return self.click.alert.rule_id.encode()
+
+    def to_bytes(self) -> bytes:
+        return _dumps({"kind": self.kind, "click": self.click.to_json()})
+
+
+MatchesMessage = MatchMessage | TickMessage | ResumeMessage | ReplayMessage | ClickMessage
 
 
 def decode_matches(key: bytes | None, raw: bytes | None) -> MatchesMessage:
@@ -222,9 +245,15 @@ def decode_matches(key: bytes | None, raw: bytes | None) -> MatchesMessage:
             return ResumeMessage(rule_id)
         if kind == "replay":
             return ReplayMessage(rule_id, tuple(str(i) for i in data["replay"]))
+        if kind == "click":
+            click = ClickMessage(Click.from_json(data["click"]))
+            if click.key() != key:  # the key places it with the rule's table partitions
+                raise MessageError(f"a click on rule {click.click.alert.rule_id} keyed "
+                                   f"{rule_id!r}")
+            return click
     except MessageError:
         raise
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError) as error:  # ClickRefused is a ValueError
         raise MessageError(f"not a {kind} message: {error!r}") from error
     raise MessageError(f"unknown message kind {kind!r}")
 

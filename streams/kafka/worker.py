@@ -11,6 +11,13 @@ faust acks an event whose agent raised (docs/reliability.md item 3), so both age
 failure and send the event to the dead-letter topic with the reason: a poison message never
 stalls a partition and is never silently dropped.
 
+Clicks on alert buttons (``ClickMessage``, from the poller holding the Slack socket) are
+applied by the same agent, in the worker owning the rule's partition, with the same
+``ClickHandler`` as the embedded runtime: the record in the faust Table ``feedback``
+(co-partitioned like ``dedup``, so a re-rendered alert keeps its answer lines), a mute in
+the compacted ``silences`` topic, which every worker reads whole for its decisions
+(``newswatch.streams.kafka.silences``).
+
 Maintenance runs per rule, in the worker owning the rule's partition: a timer sends a
 ``TickMessage`` through the matches topic for each rule with a digest due or an outbox that
 stays full (``newswatch.streams.kafka.ticks``), and the deliver agent runs
@@ -33,10 +40,13 @@ from typing import Any
 
 import faust
 
+from newswatch.core.feedback import MappingFeedback
 from newswatch.core.logs import take_over_logging
 from newswatch.core.metrics import MeteredAudit, Metrics
 from newswatch.core.state import Decision
 from newswatch.rules.matcher import Matcher
+from newswatch.streams.feedback import MuteDurations
+from newswatch.streams.interactive import ClickHandler
 from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import KafkaSettings, Publish
 from newswatch.streams.kafka.consumer import (
@@ -53,14 +63,17 @@ from newswatch.streams.kafka.ledger import (
     Ledger,
     Reconciler,
     article_key,
+    click_key,
     match_key,
     pending_match,
 )
 from newswatch.streams.kafka.runtime import KafkaRuntime
+from newswatch.streams.kafka.silences import READY_WITHIN, SilenceReplica
 from newswatch.streams.kafka.stallguard import StallGuard
 from newswatch.streams.kafka.ticks import TICK_EVERY
 from newswatch.streams.kafka.topics import (
     ArticleMessage,
+    ClickMessage,
     MatchesMessage,
     MatchMessage,
     PoisonRecord,
@@ -73,7 +86,8 @@ from newswatch.streams.kafka.topics import (
 from newswatch.streams.matching import Matching
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pipeline import Pipeline
-from newswatch.streams.silences import Silence
+from newswatch.streams.receivers import slack_answers
+from newswatch.streams.silences import Silence, SilenceStore
 
 log = logging.getLogger("newswatch.worker")
 
@@ -151,13 +165,17 @@ def build_app(
     metrics: Metrics | None = None,
     stall_after: float = STALL_AFTER,
     fence: Callable[[], None] | None = None,
-    silences: Callable[[float], Sequence[Silence]] | None = None,
+    silences: Sequence[Silence] = (),
+    mutes: Callable[[str], MuteDurations] = lambda receiver: MuteDurations(),
+    feedback: MappingFeedback | None = None,
     redrive_after: float = REDRIVE_AFTER,
 ) -> faust.App:
     """The worker app. Start it with ``run_worker``. With ``metrics``, the agents count
     matches, decisions and dead letters, and the stall guard sets lag and commit age.
     ``fence`` (``FreezeFence.check``) is called before every send and every table write;
-    ``silences`` gives the silences active at a time (the config's); the ledger's
+    ``silences`` are the config's (the stored ones are read from the silences topic);
+    ``mutes`` gives a receiver's mute durations; ``feedback`` is bound to the worker's
+    feedback table (the notifiers read an alert's answer lines from it); the ledger's
     reconciler re-drives what stays pending ``redrive_after`` seconds."""
     app = _faust_app(settings, metrics)
     articles = app.topic(settings.topic(topics.ARTICLES), partitions=settings.partitions)
@@ -171,15 +189,42 @@ def build_app(
     dead = app.Table(topics.DEAD_LETTERS_TABLE, default=None, partitions=settings.partitions,
                      schema=json_schema)
     publish = _faust_publish(app)
+    stored = SilenceReplica(settings, publish)
+    in_force = SilenceStore(stored, silences)
     pipeline = _pipeline(dedup, dead, notifiers, metrics=metrics, clock=clock, fence=fence,
-                         silences=silences)
+                         silences=in_force.active)
+    feedback = feedback if feedback is not None else MappingFeedback()
+    feedback.bind(_fenced(app.Table(topics.FEEDBACK_TABLE, default=None,
+                                    partitions=settings.partitions, schema=json_schema), fence))
     agents = _Agents(
         matching=Matching(matcher, metrics),
         pipeline=pipeline,
+        clicks=ClickHandler(
+            rule_exists=lambda rule_id: any(r.id == rule_id for r in matcher().rules),
+            mutes=mutes, silences=in_force, feedback=feedback,
+            answers=slack_answers(notifiers), clock=clock, durable=stored.flush),
+        silences_read=stored.ready,
         ledger=Ledger(settings, publish, mark=_faust_publish(app, wait=False)),
         matches=matches,
         dlq=app.topic(settings.topic(topics.ALERTS_DLQ), partitions=settings.partitions),
         clock=clock, metrics=metrics)
+
+    _add_agents(app, agents, articles, matches, notifiers)
+    _add_followers(app, Reconciler(settings, publish, after=redrive_after, metrics=metrics,
+                                   clock=clock), stored)
+    _add_tick_timer(app, KafkaRuntime(
+        settings, publish,
+        rules=lambda: [(str(key), pipeline.rule_state(str(key))) for key in list(dedup.keys())],
+        clock=clock))
+    _add_guard_timer(app, StallGuard(after=stall_after),
+                     {articles.get_topic_name(), matches.get_topic_name()}, metrics)
+    return app
+
+
+def _add_agents(app: faust.App, agents: _Agents, articles: Any, matches: Any,
+                notifiers: Mapping[str, Notifier]) -> None:
+    """The ``match`` agent on ``articles``, the ``deliver`` agent on ``matches`` (faust
+    topics), and the receivers closed once they have stopped."""
 
     @app.agent(articles)
     async def match(stream: Any) -> None:
@@ -198,21 +243,24 @@ def build_app(
         for notifier in notifiers.values():
             await notifier.aclose()
 
-    reconciler = Reconciler(settings, publish, after=redrive_after, metrics=metrics,
-                            clock=clock)
+
+def _add_followers(app: faust.App, reconciler: Reconciler, silences: SilenceReplica) -> None:
+    """The worker's readers of compacted topics, for its whole life: the ledger's
+    reconciler (step 5 of its protocol) and the stored silences, read whole and followed
+    (a mute clicked in Slack is stored by the worker owning its rule, and holds in all)."""
 
     @app.task  # type: ignore[untyped-decorator]
     async def reconcile() -> None:
-        """Step 5 of the ledger's protocol, for the whole life of the worker."""
         await reconciler.run()
 
-    _add_tick_timer(app, KafkaRuntime(
-        settings, publish,
-        rules=lambda: [(str(key), pipeline.rule_state(str(key))) for key in list(dedup.keys())],
-        clock=clock))
-    _add_guard_timer(app, StallGuard(after=stall_after),
-                     {articles.get_topic_name(), matches.get_topic_name()}, metrics)
-    return app
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_silences() -> None:
+        await silences.follow()
+
+
+def _fenced(table: MutableMapping[str, Any],
+            fence: Callable[[], None] | None) -> MutableMapping[str, Any]:
+    return table if fence is None else FencedMapping(table, fence)
 
 
 def _pipeline(
@@ -225,9 +273,7 @@ def _pipeline(
     written inside the event being processed, so deliveries finish before the agent takes
     the next event."""
     audit: Any = _LogDecisions() if metrics is None else MeteredAudit(_LogDecisions(), metrics)
-    state, dead_letters = dedup, dead
-    if fence is not None:
-        state, dead_letters = FencedMapping(dedup, fence), FencedMapping(dead, fence)
+    state, dead_letters = _fenced(dedup, fence), _fenced(dead, fence)
     return Pipeline(notifiers=notifiers, state=state, dlq=dead_letters, audit=audit,
                     silences=silences, clock=clock, inline=True, fence=fence,
                     encoded_state=True)
@@ -239,11 +285,14 @@ class _Agents:
     (``newswatch.streams.kafka.ledger``). faust acks an event whose agent raised, so every
     failure goes to the dead-letter topic with its reason."""
 
-    def __init__(self, *, matching: Matching, pipeline: Pipeline, ledger: Ledger,
-                 matches: Any, dlq: Any, clock: Callable[[], float],
-                 metrics: Metrics | None) -> None:
+    def __init__(self, *, matching: Matching, pipeline: Pipeline, clicks: ClickHandler,
+                 silences_read: asyncio.Event, ledger: Ledger, matches: Any, dlq: Any,
+                 clock: Callable[[], float], metrics: Metrics | None) -> None:
         self._matching = matching
         self._pipeline = pipeline
+        self._clicks = clicks
+        self._silences_read = silences_read
+        self._waited = False
         self._ledger = ledger
         self._matches = matches  # faust topics
         self._dlq = dlq
@@ -273,16 +322,31 @@ class _Agents:
             await self._done(article_key(ident), article_key(ident, body=True))
 
     async def deliver(self, key: bytes | None, value: bytes | None) -> None:
+        if not self._waited:
+            await self._wait_for_silences()
         message: MatchesMessage | None = None
         try:
             message = decode_matches(key, value)
-            await _handle(self._pipeline, message)
+            await _handle(self._pipeline, self._clicks, message)
         except Exception as error:
             await self._dead_letter(key, value, "deliver", error)
         if isinstance(message, MatchMessage):
             found = message.match
             await self._done(match_key(found.rule_id, found.article.id,
                                        body=bool(found.article.body)))
+        elif isinstance(message, ClickMessage):
+            await self._done(click_key(message.click.alert.rule_id, message.click.key))
+
+    async def _wait_for_silences(self) -> None:
+        """Before the first delivery: the stored silences read, so that one stored before
+        this worker started holds for its first match (a cluster that does not answer
+        within ``READY_WITHIN`` seconds: delivered meanwhile, and logged)."""
+        self._waited = True
+        try:
+            await asyncio.wait_for(self._silences_read.wait(), READY_WITHIN)
+        except TimeoutError:
+            log.warning("the silences topic was not read within %.0fs: delivering "
+                        "meanwhile; stored silences apply once read", READY_WITHIN)
 
     async def _dead_letter(self, key: bytes | None, value: bytes | None, stage: Stage,
                            error: BaseException) -> None:
@@ -301,7 +365,7 @@ class _Agents:
                         " ".join(k.decode() for k in keys), error)
 
 
-async def _handle(pipeline: Pipeline, message: MatchesMessage) -> None:
+async def _handle(pipeline: Pipeline, clicks: ClickHandler, message: MatchesMessage) -> None:
     """One event of the matches topic, in the worker owning its rule's table partition."""
     match message:
         case MatchMessage(match=found):
@@ -314,6 +378,8 @@ async def _handle(pipeline: Pipeline, message: MatchesMessage) -> None:
         case ReplayMessage(ids=ids):  # from `newswatch dlq replay --kafka`
             for outcome in await pipeline.replay(ids):
                 log.info("dead letter %s: replay %s", outcome.id, outcome.outcome)
+        case ClickMessage(click=click):  # from the poller holding the Slack socket
+            await clicks(click)
 
 
 def _faust_publish(app: faust.App, *, wait: bool = True) -> Publish:

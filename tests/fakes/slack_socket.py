@@ -110,6 +110,10 @@ class FakeSocketMode(LocalApp):
         """Until ``connections`` connections were accepted and one is open."""
         await self._wait(lambda: self.connections >= connections and self.open > 0, timeout)
 
+    async def wait_open(self, connections: int, timeout: float = 15.0) -> None:
+        """Until exactly ``connections`` connections are open (0: the client closed)."""
+        await self._wait(lambda: self.open == connections, timeout)
+
     async def send(self, payload: dict[str, Any], kind: str = "interactive") -> str:
         """Push an envelope to the newest open connection; its envelope id."""
         ws = next(ws for ws in reversed(self._sockets) if not ws.closed)
