@@ -122,8 +122,9 @@ def _full_text(config: Config, fetcher: Fetcher, db: Database) -> FullText | Non
 
 
 def _print_counters(c: Counters) -> None:
-    print(f"articles: {c.articles}, with their page: {c.bodies}, matches: {c.matches}, "
-          + ", ".join(f"{k}: {v}" for k, v in sorted(c.verdicts.items())), file=sys.stderr)
+    counts = {"articles": c.articles, "with their page": c.bodies, "matches": c.matches,
+              **dict(sorted(c.verdicts.items()))}
+    print(", ".join(f"{k}: {v}" for k, v in counts.items()), file=sys.stderr)
 
 
 def _lock_state(config: Config) -> RuntimeLock:
