@@ -93,8 +93,11 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
             diff = definitions(current) != definitions(edited)
     with open_archive(config, "replay", kafka=args.kafka,
                       environ=context.environ) as (archive, silences):
+        # the archive counted only for a progress bar: a whole pass of its index (SQLite),
+        # a round of offset requests (Kafka)
+        bar = _Progress(archive.count(since, until)) if sys.stderr.isatty() else None
         before, after, count = _replay(current if diff else None, edited, config, silences,
-                                       archive.read(since, until), archive.count(since, until))
+                                       archive.read(since, until), bar)
     changes = (compare(before, after, changed_rules(current, edited))
                if before is not None and current is not None else None)
     if args.json:
@@ -112,12 +115,11 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
 
 
 def _replay(current: Matcher | None, edited: Matcher, config: Config, silences: Silences,
-            articles: Iterable[ArchivedArticle], estimate: int,
+            articles: Iterable[ArchivedArticle], bar: _Progress | None,
             ) -> tuple[dict[str, RuleOutcome] | None, dict[str, RuleOutcome], int]:
     """The outcomes of the ``current`` rules (None: no difference asked) and of the
     ``edited`` ones, both in one pass over the archive (``replay_both``), and how many
-    articles were replayed (``estimate``: what the archive says it holds, for the bar)."""
-    bar = _Progress(estimate) if sys.stderr.isatty() else None
+    articles were replayed; ``bar`` shows the progress on a terminal."""
     replayed = [0]
 
     def progress(done: int) -> None:
