@@ -8,7 +8,9 @@ Latin and Arabic script, phrases that occur, the regions desks follow). For each
 and size the rules are written as YAML files of 1,000 rules, then:
 
 - ``load s``: the files parsed and checked by the strict loader (``parse_rules``);
-- ``build s``: ``Matcher(ruleset)``, the index compiled from the loaded rules;
+- ``build s``: ``Matcher(ruleset)``, the index compiled from the loaded rules; ``idx MB``:
+  the resident memory it added (the process's RSS after the build and the passes, minus
+  before);
 - ``cold/s``: articles per second on the first pass (empty per-word cache), ``art/s``,
   ``p50``/``p99``: the steady state (the best of 3 passes), on one core, through the
   library;
@@ -18,7 +20,9 @@ and size the rules are written as YAML files of 1,000 rules, then:
   A.jsonl --json`` as a user runs it, output included: the wall time to match one article
   with an empty rule cache (start, load, validate, compile) and again with the files
   unchanged (the rule cache, streams/rulecache.py); the articles per second of the rest
-  ((all - 1) / (time(all) - warm)); the peak resident memory of that run.
+  ((all - 1) / (time(all) - warm)); the peak resident memory of that run; ``cli %``: the
+  CLI's articles per second against the library's first pass (``cold/s``): a one-shot
+  run meets every word for the first time, as the library's first pass does.
 
 Articles are read from ../shared/data/articles (never copied into the repository).
 """
@@ -111,6 +115,12 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux)."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
 def write_articles(path: Path, articles: Sequence[Article]) -> None:
     with path.open("w", encoding="utf-8") as out:
         for a in articles:
@@ -147,6 +157,7 @@ def measure(name: str, size: int, ruleset: RuleSet, articles: Sequence[Article],
     assert len(loaded.rules) == size
     del loaded
     gc.collect()
+    before = rss_mb()
     t = time.perf_counter()
     matcher = Matcher(ruleset)
     build = time.perf_counter() - t
@@ -156,9 +167,11 @@ def measure(name: str, size: int, ruleset: RuleSet, articles: Sequence[Article],
     times = min((time_per_article(matcher.match, articles) for _ in range(STEADY_PASSES)),
                 key=sum)
     found = sum(len(matcher.match(a)) for a in articles)
+    index_mb = rss_mb() - before
     rate = len(articles) / sum(times)
-    line = (f"{name:<10} {size:>7} {load:>7.1f} {build:>8.2f}"
-            f" {len(articles) / sum(cold):>7.0f} {rate:>7.0f} {pct(times, .5) * 1e3:>7.2f}"
+    cold_rate = len(articles) / sum(cold)
+    line = (f"{name:<10} {size:>7} {load:>7.1f} {build:>8.2f} {index_mb:>7.0f}"
+            f" {cold_rate:>7.0f} {rate:>7.0f} {pct(times, .5) * 1e3:>7.2f}"
             f" {pct(times, .99) * 1e3:>7.2f} {found / len(articles):>6.2f}")
     del matcher
     gc.collect()
@@ -172,12 +185,13 @@ def measure(name: str, size: int, ruleset: RuleSet, articles: Sequence[Article],
     if size in args.cli_sizes:
         one, every = workdir / "one.jsonl", workdir / "all.jsonl"
         cache = workdir / f"cache-{name}-{size}"  # empty: the first run compiles
-        cold, printed_one, _ = cli_run(folder, one, cache)
+        first, printed_one, _ = cli_run(folder, one, cache)
         warm, _, _ = cli_run(folder, one, cache)  # unchanged files: the rule cache
         total, printed, peak = cli_run(folder, every, cache)
         assert printed_one == 1 and printed == len(articles), (printed_one, printed)
-        line += (f" | {cold:>7.1f} {warm:>7.1f} {(len(articles) - 1) / (total - warm):>6.0f}"
-                 f" {peak:>7.0f}")
+        cli_rate = (len(articles) - 1) / (total - warm)
+        line += (f" | {first:>7.1f} {warm:>7.1f} {cli_rate:>6.0f} {peak:>7.0f}"
+                 f" {cli_rate / cold_rate:>6.0%}")
     print(line, flush=True)
 
 
@@ -199,10 +213,10 @@ def main() -> None:
     print(f"commit {commit()}, {cpu_model()}, Python {platform.python_version()}; matching"
           f" on one core; {len(articles)} real articles (fr, en, ar), mean"
           f" {text_kb / len(articles) / 1000:.1f} KB of text")
-    print(f"{'workload':<10} {'rules':>7} {'load s':>7} {'build s':>8}"
+    print(f"{'workload':<10} {'rules':>7} {'load s':>7} {'build s':>8} {'idx MB':>7}"
           f" {'cold/s':>7} {'art/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'hits':>6} |"
           f" {'naive/s':>8} {'speedup':>7} | {'cold s':>7} {'warm s':>7} {'cli/s':>6}"
-          f" {'cli MB':>7}")
+          f" {'cli MB':>7} {'cli %':>6}")
     with tempfile.TemporaryDirectory(prefix="match-bench-") as tmp:
         workdir = Path(tmp)
         write_articles(workdir / "one.jsonl", articles[:1])

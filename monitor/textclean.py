@@ -120,6 +120,10 @@ _INVISIBLE = re.compile(
     "]"
 )
 _BLANK_LINE_RUNS = re.compile(r"\n{3,}")
+# The characters of _INVISIBLE that a tidied line's str.isprintable() cannot reveal: the
+# Hangul fillers (Lo: printable) and the C0 separators str.split takes for whitespace.
+# Every other one is Other (Cc, Cf, Cs) and fails isprintable.
+_PRINTABLE_INVISIBLE = "\u115f\u1160\u3164\uffa0\x1c\x1d\x1e\x1f"
 
 
 def _replace_markup(match: re.Match[str]) -> str:
@@ -185,10 +189,15 @@ def _tidy(text: str, limit: int) -> str:
     """Line breaks unified, invisible characters removed, whitespace tidied, cut."""
     if any(c in text for c in _LINE_BREAK_CHARS):
         text = _LINE_BREAKS.sub("\n", text)
-    text = _INVISIBLE.sub("", text)
     # Runs of horizontal space become one space and every line loses its outer spaces
     # (str.split's whitespace is re's \s; the only line break left is \n).
-    text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    if not all(map(str.isprintable, lines)) or any(c in text for c in _PRINTABLE_INVISIBLE):
+        # Some character may be invisible (most text holds none: isprintable is one C
+        # pass, the regex scan costs about as much as all the rest of the cleaning).
+        text = _INVISIBLE.sub("", text)
+        lines = [" ".join(line.split()) for line in text.split("\n")]
+    text = "\n".join(lines)
     if "\n\n\n" in text:
         text = _BLANK_LINE_RUNS.sub("\n\n", text)
     return _truncate(text.strip(), limit)

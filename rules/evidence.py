@@ -18,7 +18,9 @@ class Evidence:
     ``accord militaire``, a person's name such as ``Kaïs Saïed``); ``field`` where it was
     found; ``start``/``end`` the character span (end exclusive) in that field's plain text;
     ``text`` the original text of the span; ``matched`` the normalised words that matched;
-    ``score`` the rapidfuzz similarity (0-100) for people, None otherwise.
+    ``score`` the rapidfuzz similarity (0-100) for people, None otherwise; ``how`` says
+    which comparison found a person: None for the spelling, ``transliterated`` for the
+    consonant skeleton across scripts and spellings (docs/rules.md, "People").
     """
 
     clause: Clause
@@ -29,6 +31,7 @@ class Evidence:
     text: str
     matched: str
     score: float | None = None
+    how: str | None = None
 
     def explain(self) -> str:
         """One short human line, e.g. ``Kaiis Saied ≈ Kaïs Saïed (95)`` or ``Maroc → MA``."""
@@ -36,6 +39,8 @@ class Evidence:
             return f"{self.text} → {self.term}"
         if self.clause == "person":
             score = f" ({self.score:.0f})" if self.score is not None else ""
+            if self.how is not None and self.score is not None:
+                score = f" ({self.how}, {self.score:.0f})"
             if self.text.casefold() == self.term.casefold():
                 return f"{self.text}{score}"
             return f"{self.text} ≈ {self.term}{score}"
@@ -51,6 +56,7 @@ class Evidence:
             "text": self.text,
             "matched": self.matched,
             "score": self.score,
+            **({"how": self.how} if self.how is not None else {}),
         }
 
     @classmethod
@@ -64,4 +70,5 @@ class Evidence:
             text=str(data["text"]),
             matched=str(data["matched"]),
             score=None if data.get("score") is None else float(data["score"]),
+            how=None if data.get("how") is None else str(data["how"]),
         )

@@ -36,6 +36,7 @@ from newswatch.rules.model import (
     Condition,
     Countries,
     DedupPolicy,
+    Escalation,
     Examples,
     Group,
     Location,
@@ -57,13 +58,15 @@ LABEL = "error: "
 TOP_KEYS = ("aliases", "rules")
 RULE_KEYS = (
     "id", "title", "severity", "countries", "phrases", "people", "exclude", "languages",
-    "feeds", "fields", "near", "capitals", "notify", "dedup", "examples", "match",
+    "feeds", "fields", "near", "capitals", "notify", "dedup", "escalate", "examples",
+    "match",
 )
 GROUP_KEYS = ("countries", "phrases", "people")  # flat-form order, kept in the model
 GROUP_PART_KEYS = ("all", "any")
 PERSON_KEYS = ("name", "aliases", "min_score")
 DEDUP_KEYS = ("window", "max_per_hour", "digest_interval")
 MIN_DIGEST_INTERVAL = 60.0  # a digest more often than every minute is just more alerts
+ESCALATE_KEYS = ("sources", "languages", "notify")
 EXAMPLE_KEYS = ("match", "no_match")
 NODE_KEYS = ("all", "any", "not", *GROUP_KEYS)
 
@@ -421,6 +424,39 @@ def _max_per_hour(ctx: _Context, value: Any, line: int, what: str) -> int:
     return value
 
 
+def _escalate(ctx: _Context, value: Any, line: int, what: str) -> Escalation | None:
+    """``{sources: N, languages: M, notify: [receivers]}``: ``sources`` is required (2 or
+    more: one source is every story), ``languages`` defaults to 1."""
+    if not isinstance(value, YamlMap):
+        _wrong_type(ctx, line, what, "a mapping such as {sources: 5, languages: 2, "
+                    "notify: [duty-editor]}", value)
+        return None
+    _check_keys(ctx, value, ESCALATE_KEYS, what)
+    if "sources" not in value:
+        ctx.error(value.line, f"{what}: needs 'sources' (how many feeds make a story grow)")
+        return None
+    sources = _at_least(ctx, value["sources"], value.line_of("sources"), f"{what}.sources",
+                        2, "feeds")
+    languages = (_at_least(ctx, value["languages"], value.line_of("languages"),
+                           f"{what}.languages", 1, "languages")
+                 if "languages" in value else 1)
+    notify: tuple[str, ...] = _optional(ctx, value, "notify", _notify, (), f"{what}.notify")
+    if sources is None or languages is None:
+        return None
+    return Escalation(sources=sources, languages=languages, notify=notify)
+
+
+def _at_least(ctx: _Context, value: Any, line: int, what: str, minimum: int,
+              unit: str) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        ctx.error(line, f"{what}: expected a whole number of {unit}, got {describe(value)}")
+        return None
+    if value < minimum:
+        ctx.error(line, f"{what}: must be at least {minimum}, got {value}")
+        return None
+    return value
+
+
 def _examples(ctx: _Context, value: Any, line: int, what: str) -> Examples:
     if not isinstance(value, YamlMap):
         _wrong_type(ctx, line, what, "a mapping with 'match' and/or 'no_match'", value)
@@ -586,6 +622,7 @@ def _parse_rule(ctx: _Context, registry: _Registry, raw: Any, line: int) -> Rule
         capitals=_optional(ctx, raw, "capitals", _boolean, False),
         notify=_optional(ctx, raw, "notify", _notify, ()),
         dedup=_optional(ctx, raw, "dedup", _dedup, DedupPolicy()),
+        escalate=_optional(ctx, raw, "escalate", _escalate, None),
         examples=_optional(ctx, raw, "examples", _examples, Examples()),
         location=location,
     )

@@ -6,70 +6,73 @@ once, and only the rules touched by a hit are evaluated. Phrase order, ``near`` 
 sentence checks, and fuzzy name comparisons (rapidfuzz ``fuzz.ratio``), run only on
 candidates found through the index.
 
-Semantics are those of docs/rules.md, the contract of the rule language.
+The compiled parts are in ``newswatch.rules.compiled``, the evaluation of one rule over
+an article's hits in ``newswatch.rules.evaluate``. Semantics are those of docs/rules.md,
+the contract of the rule language.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from functools import cache
+from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import compress
 from operator import itemgetter
-from typing import TypeVar
 
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 
 from newswatch.core.article import FIELDS, Article, Field
-from newswatch.rules.evidence import Clause, Evidence
-from newswatch.rules.gazetteer import PlaceName, base_names
-from newswatch.rules.model import (
-    AllOf,
-    AnyOf,
-    Condition,
-    Countries,
-    Group,
-    People,
-    Person,
-    Phrases,
-    Rule,
-    RuleSet,
-    leaves,
+from newswatch.rules.compiled import (
+    ENTRY_CACHE_LIMIT,
+    NOTHING,
+    Anchor,
+    CompiledPhrase,
+    CompiledPlace,
+    Entry,
+    HitKey,
+    Hits,
+    NameVariant,
+    NameWords,
+    PersonHit,
+    base_places,
+    compile_place,
+    neighbourhood,
+    required_anchors,
+    rule_anchors,
+    split_phrase,
+    widened,
+    word_variants,
 )
-from newswatch.rules.text import Tokens, arabic_alternatives, cased, rule_key, tokenize, translate
+from newswatch.rules.evaluate import RuleView, locate, locate_pair, place_at
+from newswatch.rules.evidence import Evidence
+from newswatch.rules.gazetteer import PlaceName
+from newswatch.rules.language import detect_language
+from newswatch.rules.model import People, Person, Phrases, Rule, RuleSet, leaves
+from newswatch.rules.text import Tokens, arabic_alternatives, tokenize
+from newswatch.rules.transliterate import (
+    MIN_ANCHOR,
+    MIN_SKELETON_WORDS,
+    NameGuard,
+    Window,
+    anchor_skeletons,
+    first_blocks,
+    first_keys,
+    fused,
+    is_article,
+    joined,
+    last_onset,
+    latin_form,
+    name_onsets,
+    name_parts,
+    never_in_name,
+    read_window,
+    spelling_anchors,
+    starts_name,
+    window_score,
+    word_skeletons,
+)
 
-_PLURAL_ENDINGS = ("s", "x", "es")
-T = TypeVar("T")
-
-
-# --------------------------------------------------------------------------- compiled parts
-
-
-@dataclass(frozen=True, slots=True)
-class _Phrase:
-    text: str  # as written in the rule
-    words: tuple[int, ...]  # word ids
-    near: int
-    exact: bool
-    word_set: frozenset[int]
-
-
-@dataclass(frozen=True, slots=True)
-class _Place:
-    text: str
-    keys: tuple[str, ...]
-    surfaces: tuple[str, ...] | None  # exact case required when set
-    codes: tuple[str, ...]
-    capital: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Variant:
-    person: int
-    keys: tuple[str, ...]
-    joined: str
+__all__ = ["Matcher", "RuleMatch", "detect_language"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,146 +83,11 @@ class RuleMatch:
     evidence: tuple[Evidence, ...]
 
 
-@dataclass(slots=True)
-class _Hits:
-    """What the index found in one article; keys are compiled ids."""
-
-    phrases: dict[int, dict[Field, tuple[int, int]]] = field(default_factory=dict)
-    countries: list[tuple[_Place, Field, int, int]] = field(default_factory=list)
-    by_code: dict[str, list[tuple[_Place, Field, int, int]]] = field(default_factory=dict)
-    people: dict[int, list[tuple[Field, int, int, float]]] = field(default_factory=dict)
-    # Evidence already built for this article, shared by the rules asking the same
-    # question: (clause, compiled id or code, the rule's fields[, capitals]) → evidence
-    spans: dict[tuple[object, ...], list[Evidence]] = field(default_factory=dict)
-    # (surname, min_score, field) → (position, score) of each word close to the surname
-    surnames: dict[tuple[str, float, Field], list[tuple[int, float]]] = field(
-        default_factory=dict)
-
-
-_Entry = tuple[tuple[int, ...], tuple[_Place, ...], tuple[tuple[int, int], ...]]
-# A field's words that fall in name blocks: the positions of one word and its
-# (variant, offset) blocks
-_NameWords = list[tuple[list[int], tuple[tuple[int, int], ...]]]
-_NOTHING: _Entry = ((), (), ())
-_ENTRY_CACHE_LIMIT = 500_000
-_MIN_FUZZY_WORD = 5  # shorter name words are looked up exactly (deletes would be too common)
-
-
-def _neighbourhood(key: str) -> set[str]:
-    """The word and, for words of 5+ letters, every form with one letter deleted.
-
-    Two words share an entry when they differ by one insertion, deletion or substitution,
-    or a transposition (symmetric-delete): the candidate filter before fuzzy comparison.
-    """
-    if len(key) < _MIN_FUZZY_WORD:
-        return {key}
-    return {key, *(key[:i] + key[i + 1 :] for i in range(len(key)))}
-
-
-def _word_variants(key: str) -> set[str]:
-    """Keys a rule word accepts with plural tolerance (s, x, es on either side)."""
-    out = {key}
-    if not key.isascii():
-        return out
-    out.update(key + end for end in _PLURAL_ENDINGS)
-    for end in _PLURAL_ENDINGS:
-        if key.endswith(end) and len(key) - len(end) >= 2:
-            out.add(key[: -len(end)])
-    return out
-
-
-def _split_phrase(phrase: str) -> tuple[bool, list[tuple[str, bool]]]:
-    """(exact, [(key, is_prefix)]) for a phrase as written in a rule."""
-    exact = phrase.startswith("=")
-    body = phrase[1:] if exact else phrase
-    tokens = tokenize(body)
-    folded = translate(body)
-    words = []
-    for i, key in enumerate(tokens.keys):
-        end = tokens.span(i)[1]
-        words.append((rule_key(key), folded[end : end + 1] == "*"))
-    return exact, words
-
-
-@cache
-def _base_places() -> tuple[_Place, ...]:
-    return tuple(p for name in base_names() if (p := _compile_place(name)) is not None)
-
-
-def _compile_place(name: PlaceName) -> _Place | None:
-    tokens = tokenize(name.text)
-    if not tokens.keys:
-        return None
-    surfaces = (
-        tuple(cased(tokens.surface(i)) for i in range(len(tokens))) if name.case_sensitive
-        else None
-    )
-    return _Place(
-        text=name.text,
-        keys=tuple(rule_key(k) for k in tokens.keys),
-        surfaces=surfaces,
-        codes=name.codes,
-        capital=name.kind == "capital",
-    )
-
-
-_Anchor = tuple[str, object]  # ("code", "MA") | ("phrase", text) | ("person", Person)
-_ANCHOR_COST = {"code": 20, "phrase": 1, "person": 1}  # countries are hit far more often
-
-
-def _anchors(condition: Condition) -> list[_Anchor] | None:
-    """Items of which at least one must be hit for the condition to hold (None: the
-    condition can hold with no hit at all). A rule is evaluated only when one of its
-    anchors was hit, so a common country alone does not wake every rule that names it."""
-    if isinstance(condition, Countries | Phrases | People):
-        kind = {Countries: "code", Phrases: "phrase", People: "person"}[type(condition)]
-        group = condition.group
-        if group.all:
-            return [(kind, group.all[0])]  # every item of `all` is required: one suffices
-        return [(kind, item) for item in group.any] or None
-    if isinstance(condition, AllOf):
-        options = [a for c in condition.children if (a := _anchors(c)) is not None]
-        if not options:
-            return None
-        return min(options, key=lambda a: sum(_ANCHOR_COST[k] for k, _ in a))
-    if isinstance(condition, AnyOf):
-        out: list[_Anchor] = []
-        for child in condition.children:
-            found = _anchors(child)
-            if found is None:
-                return None
-            out.extend(found)
-        return out or None
-    return None
-
-
-_Key = str | int  # a hit as the requirements see it: a country code, ``pid``, ``~person id``
-
-
-def _requirements(condition: Condition) -> list[list[_Anchor]]:
-    """Anchor lists that must each be hit for the condition to hold: one per child of a
-    top-level ``all`` that has anchors (``_anchors``), or the condition's own. A cheap,
-    necessary check before a candidate rule is evaluated."""
-    children = condition.children if isinstance(condition, AllOf) else (condition,)
-    out = []
-    for child in children:
-        if isinstance(child, AllOf):
-            out.extend(_requirements(child))
-        elif (found := _anchors(child)) is not None:
-            out.append(found)
-    return out
-
-
-def _widened(gate: int | None, codes: int | None) -> int | None:
-    """``gate`` with ``codes`` added (bit masks); None (always needed) is final."""
-    return None if gate is None or codes is None else gate | codes
-
-
 class Matcher:
     """A compiled rule set. Build once per rule set (``Matcher(ruleset)``), then call
     ``match(article)`` for each article; it is safe to share between tasks (no mutation)."""
 
-    def __init__(self, ruleset: RuleSet, *, word_cache: int = _ENTRY_CACHE_LIMIT) -> None:
+    def __init__(self, ruleset: RuleSet, *, word_cache: int = ENTRY_CACHE_LIMIT) -> None:
         """``word_cache``: how many distinct text words the per-word cache holds before it
         starts again (bounded memory on endless streams of new words)."""
         self.ruleset = ruleset
@@ -229,7 +97,7 @@ class Matcher:
         self._word_index: dict[str, list[int]] = defaultdict(list)
         self._prefix_index: dict[int, dict[str, list[int]]] = {}  # length → prefix → ids
         self._phrase_ids: dict[tuple[str, int], int] = {}
-        self._phrases: list[_Phrase] = []
+        self._phrases: list[CompiledPhrase] = []
         # one-word phrases by their word; longer ones by their first two words, and the
         # second words that follow each first word (so an article's present words find
         # their phrases with one set intersection per first word)
@@ -238,9 +106,15 @@ class Matcher:
         self._seconds: dict[int, set[int]] = defaultdict(set)
         self._person_ids: dict[Person, int] = {}
         self._persons: list[Person] = []
-        self._variants: list[_Variant] = []
+        self._variants: list[NameVariant] = []
         self._blocks: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        self._places: dict[str, list[_Place]] = defaultdict(list)
+        # A name variant's last word → the variants, to find names written otherwise (issue
+        # 20): by their skeleton in Arabic text, and in Latin text those written in Arabic;
+        # by their letter blocks in Latin text those written in Latin
+        self._last_words: dict[str, list[int]] = defaultdict(list)
+        self._last_arabic: dict[str, list[int]] = defaultdict(list)
+        self._last_latin: dict[str, list[int]] = defaultdict(list)
+        self._places: dict[str, list[CompiledPlace]] = defaultdict(list)
         # rule index → compiled ids it uses, and the reverse maps used to pick candidates
         self._rule_phrases: list[dict[str, int]] = []
         self._rule_people: list[dict[Person, int]] = []
@@ -248,11 +122,11 @@ class Matcher:
         self._rules_by_code: dict[str, set[int]] = defaultdict(set)
         self._rules_by_person: dict[int, set[int]] = defaultdict(set)
         self._always: list[int] = []
-        self._required: list[tuple[frozenset[_Key], ...]] = []  # per rule: hit one of each
+        self._required: list[tuple[frozenset[HitKey], ...]] = []  # per rule: hit one of each
         # Per-word cache: the text words that hit something, with what they hit and their
         # gate (``_word_gate``), and those that hit nothing (most words: a set, for the one
         # look-up each costs in a large table)
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._hot: dict[str, int | None] = {}
         self._cold: set[str] = set()
         self._place_words: set[str] = set()  # the words of _hot that start a place name
@@ -284,7 +158,7 @@ class Matcher:
         elif mode == "exact":
             self._word_index[key].append(wid)
         else:
-            for variant in _word_variants(key):
+            for variant in word_variants(key):
                 self._word_index[variant].append(wid)
         return wid
 
@@ -293,14 +167,14 @@ class Matcher:
         pid = self._phrase_ids.get(ident)
         if pid is not None:
             return pid
-        exact, words = _split_phrase(text)
+        exact, words = split_phrase(text)
         wids = tuple(
             self._word(key, "prefix" if prefix else "exact" if exact else "plural")
             for key, prefix in words
         )
         pid = len(self._phrases)
         self._phrase_ids[ident] = pid
-        self._phrases.append(_Phrase(text, wids, near, exact, frozenset(wids)))
+        self._phrases.append(CompiledPhrase(text, wids, near, exact, frozenset(wids)))
         if len(wids) == 1:
             self._single_phrases[wids[0]].append(pid)
         elif wids:
@@ -320,17 +194,33 @@ class Matcher:
             if not keys:
                 continue
             variant = len(self._variants)
-            self._variants.append(_Variant(pid, keys, " ".join(keys)))
+            parts = name_parts(keys)
+            named = [k for i, k in enumerate(keys) if word_skeletons(k) and not is_article(
+                k, keys[i + 1] if i + 1 < len(keys) else None)]
+            first = named[0] if named else ""
+            self._variants.append(NameVariant(
+                pid, keys, " ".join(keys), joined(parts), len(parts), latin_form(keys),
+                name_onsets(keys), first_keys(first) if first else frozenset(),
+                first_blocks(first) if first.isascii() and first else frozenset(), first))
             for position, key in enumerate(keys):
-                for block in _neighbourhood(key):
+                for block in neighbourhood(key):
                     self._blocks[block].append((variant, position))
+            if len(parts) >= MIN_SKELETON_WORDS:  # written otherwise: found by its last word
+                last = next(k for k in reversed(keys) if word_skeletons(k))
+                for skeleton in anchor_skeletons(last):
+                    if len(skeleton) >= MIN_ANCHOR:  # one consonant: too many words
+                        self._last_words[skeleton].append(variant)
+                        if not last.isascii():
+                            self._last_arabic[skeleton].append(variant)
+                for block in spelling_anchors(last) if last.isascii() else ():
+                    self._last_latin[block].append(variant)
         return pid
 
     def _compile(self) -> None:
-        places = list(_base_places())
+        places = list(base_places())
         for code, names in self.ruleset.aliases.items():
             for name in names:
-                place = _compile_place(PlaceName(name, (code,), "name", False, ""))
+                place = compile_place(PlaceName(name, (code,), "name", False, ""))
                 if place is not None:
                     places.append(place)
         for place in places:
@@ -354,9 +244,9 @@ class Matcher:
             self._rule_people.append(people)
             self._required.append(tuple(
                 frozenset(self._anchor_key(anchor, phrases, people) for anchor in required)
-                for required in _requirements(rule.condition)
+                for required in required_anchors(rule.condition)
             ))
-            anchors = _anchors(rule.condition)
+            anchors = rule_anchors(rule.condition)
             if anchors is None:
                 self._always.append(index)
                 continue
@@ -371,8 +261,8 @@ class Matcher:
 
     @staticmethod
     def _anchor_key(
-        anchor: _Anchor, phrases: dict[str, int], people: dict[Person, int]
-    ) -> _Key:
+        anchor: Anchor, phrases: dict[str, int], people: dict[Person, int]
+    ) -> HitKey:
         kind, item = anchor
         if kind == "code":
             return str(item)
@@ -381,12 +271,12 @@ class Matcher:
         assert isinstance(item, Person)
         return ~people[item]
 
-    def _name_gates(self) -> list[frozenset[_Key] | None]:
+    def _name_gates(self) -> list[frozenset[HitKey] | None]:
         """Per name variant, what must be hit for its person to matter: for each rule naming
         the person, the items of one clause it needs that no person can satisfy (a country
         code or phrase id: one of them must be in the article for the rule to hold); None
         when some rule naming the person needs no such clause (then it always matters)."""
-        gates: list[set[_Key] | None] = [set() for _ in self._persons]
+        gates: list[set[HitKey] | None] = [set() for _ in self._persons]
         for index, people in enumerate(self._rule_people):
             needed = [keys for keys in self._required[index]
                       if not any(isinstance(k, int) and k < 0 for k in keys)]  # ~person ids
@@ -411,13 +301,13 @@ class Matcher:
             codes = next((self._code_mask(keys) for keys in required
                           if all(isinstance(k, str) for k in keys)), None)
             for pid in self._rule_phrases[index].values():
-                by_phrase[pid] = _widened(by_phrase[pid], codes)
+                by_phrase[pid] = widened(by_phrase[pid], codes)
             for pid in self._rule_people[index].values():
-                by_person[pid] = _widened(by_person[pid], codes)
+                by_person[pid] = widened(by_person[pid], codes)
         by_word: list[int | None] = [0] * len(self._word_ids)
         for pid, phrase in enumerate(self._phrases):
             for wid in phrase.words:
-                by_word[wid] = _widened(by_word[wid], by_phrase[pid])
+                by_word[wid] = widened(by_word[wid], by_phrase[pid])
         return by_word, [by_person[variant.person] for variant in self._variants]
 
     def _code_mask(self, codes: Iterable[object]) -> int:
@@ -427,15 +317,17 @@ class Matcher:
             mask |= 1 << self._code_bits.setdefault(str(code), len(self._code_bits))
         return mask
 
-    def _word_gate(self, entry: _Entry) -> int | None:
+    def _word_gate(self, entry: Entry) -> int | None:
         """The country codes (bits) of which one must be in the article for the phrases
         and names of a text word to matter (``_code_gates``); None: they always may."""
-        wids, _, people = entry
+        wids, _, people, ends = entry
         gate: int | None = 0
         for wid in wids:
-            gate = _widened(gate, self._word_gates[wid])
+            gate = widened(gate, self._word_gates[wid])
         for variant, _ in people:
-            gate = _widened(gate, self._name_codes[variant])
+            gate = widened(gate, self._name_codes[variant])
+        for variant in ends:
+            gate = widened(gate, self._name_codes[variant])
         return gate
 
     # ------------------------------------------------------------------ scanning
@@ -453,23 +345,28 @@ class Matcher:
             new = text  # the words of the text seen before are gone too
         direct, blocks = self._direct, self._blocks.keys()
         prefixes = self._prefix_index
+        last_latin, last_arabic = self._last_latin.keys(), self._last_arabic.keys()
         found = {}
         for key in new:
-            near = blocks & _neighbourhood(key)
-            if near or key in direct or prefixes or not key.isascii():
-                entry = self._entry(key, near)
-                if entry is not _NOTHING:
+            around = neighbourhood(key)
+            near = blocks & around
+            ending = last_latin & (spelling_anchors(key) if fused(key) else around)
+            if (near or ending or key in direct or prefixes or not key.isascii()
+                    or (last_arabic and not last_arabic.isdisjoint(anchor_skeletons(key)))):
+                entry = self._entry(key, near, ending)
+                if entry is not NOTHING:
                     found[key] = entry
         cold.update(new.difference(found))
         entries.update(found)
         hot.update((key, self._word_gate(entry)) for key, entry in found.items())
         self._place_words.update(key for key, entry in found.items() if entry[1])
 
-    def _entry(self, key: str, near: set[str]) -> _Entry:
-        """Everything one text word can hit; ``near``: the name blocks it falls in."""
+    def _entry(self, key: str, near: set[str], ending: set[str]) -> Entry:
+        """Everything one text word can hit; ``near``: the name blocks it falls in;
+        ``ending``: the blocks of names' last words in Latin script it falls in."""
         keys = (key, *arabic_alternatives(key)) if not key.isascii() else (key,)
         wids: list[int] = []
-        places: list[_Place] = []
+        places: list[CompiledPlace] = []
         for k in keys:
             wids.extend(self._word_index.get(k, ()))
             places.extend(self._places.get(k, ()))
@@ -479,10 +376,22 @@ class Matcher:
         people: set[tuple[int, int]] = set()
         for block in near:
             people.update(self._blocks[block])
-        if not (wids or places or people):
-            return _NOTHING
+        ends: set[int] = set()
+        if not key.isascii():
+            if not never_in_name(key):
+                for k in keys:
+                    for skeleton in anchor_skeletons(k):
+                        ends.update(self._last_words.get(skeleton, ()))
+        elif self._last_words:
+            for block in ending:
+                ends.update(self._last_latin[block])
+            if self._last_arabic:
+                for skeleton in anchor_skeletons(key):
+                    ends.update(self._last_arabic.get(skeleton, ()))
+        if not (wids or places or people or ends):
+            return NOTHING
         places.sort(key=lambda p: -len(p.keys))
-        return tuple(wids), tuple(places), tuple(sorted(people))
+        return tuple(wids), tuple(places), tuple(sorted(people)), tuple(sorted(ends))
 
     def _hot_words(self, tokens: Tokens) -> set[str]:
         """The distinct words of a text that hit something (words never seen are learned
@@ -503,7 +412,7 @@ class Matcher:
             where[keys[i]].append(i)
         return where
 
-    def _scan_places(self, name: Field, tokens: Tokens, hot: set[str], hits: _Hits) -> None:
+    def _scan_places(self, name: Field, tokens: Tokens, hot: set[str], hits: Hits) -> None:
         words = hot & self._place_words
         if not words:
             return
@@ -514,8 +423,8 @@ class Matcher:
         self._find_places(name, tokens, starts, hits)
 
     def _scan_words(
-        self, name: Field, tokens: Tokens, hot: set[str], codes: int, hits: _Hits
-    ) -> _NameWords:
+        self, name: Field, tokens: Tokens, hot: set[str], codes: int, hits: Hits
+    ) -> NameWords:
         """Find the phrases of one field and return its words that fall in name blocks,
         looking only at the words whose phrases or names some rule can still need given
         the countries found in the article (``_word_gate``; two hot words in three are
@@ -526,43 +435,59 @@ class Matcher:
             return []
         entries = self._entries
         positions: dict[int, list[int]] = {}
-        names: _NameWords = []
+        names: NameWords = []
         for key, at in self._where(tokens.keys, wanted).items():
-            wids, _, people = entries[key]
+            wids, _, people, ends = entries[key]
             for wid in wids:
                 known = positions.get(wid)
                 # a word id reached from two text words (accord, accords): merge in order
                 positions[wid] = at if known is None else sorted(known + at)
-            if people:
-                names.append((at, people))
+            if people or ends:
+                names.append((at, people, ends))
         if positions:
             self._find_phrases(name, tokens, positions, hits)
         return names
 
-    def _scan_people(self, fields: list[tuple[Field, Tokens, _NameWords]], hits: _Hits) -> None:
+    def _scan_people(self, fields: list[tuple[Field, Tokens, NameWords]], hits: Hits) -> None:
         """Score the name candidates of every field, except those of people no rule can
         need: every rule naming them misses a clause that no person satisfies (its
         countries, most often) given the places and phrases found (``_name_gates``). Three
         candidates in four are left out on real articles; the rules that remain see the
         same hits."""
-        found: set[_Key] = {*hits.by_code, *hits.phrases}
+        found: set[HitKey] = {*hits.by_code, *hits.phrases}
         gates = self._gates
         wanted: dict[int, bool] = {}  # variant → whether its person can matter
+        def wants(variant: int) -> bool:
+            want = wanted.get(variant)
+            if want is None:
+                gate = gates[variant]
+                want = wanted[variant] = gate is None or not gate.isdisjoint(found)
+            return want
+
+        variants = self._variants
         for name, tokens, words in fields:
             candidates: set[tuple[int, int]] = set()
-            for at, people in words:
+            ends: set[tuple[int, int]] = set()
+            names = NameGuard(tokens)
+            for at, people, last in words:
                 for variant, offset in people:
-                    want = wanted.get(variant)
-                    if want is None:
-                        gate = gates[variant]
-                        want = wanted[variant] = gate is None or not gate.isdisjoint(found)
-                    if want:
+                    if wants(variant):
                         candidates.update((i - offset, variant) for i in at)
+                live = [v for v in last if wants(v)]
+                if not live:
+                    continue
+                word = tokens.keys[at[0]]
+                if not word.isascii():  # read across scripts, a name ends at a word that
+                    onsets = last_onset(word)  # starts alike
+                    live = [v for v in live if not onsets.isdisjoint(variants[v].onsets[1])]
+                ends.update((i, v) for i in at for v in live)
             if candidates:
-                self._find_people(name, tokens, candidates, hits)
+                self._find_people(name, tokens, candidates, hits, names)
+            if ends:
+                self._find_transliterated(name, tokens, ends, hits, names)
 
     def _find_phrases(
-        self, name: Field, tokens: Tokens, positions: dict[int, list[int]], hits: _Hits
+        self, name: Field, tokens: Tokens, positions: dict[int, list[int]], hits: Hits
     ) -> None:
         present = set(positions)
         singles, seconds, by_pair = self._single_phrases, self._seconds, self._phrases_by_pair
@@ -584,26 +509,26 @@ class Matcher:
                         if gap in pairs:
                             span = pairs[gap]
                         else:
-                            span = pairs[gap] = _locate_pair(starts, positions[second], gap,
+                            span = pairs[gap] = locate_pair(starts, positions[second], gap,
                                                              sentences)
                     elif phrase.word_set <= present:
-                        span = _locate(phrase, positions, sentences)
+                        span = locate(phrase, positions, sentences)
                     else:
                         continue
                     if span is not None:
                         found.setdefault(pid, {})[name] = span
 
     def _find_places(
-        self, name: Field, tokens: Tokens, starts: list[tuple[int, tuple[_Place, ...]]],
-        hits: _Hits,
+        self, name: Field, tokens: Tokens, starts: list[tuple[int, tuple[CompiledPlace, ...]]],
+        hits: Hits,
     ) -> None:
         covered = -1
         for i, candidates in starts:
             if i <= covered:
                 continue  # inside a longer name already taken
-            best: _Place | None = None
+            best: CompiledPlace | None = None
             for place in candidates:
-                if (best is None or len(place.keys) > len(best.keys)) and _place_at(
+                if (best is None or len(place.keys) > len(best.keys)) and place_at(
                     place, tokens, i
                 ):
                     best = place
@@ -616,10 +541,12 @@ class Matcher:
                 covered = last
 
     def _find_people(
-        self, name: Field, tokens: Tokens, candidates: set[tuple[int, int]], hits: _Hits
+        self, name: Field, tokens: Tokens, candidates: set[tuple[int, int]], hits: Hits,
+        names: NameGuard,
     ) -> None:
         """Score each candidate (start, variant) window; at one start, the first variant of
-        a person that matches (its name before its aliases) gives the score."""
+        a person that matches (its name before its aliases) gives the score. A window that
+        does not look like a name where it stands (``NameGuard``) is passed over."""
         keys = tokens.keys
         windows: dict[tuple[int, int], str] = {}  # (start, words) → the words joined
         variants, persons = self._variants, self._persons
@@ -634,10 +561,46 @@ class Matcher:
                 window = windows[start, size] = " ".join(keys[start : start + size])
             person = persons[variant.person]
             score = fuzz.ratio(window, variant.joined, score_cutoff=person.min_score)
-            if score >= person.min_score:
+            if score >= person.min_score and names.allows(start, start + size - 1):
                 taken.add((variant.person, start))
                 hits.people.setdefault(variant.person, []).append(
-                    (name, start, start + size - 1, float(score)))
+                    PersonHit(name, start, start + size - 1, float(score)))
+
+    def _find_transliterated(
+        self, name: Field, tokens: Tokens, ends: set[tuple[int, int]], hits: Hits,
+        names: NameGuard,
+    ) -> None:
+        """Score each candidate (last word, variant) across scripts and spellings: the
+        windows ending at that word, of the variant's words and up to two more (articles,
+        particles), compared by their skeletons (``newswatch.rules.transliterate``); the
+        best one that looks like a name counts, unless the spelling found the person
+        there already."""
+        keys = tokens.keys
+        variants, persons = self._variants, self._persons
+        windows: dict[tuple[int, int], Window] = {}
+        for end, variant_id in sorted(ends):
+            variant = variants[variant_id]
+            person = persons[variant.person]
+            known = hits.people.get(variant.person, ())
+            if any(h.field == name and h.first <= end <= h.last for h in known):
+                continue
+            best: tuple[float, int, str] | None = None
+            latin = keys[end].isascii() and bool(variant.latin)
+            for start in range(max(0, end - variant.words - 1), end):
+                if not starts_name(keys[start], variant, latin) or not names.allows(
+                        start, start) or not names.allows(end, end):
+                    continue  # a window starts at the name's first word, in capitals
+                window = windows.get((start, end))
+                if window is None:
+                    window = windows[start, end] = read_window(keys[start : end + 1])
+                score, how = window_score(window, variant, person.min_score)
+                if score and (best is None or score > best[0]) and names.allows(
+                        start, end) and not (how == "transliterated"
+                                             and names.no_name(start, end)):
+                    best = (score, start, how)
+            if best is not None:
+                hits.people.setdefault(variant.person, []).append(
+                    PersonHit(name, best[1], end, best[0], best[2]))
 
     # ------------------------------------------------------------------ evaluation
     def match(
@@ -654,7 +617,7 @@ class Matcher:
         """
         fields: dict[Field, Tokens] = {}
         hot: dict[Field, set[str]] = {}
-        hits = _Hits()
+        hits = Hits()
         for name in FIELDS:
             text = article.text(name)
             if text:
@@ -666,7 +629,7 @@ class Matcher:
             self._scan_places(name, tokens, hot[name], hits)
         bits = self._code_bits
         codes = self._code_mask(code for code in hits.by_code if code in bits)
-        names: list[tuple[Field, Tokens, _NameWords]] = []
+        names: list[tuple[Field, Tokens, NameWords]] = []
         for name, tokens in fields.items():
             found = self._scan_words(name, tokens, hot[name], codes, hits)
             if found:
@@ -683,7 +646,7 @@ class Matcher:
             candidates |= self._rules_by_person.get(person_id, set())
 
         # only rules for which every clause they need has a hit in the article
-        hit: set[_Key] = {*hits.phrases, *hits.by_code, *(~p for p in hits.people)}
+        hit: set[HitKey] = {*hits.phrases, *hits.by_code, *(~p for p in hits.people)}
         required = self._required
         possible = [i for i in candidates if not any(map(hit.isdisjoint, required[i]))]
         language: list[str | None] = []  # detected lazily, once
@@ -705,9 +668,10 @@ class Matcher:
         return results
 
     def _evaluate(
-        self, index: int, rule: Rule, fields: dict[Field, Tokens], hits: _Hits
+        self, index: int, rule: Rule, fields: dict[Field, Tokens], hits: Hits
     ) -> list[Evidence] | None:
-        view = _RuleView(self, index, rule, fields, hits)
+        view = RuleView(rule, fields, hits, phrase_ids=self._rule_phrases[index],
+                        person_ids=self._rule_people[index])
         if any(view.has_phrase(text) for text in rule.exclude):
             return None
         # One pass that collects evidence: the rules that reach here passed the
@@ -715,270 +679,3 @@ class Matcher:
         evidence: list[Evidence] = []
         return evidence if view.holds(rule.condition, evidence) else None
 
-
-def _locate(
-    phrase: _Phrase, positions: dict[int, list[int]], sentences: Sequence[int]
-) -> tuple[int, int] | None:
-    """First (start, end) token span where the phrase's words occur in order, each within
-    ``near`` words of the previous one (adjacent for exact phrases), in one sentence."""
-    words = phrase.words
-    gap = 1 if phrase.exact else phrase.near + 1
-
-    def extend(k: int, previous: int) -> int | None:
-        if k == len(words):
-            return previous
-        for p in positions[words[k]]:
-            if p <= previous:
-                continue
-            if p - previous > gap:
-                break
-            if sentences[p] != sentences[previous]:
-                break
-            end = extend(k + 1, p)
-            if end is not None:
-                return end
-        return None
-
-    for start in positions[words[0]]:
-        end = extend(1, start)
-        if end is not None:
-            return start, end
-    return None
-
-
-def _locate_pair(
-    starts: list[int], ends: list[int], gap: int, sentences: Sequence[int]
-) -> tuple[int, int] | None:
-    """``_locate`` for a two-word phrase: for each start in order, only the first later
-    occurrence of the second word can do (a later one is further away)."""
-    for start in starts:
-        j = bisect_right(ends, start)
-        if j == len(ends):
-            return None  # no second word after this start, nor after any later one
-        end = ends[j]
-        if end - start <= gap and sentences[end] == sentences[start]:
-            return start, end
-    return None
-
-
-def _place_at(place: _Place, tokens: Tokens, i: int) -> bool:
-    keys = tokens.keys
-    if i + len(place.keys) > len(keys):
-        return False
-    for j, want in enumerate(place.keys):
-        key = keys[i + j]
-        if key != want and want not in arabic_alternatives(key):
-            return False
-        if place.surfaces is not None and cased(tokens.surface(i + j)) != place.surfaces[j]:
-            return False
-    return True
-
-
-class _RuleView:
-    """One rule's view of an article's hits: only its fields, near and capitals."""
-
-    def __init__(
-        self, matcher: Matcher, index: int, rule: Rule, fields: dict[Field, Tokens], hits: _Hits
-    ) -> None:
-        self.matcher = matcher
-        self.index = index
-        self.rule = rule
-        self.fields = fields
-        self.hits = hits
-        self.all_fields = len(rule.fields) == len(FIELDS)
-
-    # ------------------------------------------------------------------ yes/no
-    def has_phrase(self, text: str) -> bool:
-        found = self.hits.phrases.get(self.matcher._rule_phrases[self.index][text])
-        if not found:
-            return False
-        return self.all_fields or any(f in found for f in self.rule.fields)
-
-    def has_country(self, code: str) -> bool:
-        for place, name, _, _ in self.hits.by_code.get(code, ()):
-            if (self.all_fields or name in self.rule.fields) and (
-                self.rule.capitals or not place.capital
-            ):
-                return True
-        return False
-
-    def has_person(self, person: Person) -> bool:
-        found = self.hits.people.get(self.matcher._rule_people[self.index][person])
-        if not found:
-            return False
-        return self.all_fields or any(h[0] in self.rule.fields for h in found)
-
-    # ------------------------------------------------------------------ evidence
-    def _evidence(self, clause: Clause, term: str, name: Field, first: int, last: int,
-                  score: float | None = None) -> Evidence:
-        tokens = self.fields[name]
-        start, end = tokens.span(first)[0], tokens.span(last)[1]
-        return Evidence(
-            clause=clause,
-            term=term,
-            field=name,
-            start=start,
-            end=end,
-            text=tokens.text[start:end],
-            matched=" ".join(tokens.keys[first : last + 1]),
-            score=score,
-        )
-
-    def _keep(self, key: tuple[object, ...], evidence: list[Evidence]) -> list[Evidence]:
-        """Store ``evidence`` for the rest of the article: rules asking the same question
-        (same clause, item, fields and capitals) share it (looked up in ``hits.spans``)."""
-        self.hits.spans[key] = evidence
-        return evidence
-
-    def phrase_spans(self, text: str) -> list[Evidence]:
-        pid = self.matcher._rule_phrases[self.index][text]
-        key = ("phrase", pid, self.rule.fields)
-        out = self.hits.spans.get(key)
-        return out if out is not None else self._keep(key, self._phrase_spans(text, pid))
-
-    def _phrase_spans(self, text: str, pid: int) -> list[Evidence]:
-        found = self.hits.phrases.get(pid, {})
-        return [
-            self._evidence("phrase", text, name, *found[name])
-            for name in self.rule.fields
-            if name in found
-        ]
-
-    def country_spans(self, code: str) -> list[Evidence]:
-        key = ("country", code, self.rule.fields, self.rule.capitals)
-        out = self.hits.spans.get(key)
-        return out if out is not None else self._keep(key, self._country_spans(code))
-
-    def _country_spans(self, code: str) -> list[Evidence]:
-        out: list[Evidence] = []
-        seen: set[str] = set()
-        for place, name, first, last in self.hits.by_code.get(code, ()):
-            if name not in self.rule.fields or (place.capital and not self.rule.capitals):
-                continue
-            surface = self.fields[name].span_text(first, last).casefold()
-            if surface in seen:
-                continue  # one piece of evidence per distinct wording
-            seen.add(surface)
-            out.append(self._evidence("country", code, name, first, last))
-        return out
-
-    def person_spans(self, person: Person) -> list[Evidence]:
-        pid = self.matcher._rule_people[self.index][person]
-        key = ("person", pid, self.rule.fields)
-        out = self.hits.spans.get(key)
-        return out if out is not None else self._keep(key, self._person_spans(person, pid))
-
-    def _person_spans(self, person: Person, pid: int) -> list[Evidence]:
-        found = [h for h in self.hits.people.get(pid, []) if h[0] in self.rule.fields]
-        out = [self._evidence("person", person.name, n, f, lst, s) for n, f, lst, s in found]
-        if out:
-            out.extend(self._surnames(person, found))
-        return out
-
-    def _surnames(
-        self, person: Person, full: list[tuple[Field, int, int, float]]
-    ) -> Iterable[Evidence]:
-        """The surname alone, counted only after the full name occurred earlier."""
-        surname_keys = tokenize(person.name).keys
-        if len(surname_keys) < 2:
-            return []
-        surname = surname_keys[-1]
-        order: list[Field] = [f for f in FIELDS if f in self.fields]
-        first_field, _, first_end, _ = min(full, key=lambda h: (order.index(h[0]), h[1]))
-        covered = {(n, i) for n, f, lst, _ in full for i in range(f, lst + 1)}
-        out = []
-        for name in order[order.index(first_field) :]:
-            if name not in self.rule.fields:
-                continue
-            begin = first_end + 1 if name == first_field else 0
-            for i, score in self._close_to(surname, person.min_score, name):
-                if i >= begin and (name, i) not in covered:
-                    out.append(self._evidence("person", person.name, name, i, i, score))
-        return out
-
-    def _close_to(self, word: str, min_score: float, name: Field) -> list[tuple[int, float]]:
-        """(position, score) of every word of the field whose ratio to ``word`` reaches
-        ``min_score``: each distinct word scored once, in one rapidfuzz call."""
-        key = (word, min_score, name)
-        found = self.hits.surnames.get(key)
-        if found is None:
-            keys = self.fields[name].keys
-            close = {
-                choice: float(score)
-                for choice, score, _ in process.extract(
-                    word, set(keys), scorer=fuzz.ratio, score_cutoff=min_score, limit=None
-                )
-            }
-            found = self.hits.surnames[key] = [
-                (i, close[k]) for i, k in enumerate(keys) if k in close
-            ] if close else []
-        return found
-
-    # ------------------------------------------------------------------ the tree
-    @staticmethod
-    def _group(
-        group: Group[T],
-        has: Callable[[T], bool],
-        spans: Callable[[T], list[Evidence]],
-        evidence: list[Evidence] | None,
-    ) -> bool:
-        """All of ``all`` and one of ``any``; with ``evidence``, collect every hit item."""
-        if evidence is None:
-            return all(has(i) for i in group.all) and (
-                not group.any or any(has(i) for i in group.any)
-            )
-        found: list[Evidence] = []
-        for item in group.all:
-            got = spans(item)
-            if not got:
-                return False
-            found.extend(got)
-        if group.any:
-            any_found = [e for item in group.any for e in spans(item)]
-            if not any_found:
-                return False
-            found.extend(any_found)
-        evidence.extend(found)
-        return True
-
-    def holds(self, condition: Condition, evidence: list[Evidence] | None) -> bool:
-        """Whether the condition holds; when ``evidence`` is a list, also collect it."""
-        if isinstance(condition, Countries):
-            return self._group(condition.group, self.has_country, self.country_spans, evidence)
-        if isinstance(condition, Phrases):
-            return self._group(condition.group, self.has_phrase, self.phrase_spans, evidence)
-        if isinstance(condition, People):
-            return self._group(condition.group, self.has_person, self.person_spans, evidence)
-        if isinstance(condition, AllOf):
-            collected: list[Evidence] | None = None if evidence is None else []
-            if all(self.holds(c, collected) for c in condition.children):
-                if evidence is not None and collected is not None:
-                    evidence.extend(collected)
-                return True
-            return False
-        if isinstance(condition, AnyOf):
-            matched = False
-            for child in condition.children:
-                matched = self.holds(child, evidence) or matched
-                if matched and evidence is None:
-                    return True
-            return matched
-        return not self.holds(condition.child, None)
-
-
-def detect_language(article: Article) -> str | None:
-    """Two-letter language of the article's text (py3langid, offline), None when empty."""
-    text = " ".join(t for t in (article.title, article.summary, article.content[:2000],
-                                article.body[:2000]) if t)
-    if not text.strip():
-        return None
-    return _classify(text)
-
-
-def _classify(text: str) -> str:
-    # lazy: importing py3langid costs ~110 ms (python -X importtime) and its model ~0.5 s
-    # on first use; commands that never detect a language (rules check, status) skip both
-    import py3langid
-
-    language, _ = py3langid.classify(text)
-    return str(language)

@@ -111,6 +111,17 @@ class DedupPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Escalation:
+    """When a story of the rule has grown: reported by ``sources`` distinct feeds or more,
+    in ``languages`` distinct languages or more. Then its first alert says so, one thread
+    reply says so, and the ``notify`` receivers get one alert (docs/delivery.md)."""
+
+    sources: int
+    languages: int = 1
+    notify: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     id: str
     title: str
@@ -124,6 +135,7 @@ class Rule:
     capitals: bool = False
     notify: tuple[str, ...] = ()
     dedup: DedupPolicy = field(default_factory=DedupPolicy)
+    escalate: Escalation | None = None
     examples: Examples = field(default_factory=Examples)
     location: Location = field(default_factory=lambda: Location("<memory>", 0))
 

@@ -13,15 +13,55 @@ from typing import Any, Literal
 
 from newswatch.core.article import Article
 from newswatch.rules.evidence import Evidence
+from newswatch.rules.model import Escalation
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True, slots=True)
+class Escalated:
+    """What a story had grown to when it escalated: ``sources`` distinct feeds, in
+    ``languages`` (their codes, sorted; articles without one are not counted)."""
+
+    sources: int
+    languages: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """``6 sources, fr + ar``."""
+        text = f"{self.sources} sources"
+        return f"{text}, {' + '.join(self.languages)}" if self.languages else text
+
+    def describe(self) -> str:
+        """``escalated: 6 sources, fr + ar``."""
+        return f"escalated: {self.summary()}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sources": self.sources, "languages": list(self.languages)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Escalated:
+        return cls(sources=int(data.get("sources", 0)),
+                   languages=tuple(str(x) for x in data.get("languages", ())))
+
+
+def escalation_to_json(policy: Escalation) -> dict[str, Any]:
+    return {"sources": policy.sources, "languages": policy.languages,
+            "notify": list(policy.notify)}
+
+
+def escalation_from_json(data: dict[str, Any]) -> Escalation:
+    return Escalation(sources=int(data["sources"]), languages=int(data.get("languages", 1)),
+                      notify=tuple(str(r) for r in data.get("notify", ())))
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     """An article matched a rule. ``dedup_window`` and ``digest_interval`` are in seconds;
-    ``max_per_hour`` alerts per receiver, beyond which matches wait for the digest."""
+    ``max_per_hour`` alerts per receiver, beyond which matches wait for the digest.
+    ``escalate`` is the rule's escalation policy (None: the rule has none); ``escalation``
+    is set only on the messages that announce a story's escalation (and on its first
+    alert re-rendered after it)."""
 
     rule_id: str
     title: str
@@ -32,9 +72,11 @@ class Match:
     dedup_window: float = 24 * 3600.0
     max_per_hour: int = 20
     digest_interval: float = 3600.0
+    escalate: Escalation | None = None
+    escalation: Escalated | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "rule_id": self.rule_id,
             "title": self.title,
             "severity": self.severity,
@@ -45,6 +87,11 @@ class Match:
             "max_per_hour": self.max_per_hour,
             "digest_interval": self.digest_interval,
         }
+        if self.escalate is not None:
+            data["escalate"] = escalation_to_json(self.escalate)
+        if self.escalation is not None:
+            data["escalation"] = self.escalation.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Match:
@@ -58,6 +105,9 @@ class Match:
             dedup_window=float(data.get("dedup_window", 24 * 3600.0)),
             max_per_hour=int(data.get("max_per_hour", 20)),
             digest_interval=float(data.get("digest_interval", 3600.0)),
+            escalate=escalation_from_json(data["escalate"]) if data.get("escalate") else None,
+            escalation=(Escalated.from_json(data["escalation"]) if data.get("escalation")
+                        else None),
         )
 
 

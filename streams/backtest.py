@@ -63,6 +63,7 @@ class RuleOutcome:
     replies: int = 0  # thread replies under an earlier alert of the same story
     digested: int = 0  # matches that went into a digest (throttled or e-mail copies)
     digests: int = 0  # digest messages
+    escalations: int = 0  # alerts to an escalation's receivers (growing stories)
     verdicts: Counter[str] = field(default_factory=Counter)  # per receiver decision
 
     def stories(self) -> set[str]:
@@ -86,11 +87,15 @@ class DryRunNotifier:
         return Receipt(self.name, f"{self.name}-{self._sent}")
 
     async def send(self, match: Match, ident: str | None = None) -> Receipt:
-        self._sink.alerted(match)
+        if match.escalation is not None:
+            self._sink.outcome(match.rule_id, match.title).escalations += 1
+        else:
+            self._sink.alerted(match)
         return self._receipt()
 
     async def reply(self, match: Match, parent: Receipt, ident: str | None = None) -> Receipt:
-        self._sink.outcome(match.rule_id, match.title).replies += 1
+        if match.escalation is None:  # an escalation's note is no copy of the story
+            self._sink.outcome(match.rule_id, match.title).replies += 1
         return self._receipt()
 
     async def update_sources(self, parent: Receipt, match: Match, sources: int) -> None:

@@ -14,12 +14,20 @@ Verdicts, each with a human reason:
 - ``same_story``: a syndicated or lightly rewritten copy of a story inside the rule's
   window: title similarity (rapidfuzz ``token_set_ratio`` >= :data:`STORY_SIMILARITY`) or
   near-duplicate lead text (SimHash of word 3-shingles of the first :data:`LEAD_WORDS`
-  normalised words, similarity >= :data:`LEAD_SIMILARITY`). Receivers that thread (Slack,
-  console) get a reply under the first alert; the others (e-mail) get it in the next digest.
+  normalised words, similarity >= :data:`LEAD_SIMILARITY`), or, for a version in another
+  language (whose words cannot be compared), the same people and countries found as in
+  the story's first article (at least :data:`MIN_ENTITIES`, one of them a person).
+  Receivers that thread (Slack, console) get a reply under the first alert; the others
+  (e-mail) get it in the next digest.
 - ``throttled``: the receiver already had ``max_per_hour`` alerts of this rule in the last
   hour; the match waits for the next digest (sent every ``digest_interval``).
 - ``silenced``: an active silence covers the match; nothing is sent or recorded but the
   audit line.
+
+Escalation (a rule's ``escalate``): the decision that makes a story reach the rule's
+threshold (distinct feeds and languages) also queues, once per story, a ``note`` in the
+thread of each first alert that threads (and a re-render of that alert with an
+"escalated" line) and an ``escalation`` alert for each of the policy's receivers.
 """
 
 from __future__ import annotations
@@ -32,8 +40,9 @@ from typing import Literal
 
 from rapidfuzz import fuzz
 
+from newswatch.rules.model import Escalation
 from newswatch.rules.text import normalize
-from newswatch.streams.alerts import Match
+from newswatch.streams.alerts import Escalated, Match
 from newswatch.streams.rulestate import (
     DigestDraft,
     DraftEntry,
@@ -57,6 +66,8 @@ SHINGLE = 3
 HOUR = 3600.0
 DIGEST_MAX_ENTRIES = 100  # beyond, a digest only counts ("and 12 more")
 _KEEP_CONTENT = 1500  # characters of content kept after the last evidence in a story's match
+
+MIN_ENTITIES = 2  # people and countries two versions of a story in two languages share
 
 MAX_THREAD_REPLIES = 10  # replies under one story's alert; later sources only update its count
 
@@ -170,12 +181,46 @@ def identify(state: RuleState, match: Match) -> Verdict:
             if similarity >= LEAD_SIMILARITY and (best is None or similarity * 100 > best[0]):
                 best = (similarity * 100, f"lead text {similarity:.0%} similar (SimHash)",
                         story)
+    if best is None:
+        crossed = _same_entities_elsewhere(match, state.stories)
+        if crossed is not None:
+            best = (0.0, crossed[0], crossed[1])
     if best is not None:
         _, how, found = best
         return Verdict("same_story", f"{how} to a story first seen at {found.first:.0f}",
                        found.id)
     return Verdict("send", "new story", story_id(match),
                    lead=None if lead is None else f"{lead:016x}")
+
+
+def entities(match: Match) -> frozenset[str]:
+    """The people (by the rule's name for them) and countries (by code) ``match`` found:
+    what a story's versions in other languages share when their words do not."""
+    return frozenset(f"{e.clause}:{e.term}" for e in match.evidence
+                     if e.clause in ("person", "country"))
+
+
+def _same_entities_elsewhere(
+    match: Match, stories: Sequence[Story]
+) -> tuple[str, Story] | None:
+    """The story ``match`` tells in another language, when titles and leads cannot say
+    (different words): both name the same people and countries (at least
+    :data:`MIN_ENTITIES`, one a person), and their languages are known and differ. Within
+    the dedup window; the first such story."""
+    language = match.article.language
+    found = entities(match)
+    if not language or len(found) < MIN_ENTITIES or not any(
+            e.startswith("person:") for e in found):
+        return None
+    for story in stories:
+        first = story.match
+        if (first is None or not first.article.language
+                or first.article.language == language or entities(first) != found):
+            continue
+        names = ", ".join(sorted(e.split(":", 1)[1] for e in found))
+        return (f"the same people and places ({names}) in {language} as in "
+                f"{first.article.language}"), story
+    return None
 
 
 def _similar_title(title: str, stories: Sequence[Story]) -> tuple[float, Story] | None:
@@ -312,18 +357,59 @@ def add_to_digest(
 def _story_for(state: RuleState, match: Match, verdict: Verdict, now: float) -> Story | None:
     """The story a ``send`` starts, or the one a ``same_story`` joins with one more source."""
     article = match.article
+    language = (article.language,) if article.language else ()
     if verdict.kind == "send" and verdict.story is not None:
         return Story(id=verdict.story, keys=(article.key,), ids=(article.id,),
                      title=story_title(article.title),
                      lead=verdict.lead if verdict.lead is not None else _lead_hex(match),
                      first=now,
-                     last=now, sources=1, feeds=(article.feed,), match=compact(match))
+                     last=now, sources=1, feeds=(article.feed,), languages=language,
+                     match=compact(match))
     found = state.story(verdict.story)
     if found is None:
         return None
     return replace(found, keys=(*found.keys, article.key), ids=(*found.ids, article.id),
                    last=now, sources=found.sources + 1,
-                   feeds=tuple(sorted({*found.feeds, article.feed})))
+                   feeds=tuple(sorted({*found.feeds, article.feed})),
+                   languages=tuple(sorted({*found.languages, *language})))
+
+
+def escalation_due(story: Story, policy: Escalation | None) -> Escalated | None:
+    """What ``story`` has grown to when it reaches ``policy`` and has not escalated yet;
+    None otherwise. Sources are distinct feeds: one feed repeating a story is no growth."""
+    if policy is None or story.escalated is not None:
+        return None
+    if len(story.feeds) < policy.sources or len(story.languages) < policy.languages:
+        return None
+    return Escalated(sources=len(story.feeds), languages=story.languages)
+
+
+def _escalate(
+    story: Story, match: Match, routes: Sequence[Route], outbox: dict[str, OutboxItem], *,
+    now: float, next_seq: Callable[[], int],
+) -> tuple[Story, list[str]]:
+    """The story marked escalated and the items that announce it, when ``match`` made it
+    reach its rule's threshold (else the story unchanged, no items): a ``note`` in each
+    thread this match's receivers have (with the first alert re-rendered by an
+    ``update``), and an ``escalation`` alert to each receiver the policy names."""
+    escalated = escalation_due(story, match.escalate)
+    if escalated is None or match.escalate is None:
+        return story, []
+    policy = match.escalate
+    announce = replace(story.match or compact(match), escalation=escalated)
+    verdict = Verdict("send", f"story {escalated.describe()} (escalate at {policy.sources} "
+                      f"sources, {policy.languages} language(s))", story.id)
+    queued: list[str] = []
+    threads = tuple(r.receiver for r in routes if r.action in ("reply", "update"))
+    announcements: tuple[tuple[ItemKind, tuple[str, ...]], ...] = (
+        ("note", threads), ("escalation", policy.notify))
+    for kind, receivers in announcements:
+        for receiver in receivers:
+            ident = item_id(kind, match.rule_id, receiver, story.id)
+            outbox[ident] = new_item(kind, ident, receiver, story.id, verdict, now=now,
+                                     seq=next_seq(), match=announce)
+            queued.append(ident)
+    return replace(story, escalated=escalated), queued
 
 
 def apply(
@@ -335,8 +421,8 @@ def apply(
     ``send``: a new story; per receiver an alert item (counted for ``max_per_hour``) or a
     digest entry. ``same_story``: the story gains a source; per receiver a reply item (plus
     one pending source-count update per story and receiver), the update alone, or a digest
-    entry. Other
-    verdicts change nothing."""
+    entry; when that makes the story reach its rule's escalation threshold, the items
+    that announce it (``_escalate``). Other verdicts change nothing."""
     if verdict.kind not in ("send", "same_story") or verdict.story is None:
         return state, []
     story = _story_for(state, match, verdict, now)
@@ -371,7 +457,9 @@ def apply(
                 parents[r.receiver] = Parent(state="digest")
             entry = digest_entry(match, r.verdict.kind, story.id, now)
             state = add_to_digest(state, match, r.receiver, entry, now=now)
-    story = replace(story, parents=parents)
+    story, announced = _escalate(replace(story, parents=parents), match, routes, outbox,
+                                 now=now, next_seq=next_seq)
+    queued.extend(announced)
     stories = (*state.stories, story) if verdict.kind == "send" else state.stories
     stories = tuple(story if s.id == story.id else s for s in stories)
     return replace(state, stories=stories, outbox=outbox, alerts=alerts), queued

@@ -22,10 +22,12 @@ from newswatch.core.state import Database
 from newswatch.monitor.poller import Poller
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.alerts import Match
+from newswatch.streams.blindwatch import CHECK_EVERY, BlindWatch
 from newswatch.streams.feedback import Click
 from newswatch.streams.fulltext import FullText
 from newswatch.streams.interactive import ClickHandler, ClickSource
 from newswatch.streams.matching import Matching, MatchMetrics
+from newswatch.streams.notices import FEED_NOTICE_PREFIX
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pipeline import DecisionLog, Pipeline
 from newswatch.streams.receivers import mute_durations, slack_answers
@@ -90,7 +92,8 @@ class EmbeddedRuntime(Runtime):
     feed-health notices go to ``notify``). ``clicks`` (with ``on_click``) brings analysts'
     clicks on alert buttons in while ``run`` runs; each goes to ``click``. ``full_text``,
     when given, fetches the pages of the articles whose feed wants them
-    (``streams/fulltext.py``)."""
+    (``streams/fulltext.py``). ``blind``, when given, checks every rule for blindness every
+    ``CHECK_EVERY`` seconds of ``tick`` (streams/blindwatch.py)."""
 
     def __init__(
         self, *, poller_factory: Callable[[Runtime], Poller],
@@ -98,9 +101,12 @@ class EmbeddedRuntime(Runtime):
         metrics: MatchMetrics | None = None, clock: Callable[[], float] = time.monotonic,
         archive: Archive | None = None, clicks: ClickSource | None = None,
         on_click: Callable[[Click], Awaitable[Any]] | None = None,
-        full_text: FullText | None = None,
+        full_text: FullText | None = None, blind: BlindWatch | None = None,
     ) -> None:
+        self._matcher = matcher
         self._matching = Matching(matcher, metrics)
+        self._blind = blind
+        self._blind_at: float | None = None
         self._clicks = clicks if on_click is not None else None
         self._on_click = on_click
         self._full_text = full_text
@@ -167,6 +173,8 @@ class EmbeddedRuntime(Runtime):
         """Deliver an ops notice (the poller's feed-health transitions, the reloader's
         rejected edits: both in this process, each decided once)."""
         verdict = await self.pipeline.deliver(notice)
+        if notice.rule_id.startswith(FEED_NOTICE_PREFIX):
+            self._blind_at = None  # a feed changed: rules that depend on it, at the next tick
         log.info("ops notice %s: %s (%s) — %s", notice.rule_id, verdict.kind, verdict.reason,
                  notice.article.title[:120],
                  extra={"rule_id": notice.rule_id, "verdict": verdict.kind})
@@ -180,19 +188,27 @@ class EmbeddedRuntime(Runtime):
     async def tick(self) -> None:
         """On the first round and every ``RESUME_EVERY`` seconds, queue what is left in
         the outbox (first after a start: what a crash left); then seal and queue due
-        digests, and run requested replays."""
+        digests, and run requested replays; on the first round and every ``CHECK_EVERY``
+        seconds, check every rule for blindness."""
         now = self._clock()
         if self._resumed_at is None or now - self._resumed_at >= RESUME_EVERY:
             self._resumed_at = now
             await self.pipeline.resume()
         await self.pipeline.flush_digests()
         await self.pipeline.replay_requested()
+        if self._blind is not None and (self._blind_at is None
+                                        or now - self._blind_at >= CHECK_EVERY):
+            self._blind_at = now
+            await self._blind.check_all(self._matcher().rules)
 
     async def run_once(self) -> None:
-        """Queue what a crash left pending, poll every feed once, send due digests, wait
-        until every lane has delivered (or dead-lettered) what was queued, return."""
+        """Queue what a crash left pending, poll every feed once, check the rules for
+        blindness, send due digests, wait until every lane has delivered (or
+        dead-lettered) what was queued, return."""
         await self.tick()
         await self.poller.poll_all()
+        if self._blind is not None:
+            await self._blind.check_all(self._matcher().rules)
         if self._full_text is not None:
             await self._full_text.drain()
         await self.pipeline.flush_digests()

@@ -269,7 +269,7 @@ class Lanes:
         """The receipt of ``item`` if the receiver already holds it, else None."""
         where: Receipt | None = None
         in_thread = False
-        if item.kind == "reply":
+        if item.kind in ("reply", "note"):
             parent = parent_receipt(self._store.load(rule_id), item)
             if parent is None:
                 return None
@@ -290,7 +290,7 @@ class Lanes:
     async def _send(
         self, notifier: Notifier, rule_id: str, item: OutboxItem
     ) -> Receipt | None:
-        if item.kind == "alert":
+        if item.kind in ("alert", "escalation"):
             match = require_match(item)
             if item.recipients and isinstance(notifier, Addressable):
                 return await notifier.send_to(match, list(item.recipients))
@@ -300,12 +300,17 @@ class Lanes:
                 raise ValueError(f"digest {item.id} carries no digest")
             return await notifier.digest(item.digest.to_digest(), item.id)
         state = self._store.load(rule_id)
-        if item.kind == "reply":
+        if item.kind in ("reply", "note"):
             parent = parent_receipt(state, item)
-            if parent is None:
+            if parent is not None:
+                return await notifier.reply(require_match(item), parent, item.id)
+            if item.kind == "reply":
                 self._store.reply_to_digest(rule_id, item)
-                return None
-            return await notifier.reply(require_match(item), parent, item.id)
+            else:  # the first alert never arrived: no thread to note the escalation in
+                log.info("escalation note %s dropped: the first alert of %s was not "
+                         "delivered", item.id, item.story)
+                self._store.drop(rule_id, item.id)
+            return None
         update = source_update(state, item)  # show the story's current source count
         if update is None:
             self._store.drop(rule_id, item.id)

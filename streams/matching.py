@@ -31,6 +31,7 @@ def to_match(found: RuleMatch, article: Article) -> Match:
         dedup_window=rule.dedup.window,
         max_per_hour=rule.dedup.max_per_hour,
         digest_interval=rule.dedup.digest_interval,
+        escalate=rule.escalate,
     )
 
 

@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from newswatch.core.article import Article
 from newswatch.monitor.health import Transition, articles_last_24h
 from newswatch.streams.alerts import Match, Severity
+from newswatch.streams.blindness import DAYS, RuleActivity
 
 NOTICE_WINDOW = 24 * 3600.0  # the same notice is not repeated within a day
 NOTICE_PREFIX = "newswatch-"  # rule ids of notices; a rule's alert carries evidence
+FEED_NOTICE_PREFIX = f"{NOTICE_PREFIX}feed-"  # then the feed's name
 
 
 def is_notice(match: Match) -> bool:
@@ -98,7 +100,33 @@ def feed_notice(t: Transition, *, receiver: str) -> Match:
     text = "\n".join([*lines, f"URL: {url}"])
     match = ops_notice(f"feed-{t.kind}", title, text, receiver=receiver,
                        severity=_FEED_SEVERITY.get(t.kind, "high"), key=t.key)
-    return replace(match, rule_id=f"newswatch-feed-{t.feed}", dedup_window=FEED_NOTICE_WINDOW)
+    return replace(match, rule_id=f"{FEED_NOTICE_PREFIX}{t.feed}",
+                   dedup_window=FEED_NOTICE_WINDOW)
+
+
+def blind_notice(rule_id: str, title: str, activity: RuleActivity, *,
+                 receiver: str) -> Match:
+    """The ops notice of a rule's blindness change (``activity`` as settled: ``announced``
+    says which). Rule id ``newswatch-rule-<rule id>``; the article id is derived from the
+    rule and its count of changes, so the same change handed over twice is one notice."""
+    name = f"{rule_id} ({title})" if title else rule_id
+    severity: Severity
+    if activity.announced == "blind":
+        kind, severity = "rule-blind", "high"
+        head = f"Rule {name} is blind"
+        lines = [f"Why: {'; '.join(activity.reasons)}.",
+                 "Its alerts may be missing until this is fixed; newswatch status shows its "
+                 "feeds."]
+    else:
+        kind, severity = "rule-recovered", "low"
+        head = f"Rule {name} sees again"
+        lines = ["The feeds it depends on answer again, and its matches are as usual "
+                 f"(over the last {DAYS} days)."]
+    text = "\n".join([*lines, f"Since {_when(activity.since)}."])
+    match = ops_notice(kind, head, text, receiver=receiver, severity=severity,
+                       key=f"{rule_id}\x1f{activity.changes}")
+    return replace(match, rule_id=f"{NOTICE_PREFIX}rule-{rule_id}",
+                   dedup_window=FEED_NOTICE_WINDOW)
 
 
 def transition_notifier(

@@ -69,8 +69,8 @@ def mark_sent(
         story = state.story(item.story)
         parent = story.parent(item.receiver) if story is not None else None
         if story is not None and parent is not None:
-            state = with_parent(state, story.id, item.receiver,
-                                replace(parent, shown=story.sources))
+            state = with_parent(state, story.id, item.receiver, replace(
+                parent, shown=story.sources, escalated=story.escalated is not None))
     return state, item
 
 
@@ -109,7 +109,8 @@ def reply_to_digest(state: RuleState, item: OutboxItem, *, now: float) -> RuleSt
 
 @dataclass(frozen=True, slots=True)
 class SourceUpdate:
-    """Rewrite the first alert (``parent``) of ``match``'s story to show ``sources``."""
+    """Rewrite the first alert (``parent``) of ``match``'s story to show ``sources`` (and
+    the story's escalation, when ``match.escalation`` is set)."""
 
     parent: Receipt
     match: Match
@@ -118,15 +119,17 @@ class SourceUpdate:
 
 def source_update(state: RuleState, item: OutboxItem) -> SourceUpdate | None:
     """What an ``update`` item must do: None when its first alert was not delivered, the
-    story is gone, or the message already shows as many sources."""
+    story is gone, or the message already shows as many sources and the escalation."""
     story = state.story(item.story)
     parent = story.parent(item.receiver) if story is not None else None
     receipt = parent.delivered if parent is not None else None
     if story is None or parent is None or receipt is None or story.match is None:
         return None
-    if story.sources <= (1 if parent.shown is None else parent.shown):
+    more = story.sources > (1 if parent.shown is None else parent.shown)
+    if not more and (story.escalated is None or parent.escalated):
         return None
-    return SourceUpdate(receipt, story.match, story.sources)
+    return SourceUpdate(receipt, replace(story.match, escalation=story.escalated),
+                        story.sources)
 
 
 def require_match(item: OutboxItem | DeadLetter) -> Match:
@@ -140,7 +143,8 @@ def revive(
 ) -> tuple[RuleState, Revived]:
     """The state with ``letter`` back in the outbox (``queued``), or unchanged when the
     receiver meanwhile got the alert (``already delivered``). A reply whose first alert is
-    not delivered, or whose story was pruned since, is sent as an alert."""
+    not delivered, or whose story was pruned since, is sent as an alert; an escalation's
+    thread note with no first alert to thread under, as an escalation alert."""
     reason = f"replay of dead letter ({letter.reason})"
     base = OutboxItem(id=letter.id, kind=letter.kind, receiver=letter.receiver, story=None,
                       seq=seq, created=now, verdict="send", reason=reason,
@@ -157,15 +161,17 @@ def revive(
         if parent is not None and parent.state == "sent":
             return state, "already delivered"
     stories = state.stories
+    announces = kind in ("escalation", "note")
     if story is None:  # pruned since: the replay starts the story again
         story = Story(id=letter.story or letter.id, keys=(match.article.key,),
                       ids=(match.article.id,), first=now, last=now,
                       feeds=(match.article.feed,), match=compact(match))
         stories = (*stories, story)
-        kind = "alert"
+        kind = "escalation" if announces else "alert"
     parent = story.parent(letter.receiver)
-    if kind == "reply" and (parent is None or parent.state != "sent"):
-        kind = "alert"  # nothing to thread under: send it as an alert
+    if kind in ("reply", "note") and (parent is None or parent.state != "sent"):
+        # nothing to thread under: send it as a message of its own
+        kind = "escalation" if announces else "alert"
     item = replace(base, kind=kind, story=story.id, match=match)
     if kind == "alert" and not letter.recipients:
         story = replace(story, parents={**story.parents,

@@ -30,10 +30,12 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from newswatch.core.errors import StateError
 from newswatch.streams.alerts import Match
+from newswatch.streams.blindness import RuleActivity
 from newswatch.streams.deadletters import Replay, ReplayOutcome
 from newswatch.streams.decide import (
     Action,
@@ -45,6 +47,7 @@ from newswatch.streams.decide import (
     seal_digests,
 )
 from newswatch.streams.lanes import AMBIGUOUS_REASONS, Lanes, RetryPolicy
+from newswatch.streams.notices import is_notice
 from newswatch.streams.notifiers import Notifier
 from newswatch.streams.pacing import Pacer
 from newswatch.streams.rulestate import OutboxItem, RuleState
@@ -130,9 +133,14 @@ class Pipeline:
         write), then queue them; returns the verdict once it is durable. Sending happens
         in the lanes (``drain`` waits for it). Never raises DeliveryError."""
         now = self._clock()
-        state = prune(self._store.load(match.rule_id), now=now, window=match.dedup_window)
+        stored = self._store.load(match.rule_id)
+        state = prune(stored, now=now, window=match.dedup_window)
+        if not is_notice(match):  # what the rule sees (streams/blindness.py)
+            state = replace(state, activity=state.activity.record(match.article.feed, now))
         verdict = decide(state, match, now=now, silences=self._silences(now))
         if verdict.kind in ("same_article", "silenced"):
+            if state.activity is not stored.activity:
+                self._store.save(match.rule_id, state)
             for receiver in match.receivers:
                 self._store.record(match, receiver, verdict, "skipped")
             return verdict
@@ -145,6 +153,11 @@ class Pipeline:
         self._store.save(match.rule_id, state)  # durable before any send
         for r in routes:
             self._store.record(match, r.receiver, r.verdict, _RESULTS[r.action])
+        for ident in queued:
+            item = state.outbox[ident]
+            if item.kind in ("escalation", "note"):  # this match made its story escalate
+                self._store.record(match, item.receiver,
+                                   Verdict(item.verdict, item.reason, item.story), "escalated")
         self._lanes.enqueue(match.rule_id, state, queued)
         await self._lanes.run_inline()
         if routes and all(r.verdict.kind == "throttled" for r in routes):
@@ -228,6 +241,13 @@ class Pipeline:
     def rule_state(self, rule_id: str) -> RuleState:
         """The delivery state of ``rule_id`` as stored now (read, never written)."""
         return self._store.load(rule_id)
+
+    def save_activity(self, rule_id: str, activity: RuleActivity) -> None:
+        """Store what ops were told about ``rule_id``'s blindness (streams/blindness.py)
+        in its delivery state (where the Kafka worker owning the rule may write it)."""
+        state = self._store.load(rule_id)
+        if state.activity != activity:
+            self._store.save(rule_id, replace(state, activity=activity))
 
     # ------------------------------------------------------------------ digests
     async def flush_digests(self) -> int:

@@ -7,16 +7,21 @@ every change, so one decision is one write. Its JSON shape (version 2)::
     {"v": 2,
      "stories": [Story: {"id", "keys": [article keys], "ids": [article ids],
                          "title": normalised, "lead": SimHash hex or null, "first", "last",
-                         "sources", "feeds", "match": the first match (compact),
+                         "sources", "feeds", "languages"?, "escalated"? (Escalated),
+                         "match": the first match (compact),
                          "parents": {receiver: Parent: {"state": "pending|sent|dead|digest",
-                                                        "receipt"?, "shown"?, "reason"?}}}],
-     "outbox": {item id: OutboxItem: {"id", "kind": "alert|reply|update|digest", "receiver",
+                                                        "receipt"?, "shown"?, "reason"?,
+                                                        "escalated"?}}}],
+     "outbox": {item id: OutboxItem: {"id", "kind": "alert|reply|update|digest|escalation|
+                                               note", "receiver",
                                       "story", "seq", "created", "verdict", "reason",
                                       "match"? (compact) | "digest"?, "recipients"?}},
      "alerts": {receiver: [decision times of alerts in the last hour]},
      "digests": {receiver: DigestDraft: {"opened", "due", "rule_id", "rule_title",
                                          "severity", "entries": [DraftEntry], "more",
-                                         "closed"? (once sealed into an outbox item)}}}
+                                         "closed"? (once sealed into an outbox item)}},
+     "activity"?: RuleActivity (streams/blindness.py: the hours and feeds of its matches,
+                  what ops were told about its blindness)}
 
 A dead letter (id → JSON, :class:`DeadLetter`) is an outbox item that could not be
 delivered, with the reason. Every value here is immutable: transitions (streams/decide.py,
@@ -35,18 +40,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from newswatch.streams.alerts import SEVERITIES, Digest, DigestEntry, Match, Severity
+from newswatch.streams.alerts import SEVERITIES, Digest, DigestEntry, Escalated, Match, Severity
+from newswatch.streams.blindness import RuleActivity
 from newswatch.streams.notifiers import Receipt
 
 VERSION = 2
 
 VerdictKind = Literal["send", "same_article", "same_story", "throttled", "silenced"]
-ItemKind = Literal["alert", "reply", "update", "digest"]
+ItemKind = Literal["alert", "reply", "update", "digest", "escalation", "note"]
 ParentState = Literal["pending", "sent", "dead", "digest"]
 LetterState = Literal["dead", "requested", "replaying"]
 VERDICTS: tuple[VerdictKind, ...] = ("send", "same_article", "same_story", "throttled",
                                      "silenced")
-ITEM_KINDS: tuple[ItemKind, ...] = ("alert", "reply", "update", "digest")
+ITEM_KINDS: tuple[ItemKind, ...] = ("alert", "reply", "update", "digest", "escalation",
+                                     "note")
 PARENT_STATES: tuple[ParentState, ...] = ("pending", "sent", "dead", "digest")
 LETTER_STATES: tuple[LetterState, ...] = ("dead", "requested", "replaying")
 
@@ -86,12 +93,13 @@ class Parent:
     """What became of one receiver's first alert of a story: ``pending`` (in the outbox),
     ``sent`` (with the receipt to thread under), ``dead`` (with the reason) or ``digest``
     (throttled: no message to thread under). ``shown`` is the source count the message
-    shows."""
+    shows; ``escalated``, whether it shows the story's escalation."""
 
     state: ParentState
     receipt: Receipt | None = None
     shown: int | None = None
     reason: str | None = None
+    escalated: bool = False
 
     @property
     def delivered(self) -> Receipt | None:
@@ -106,6 +114,8 @@ class Parent:
             data["shown"] = self.shown
         if self.reason is not None:
             data["reason"] = self.reason
+        if self.escalated:
+            data["escalated"] = True
         return data
 
     @classmethod
@@ -115,15 +125,17 @@ class Parent:
         return cls(state=_choice(data.get("state"), PARENT_STATES, "dead"),
                    receipt=Receipt.from_json(receipt) if receipt else None,
                    shown=None if shown is None else int(shown),
-                   reason=_optional_str(data.get("reason")))
+                   reason=_optional_str(data.get("reason")),
+                   escalated=bool(data.get("escalated", False)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Story:
     """One story of a rule: the articles (keys and ids) seen as the same story, its
     normalised title and lead SimHash (to recognise copies), when it was first and last
-    seen, by how many sources and feeds, its first match (to re-render the source count)
-    and, per receiver, what became of its first alert."""
+    seen, by how many sources and feeds, in which languages, its first match (to
+    re-render the source count), per receiver what became of its first alert, and what it
+    had grown to when it escalated (None: not escalated)."""
 
     id: str
     keys: tuple[str, ...]
@@ -134,8 +146,10 @@ class Story:
     last: float
     sources: int = 1
     feeds: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
     match: Match | None = None
     parents: Mapping[str, Parent] = field(default_factory=dict)
+    escalated: Escalated | None = None
 
     def parent(self, receiver: str) -> Parent | None:
         return self.parents.get(receiver)
@@ -146,6 +160,10 @@ class Story:
             "title": self.title, "lead": self.lead, "first": self.first, "last": self.last,
             "sources": self.sources, "feeds": list(self.feeds),
         }
+        if self.languages:
+            data["languages"] = list(self.languages)
+        if self.escalated is not None:
+            data["escalated"] = self.escalated.to_json()
         if self.match is not None:
             data["match"] = self.match.to_json()
         data["parents"] = {r: p.to_json() for r, p in self.parents.items()}
@@ -153,13 +171,15 @@ class Story:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Story:
-        match = data.get("match")
+        match, escalated = data.get("match"), data.get("escalated")
         return cls(
             id=str(data["id"]), keys=tuple(str(k) for k in data["keys"]),
             ids=tuple(str(i) for i in data.get("ids", ())), title=str(data.get("title", "")),
             lead=_optional_str(data.get("lead")), first=float(data["first"]),
             last=float(data["last"]), sources=int(data.get("sources", 1)),
             feeds=tuple(str(f) for f in data.get("feeds", ())),
+            languages=tuple(str(x) for x in data.get("languages", ())),
+            escalated=None if escalated is None else Escalated.from_json(escalated),
             match=None if match is None else Match.from_json(match),
             parents={str(r): Parent.from_json(p)
                      for r, p in (data.get("parents") or {}).items()},
@@ -310,12 +330,14 @@ class OutboxItem:
 class RuleState:
     """Everything delivery keeps for one rule: its stories (inside the dedup window, or
     still referred to by the outbox), the outbox, the alert times of the last hour per
-    receiver (for ``max_per_hour``) and the open digests per receiver."""
+    receiver (for ``max_per_hour``), the open digests per receiver, and its activity (what
+    it matched lately, for the blind-rule warnings)."""
 
     stories: tuple[Story, ...] = ()
     outbox: Mapping[str, OutboxItem] = field(default_factory=dict)
     alerts: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     digests: Mapping[str, DigestDraft] = field(default_factory=dict)
+    activity: RuleActivity = field(default_factory=RuleActivity)
 
     def story(self, ident: str | None) -> Story | None:
         for story in self.stories:
@@ -328,13 +350,16 @@ class RuleState:
         return sorted(self.outbox.values(), key=lambda i: (i.seq, i.id))
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "v": VERSION,
             "stories": [s.to_json() for s in self.stories],
             "outbox": {k: i.to_json() for k, i in self.outbox.items()},
             "alerts": {r: list(t) for r, t in self.alerts.items()},
             "digests": {r: d.to_json() for r, d in self.digests.items()},
         }
+        if self.activity != RuleActivity():
+            data["activity"] = self.activity.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RuleState:
@@ -349,6 +374,7 @@ class RuleState:
                     for r, times in (data.get("alerts") or {}).items()},
             digests={str(r): DigestDraft.from_json(d)
                      for r, d in (data.get("digests") or {}).items()},
+            activity=RuleActivity.from_json(data.get("activity") or {}),
         )
 
 

@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 from newswatch.core.article import Article, Field
 from newswatch.rules.evidence import Clause, Evidence
 from newswatch.rules.gazetteer import PlaceName, base_names
-from newswatch.rules.matcher import detect_language
+from newswatch.rules.language import detect_language
 from newswatch.rules.model import (
     AllOf,
     AnyOf,
@@ -34,6 +34,25 @@ from newswatch.rules.model import (
     RuleSet,
 )
 from newswatch.rules.text import Tokens, arabic_alternatives, cased, rule_key, tokenize, translate
+from newswatch.rules.transliterate import (
+    MIN_ANCHOR,
+    MIN_SKELETON_WORDS,
+    NameGuard,
+    anchor_skeletons,
+    first_blocks,
+    first_keys,
+    is_article,
+    joined,
+    latin_form,
+    name_onsets,
+    name_parts,
+    never_in_name,
+    read_window,
+    spelling_anchors,
+    starts_name,
+    window_score,
+    word_skeletons,
+)
 
 ORDER: tuple[Field, ...] = ("title", "summary", "content", "body")
 
@@ -194,23 +213,96 @@ def close_words(a: str, b: str) -> bool:
     return bool(one_deletion_forms(a) & one_deletion_forms(b))
 
 
-def find_person(person: Person, tokens: Tokens) -> list[tuple[int, int, float]]:
-    """(first, last, score) of every window matching the name or an alias, by start; at
-    one start, the first of name and aliases (in that order) that matches."""
-    found: dict[int, tuple[int, int, float]] = {}
+PersonHit = tuple[int, int, float, str | None]  # first, last, score, how
+
+
+def find_person(person: Person, tokens: Tokens) -> list[PersonHit]:
+    """Every window matching the name or an alias: first word for word, by start (at one
+    start, the first of name and aliases, in that order, that matches); then across
+    scripts and spellings (``find_person_across``)."""
+    found: dict[int, PersonHit] = {}
+    guard = NameGuard(tokens)
     for name in (person.name, *person.aliases):
         keys = name_keys(name)
         if not keys:
             continue
-        joined = " ".join(keys)
+        joined_keys = " ".join(keys)
         for start in range(len(tokens) - len(keys) + 1):
             window = tokens.keys[start : start + len(keys)]
             if start in found or not any(map(close_words, window, keys)):
                 continue
-            score = fuzz.ratio(" ".join(window), joined)
-            if score >= person.min_score:
-                found[start] = (start, start + len(keys) - 1, float(score))
-    return [found[s] for s in sorted(found)]
+            score = fuzz.ratio(" ".join(window), joined_keys)
+            if score >= person.min_score and guard.allows(start, start + len(keys) - 1):
+                found[start] = (start, start + len(keys) - 1, float(score), None)
+    spelled = [found[s] for s in sorted(found)]
+    return spelled + find_person_across(person, tokens, spelled, guard)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A name or alias as ``window_score`` and ``starts_name`` read it."""
+
+    skeletons: tuple[str, ...]
+    words: int
+    latin: str
+    onsets: tuple[frozenset[str], frozenset[str]]
+    first_keys: frozenset[str]
+    first_blocks: frozenset[str]
+    first_word: str
+    last: frozenset[str]  # the skeletons its last word is found by (anchor_skeletons)
+    blocks: frozenset[str]  # in Latin text, the letter blocks of a last word in Latin
+
+
+def variant_of(keys: tuple[str, ...]) -> Variant | None:
+    parts = name_parts(keys)
+    if len(parts) < MIN_SKELETON_WORDS:
+        return None
+    named = [k for i, k in enumerate(keys) if word_skeletons(k) and not is_article(
+        k, keys[i + 1] if i + 1 < len(keys) else None)]
+    first, last = named[0], named[-1]
+    return Variant(
+        joined(parts), len(parts), latin_form(keys), name_onsets(keys), first_keys(first),
+        first_blocks(first) if first.isascii() else frozenset(), first,
+        frozenset(s for s in anchor_skeletons(last) if len(s) >= MIN_ANCHOR),
+        spelling_anchors(last) if last.isascii() else frozenset())
+
+
+def find_person_across(person: Person, tokens: Tokens, spelled: list[PersonHit],
+                       guard: NameGuard) -> list[PersonHit]:
+    """Windows from a word that may be the name's first to a word that may be its last
+    (by letter blocks when both are in Latin script, else by skeletons), of the name's
+    words and up to two more; at each last word (in order, name before aliases), the
+    best-scoring window that looks like a name, unless a hit already covers that word."""
+    variants = [v for n in (person.name, *person.aliases)
+                if (v := variant_of(name_keys(n))) is not None]
+    out: list[PersonHit] = []
+    for end in range(len(tokens)):
+        word = tokens.keys[end]
+        if not word.isascii() and never_in_name(word):
+            continue  # never the last word of a name
+        skeletons = {s for f in forms(word) for s in anchor_skeletons(f)}
+        for variant in variants:
+            if word.isascii() and variant.blocks:  # Latin both: by letter blocks
+                if not spelling_anchors(word) & variant.blocks:
+                    continue
+            elif not skeletons & variant.last:
+                continue
+            if any(first <= end <= last for first, last, _, _ in spelled + out):
+                continue
+            latin = word.isascii() and bool(variant.latin)
+            best: PersonHit | None = None
+            for start in range(max(0, end - variant.words - 1), end):
+                if not starts_name(tokens.keys[start], variant, latin):
+                    continue
+                score, how = window_score(read_window(tokens.keys[start : end + 1]), variant,
+                                          person.min_score)
+                if score and (best is None or score > best[2]) and guard.allows(
+                        start, end) and not (how == "transliterated"
+                                             and guard.no_name(start, end)):
+                    best = (start, end, score, how)
+            if best is not None:
+                out.append(best)
+    return out
 
 
 # ------------------------------------------------------------------------------ rules
@@ -255,11 +347,11 @@ class RuleView:
         self.found_places = found_places
 
     def evidence(self, clause: Clause, term: str, name: Field, first: int, last: int,
-                 score: float | None = None) -> Evidence:
+                 score: float | None = None, how: str | None = None) -> Evidence:
         tokens = self.fields[name]
         start, end = tokens.span(first)[0], tokens.span(last)[1]
         return Evidence(clause, term, name, start, end, tokens.text[start:end],
-                        " ".join(tokens.keys[first : last + 1]), score)
+                        " ".join(tokens.keys[first : last + 1]), score, how)
 
     def phrase_evidence(self, phrase: str) -> list[Evidence]:
         """One span per field of the rule (in the rule's field order)."""
@@ -295,17 +387,17 @@ class RuleView:
 
     def person_evidence(self, person: Person) -> list[Evidence]:
         full = [
-            (name, first, last, score)
+            (name, first, last, score, how)
             for name in ORDER
             if name in self.fields and name in self.rule.fields
-            for first, last, score in self.find_person(person, name)
+            for first, last, score, how in self.find_person(person, name)
         ]
         out = [self.evidence("person", person.name, *hit) for hit in full]
         if full:
             out.extend(self.surname_evidence(person, full))
         return out
 
-    def find_person(self, person: Person, name: Field) -> list[tuple[int, int, float]]:
+    def find_person(self, person: Person, name: Field) -> list[PersonHit]:
         key = ("person", person, name)
         if key not in self.memo:
             self.memo[key] = find_person(person, self.fields[name])
@@ -313,14 +405,14 @@ class RuleView:
         assert isinstance(found, list)
         return found
 
-    def surname_evidence(self, person: Person,
-                         full: list[tuple[Field, int, int, float]]) -> list[Evidence]:
+    def surname_evidence(self, person: Person, full: list[tuple[Field, int, int, float,
+                                                              str | None]]) -> list[Evidence]:
         """The surname alone, after the first full-name hit, outside every full-name hit."""
         keys = name_keys(person.name)
         if len(keys) < 2:
             return []
-        first_field, _, first_last, _ = full[0]
-        covered = {(n, i) for n, a, b, _ in full for i in range(a, b + 1)}
+        first_field, _, first_last, _, _ = min(full, key=lambda h: (ORDER.index(h[0]), h[1]))
+        covered = {(n, i) for n, a, b, _, _ in full for i in range(a, b + 1)}
         out = []
         for name in ORDER[ORDER.index(first_field):]:
             if name not in self.fields or name not in self.rule.fields:

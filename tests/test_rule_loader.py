@@ -21,6 +21,7 @@ from newswatch.rules.model import (
     AnyOf,
     Countries,
     DedupPolicy,
+    Escalation,
     Examples,
     Group,
     Location,
@@ -697,6 +698,35 @@ def test_notify_must_be_a_list() -> None:
     assert errors(rule("phrases: [x]", "notify: desk")) == [
         "w.yaml:5: error: notify: expected a list of receiver names, got text (write [desk]) [r1]"
     ]
+
+
+# --------------------------------------------------------------------------- escalate
+
+
+def test_escalate_names_a_threshold_and_its_receivers() -> None:
+    loaded = only_rule("phrases: [x]", "notify: [desk]",
+                       "escalate: {sources: 5, languages: 2, notify: [duty]}",
+                       receivers=frozenset({"desk", "duty"}))
+    assert loaded.escalate == Escalation(sources=5, languages=2, notify=("duty",))
+    assert only_rule("phrases: [x]", "escalate: {sources: 3}").escalate == Escalation(3)
+    assert only_rule("phrases: [x]").escalate is None
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("{languages: 2}", "escalate: needs 'sources' (how many feeds make a story grow)"),
+    ("{sources: 1}", "escalate.sources: must be at least 2, got 1"),
+    ("{sources: five}", "escalate.sources: expected a whole number of feeds, got text"),
+    ("{sources: 5, languages: 0}", "escalate.languages: must be at least 1, got 0"),
+    ("{sources: 5, langs: 2}", "escalate: unknown key 'langs' (did you mean 'languages'?)"),
+    ("{sources: 5, notify: [duty-editr]}",
+     "escalate.notify: unknown receiver 'duty-editr' (did you mean 'duty-editor'?)"),
+    ("5", "escalate: expected a mapping such as {sources: 5, languages: 2, notify: "
+          "[duty-editor]}, got a number"),
+])
+def test_bad_escalate_is_rejected(value: str, message: str) -> None:
+    text = rule("phrases: [x]", f"escalate: {value}")
+    assert errors(text, receivers=frozenset({"duty-editor"})) == [
+        f"w.yaml:5: error: {message} [r1]"]
 
 
 # --------------------------------------------------------------------------- dedup, examples

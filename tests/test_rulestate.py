@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from newswatch.core.article import Article
 from newswatch.core.state import Database
 from newswatch.rules.evidence import Evidence
-from newswatch.streams.alerts import SEVERITIES, Digest, Match
+from newswatch.rules.model import Escalation
+from newswatch.streams.alerts import SEVERITIES, Digest, Escalated, Match
 from newswatch.streams.notifiers import Receipt, RefusedRecipient
 from newswatch.streams.pacing import Pacer
 from newswatch.streams.pipeline import Pipeline
@@ -63,17 +64,22 @@ articles = st.builds(
     Article, id=ids, feed=text, title=text, url=text, summary=text, content=text,
     language=st.sampled_from([None, "fr", "ar"]), published=published,
     guid=st.none() | text, extra=st.dictionaries(text, text, max_size=2))
+escalations = st.builds(Escalated, sources=counts, languages=tuples)
 matches = st.builds(
     Match, rule_id=ids, title=text, severity=st.sampled_from(SEVERITIES),
     receivers=st.lists(ids, max_size=3).map(tuple), article=articles,
     evidence=st.lists(evidence, max_size=2).map(tuple), dedup_window=times,
-    max_per_hour=counts, digest_interval=times)
+    max_per_hour=counts, digest_interval=times,
+    escalate=st.none() | st.builds(Escalation, sources=st.integers(2, 20),
+                                   languages=st.integers(1, 5), notify=tuples),
+    escalation=st.none() | escalations)
 parents = st.builds(Parent, state=st.sampled_from(PARENT_STATES), receipt=st.none() | receipts,
-                    shown=st.none() | counts, reason=st.none() | text)
+                    shown=st.none() | counts, reason=st.none() | text,
+                    escalated=st.booleans())
 stories = st.builds(
     Story, id=ids, keys=tuples, ids=tuples, title=text, lead=st.none() | ids, first=times,
-    last=times, sources=counts, feeds=tuples, match=st.none() | matches,
-    parents=st.dictionaries(ids, parents, max_size=3))
+    last=times, sources=counts, feeds=tuples, languages=tuples, match=st.none() | matches,
+    parents=st.dictionaries(ids, parents, max_size=3), escalated=st.none() | escalations)
 entries = st.builds(DraftEntry, kind=st.sampled_from(VERDICTS), story=st.none() | ids,
                     title=text, url=text, feed=text, key=text, at=times, published=published)
 drafts = st.builds(

@@ -12,6 +12,8 @@ feed server and post to the fake Slack Web API, and one config holds every scena
 - DLQ replay: a channel refusing posts → 1 dead letter; once the channel works again,
   ``newswatch dlq replay`` twice → delivered once;
 - feed-health notices: a feed failing 3 times → 1 ops notice; recovering → 1;
+- blind-rule warnings (issue 18): the rule whose ``feeds:`` names only that feed → 1
+  "is blind" notice while it fails, 1 "sees again" once it recovers;
 - rule-reload notices: a broken watchlist edit → 1 ops notice (with 2 Kafka workers,
   each seeing the edit), and the previous rules keep matching; a valid edit removing a
   rule → 1 ops notice with the last 24 h replayed (the rule's lost alert, read from the
@@ -20,6 +22,11 @@ feed server and post to the fake Slack Web API, and one config holds every scena
   lists, comments) around a body of the project's own text → 1 alert of the rule only the
   body satisfies, quoting the body; ``status --feed`` counts the page; the archive's
   replay of the reload sees the body too (no line for that rule).
+- escalation (issue 18): a story syndicated by 6 feeds, 3 in French and 3 in Arabic (the
+  Arabic versions join the story by the person and country they name), for a rule with
+  ``escalate: {sources: 6, languages: 2, notify: [duty]}`` → 1 alert, its first message
+  re-rendered with "Escalated: 6 sources, ar + fr", 1 note in its thread, and exactly 1
+  alert in the duty channel;
 - a click on an alert's buttons (issue 18): "Mute story" clicked over Socket Mode (a local
   server; in Kafka the poller holds the socket and the worker owning the rule applies it)
   → acknowledged, answered under the alert, a silence listed with its clicker, and the
@@ -103,6 +110,17 @@ rules:
     title: Basalt watch
     phrases: [basalt]
     notify: [clicks]
+  - id: flint-watch
+    title: Flint watch
+    phrases: [flint]
+    feeds: [flaky]
+    notify: [desk]
+  - id: garnet-watch
+    title: Garnet watch
+    countries: [NO]
+    people: [{name: Ilse Garnet, aliases: ["إلسه غارنت"]}]
+    notify: [garnet]
+    escalate: {sources: 6, languages: 2, notify: [duty]}
   - id: amber-watch
     title: Amber watch
     phrases: [amber]
@@ -111,9 +129,14 @@ rules:
 BROKEN = RULES + "    colour: blue\n"  # an unknown key: the edit is rejected
 WITHOUT_AMBER = RULES.split("  - id: amber-watch")[0]
 AMBER_LOST = "amber-watch (removed): +0 / −1 alerts over 1 day, 1.0 → 0.0 a day"
+GARNET = (  # one story: 3 French outlets, then 3 Arabic ones
+    *((f"garnet{n}", "fr", "La Norvège : la ministre Ilse Garnet annonce un fonds pour le "
+       f"climat{suffix}") for n, suffix in enumerate(("", " - Le Journal", " (vidéo)"))),
+    *((f"garnet{n + 3}", "ar", f"النرويج: الوزيرة إلسه غارنت تعلن عن صندوق للمناخ{suffix}")
+      for n, suffix in enumerate(("", " - الجريدة", " (فيديو)"))))
 FEEDS = ("wire0", "wire1", "wire2", "zircon", "quartz", "ledger", "flaky", "late", "onyx",
-         "basalt")
-CHANNELS = ("desk", "zircon", "archive", "ops", "clicks")
+         "basalt", *(name for name, *_ in GARNET))
+CHANNELS = ("desk", "zircon", "archive", "ops", "garnet", "duty", "clicks")  # clicks last
 
 
 def config_text(feeds: FeedServer, slack: FakeSlackAPI, extra: str) -> str:
@@ -149,6 +172,10 @@ def serve_the_day(feeds: FeedServer) -> None:
     feeds.serve("/onyx.xml", rss([{"title": ONYX_EN.title, "guid": "onyx1",
                                    "link": feeds.url("/onyx/talks.html")}]))
     feeds.serve("/basalt.xml", rss([BASALT]))  # the click scenario's story
+    for name, language, title in GARNET:
+        feeds.serve(f"/{name}.xml", rss([{"title": title, "guid": f"{name}-1",
+                                          "link": f"https://{name}.example/fonds-climat"}],
+                                        language=language))
 
 
 class Deployment(Protocol):
@@ -431,12 +458,17 @@ async def script(runtime: Deployment, slack: FakeSlackAPI, feeds: FeedServer, tm
     day.replays.append(await runtime.replay())
     # The failing feed recovers once it has been announced.
     await until("the failing-feed notice", seen("ops", "Feed flaky is failing"), 120)
+    await until("the blind-rule notice", seen("ops", "Rule flint-watch (Flint watch) is blind"),
+                60)
     feeds.serve("/flaky.xml", rss([{"title": "nothing to watch", "guid": "f1",
                                     "link": "https://news.example/f1"}]))
     await until("the recovery notice", seen("ops", "Feed flaky recovered"), 120)
+    await until("the rule's recovery", seen("ops", "Rule flint-watch (Flint watch) sees again"),
+                60)
     await until("the old rules' alert", seen("desk", "amber sunrise"), 60)
     await until("the digest", lambda: any(map(is_digest, slack.messages)), 150)
     await until("the thread replies", seen("desk", "Also reported by", 2), 60)
+    await until("the escalation", seen("duty", "Escalated: 6 sources"), 60)
     day.step = "the silenced rule's decisions"
     day.quartz = [v for v, *_ in await eventually(
         lambda: runtime.decisions("quartz-watch"), bool, timeout=30)]
@@ -493,6 +525,21 @@ def test_a_story_in_three_feeds_is_one_alert_with_the_copies_in_its_thread(
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_story_in_six_feeds_and_two_languages_escalates_once(
+    days: dict[str, Day], runtime: str
+) -> None:
+    day = day_of(days, runtime)
+    garnet = day.messages["garnet"]
+    [top] = [m for m in garnet if m.thread_ts is None]
+    escalated = "Escalated: 6 sources, ar + fr"
+    assert escalated in " ".join(top.texts())  # the first alert, updated in place
+    thread = [" ".join(m.texts()) for m in garnet if m.thread_ts == top.ts]
+    assert len(thread) == 6 and sum(escalated in t for t in thread) == 1, thread  # 5 copies
+    [duty] = day.messages["duty"]
+    assert escalated in " ".join(duty.texts()) and "Garnet watch" in " ".join(duty.texts())
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_throttled_matches_arrive_in_one_digest_after_the_interval(
     days: dict[str, Day], runtime: str
 ) -> None:
@@ -545,6 +592,16 @@ def test_a_failing_feed_is_one_notice_and_its_recovery_another(
     assert day.count("ops", "Feed flaky is failing") == 1
     assert day.count("ops", "Feed flaky recovered") == 1
     assert day.count("ops", "Feed ") == 2, notices  # no other feed announced
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_rule_whose_feeds_all_fail_is_one_blind_notice_and_one_recovery(
+    days: dict[str, Day], runtime: str
+) -> None:
+    day = day_of(days, runtime)
+    assert day.count("ops", "Rule flint-watch (Flint watch) is blind") == 1
+    assert day.count("ops", "Rule flint-watch (Flint watch) sees again") == 1
+    assert day.count("ops", "is blind") == 1, day.texts("ops")  # no other rule
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -262,3 +263,57 @@ async def test_a_held_click_source_takes_clicks_only_while_held(
     finally:
         await held.release()
         await notifier.aclose()
+
+
+async def test_every_button_a_redelivered_click_and_a_double_click_over_the_socket(
+    tmp_path: Path, slack_api: FakeSlackAPI, slack_socket: FakeSocketMode,  # noqa: F811
+) -> None:
+    async with rig(tmp_path, slack_api, slack_socket) as r:
+        message = await alert(r, slack_api)
+        lines = []
+        for n, action in enumerate(("useful", "not_relevant", "mute_rule", "mute_story")):
+            envelope = await slack_socket.send(block_actions(
+                message, action, user_id=f"U0USER00{n}", user_name=f"user{n}"))
+            await slack_socket.wait_ack(envelope)
+            outcome = await asyncio.wait_for(r.outcomes.get(), timeout=5)
+            lines.append(outcome.line)
+        assert [line.split(" by ")[0] if line else None for line in lines] == [
+            "Marked useful", "Marked not relevant", "Muted", "Muted"]
+        assert "(rule maghreb-military)" in str(lines[2]) and "(this story)" in str(lines[3])
+        assert sorted(rec.action for rec in r.db.feedback().records()) == [
+            "mute_rule", "mute_story", "not_relevant", "useful"]
+        assert len(r.silences().all()) == 2
+
+        # Slack delivers one click twice (a retried envelope): applied once.
+        payload = block_actions(message, "mute_story", user_id="U0ALICE01")
+        for _ in range(2):
+            await slack_socket.wait_ack(await slack_socket.send(payload))
+        first = await asyncio.wait_for(r.outcomes.get(), timeout=5)
+        again = await asyncio.wait_for(r.outcomes.get(), timeout=5)
+        assert first.record is not None and again == ClickOutcome()
+        # The same analyst clicks "Mute story" twice: two clicks, one silence.
+        second = block_actions(message, "mute_story", user_id="U0ALICE01",
+                               action_ts=f"{time.time() + 1:.6f}")
+        await slack_socket.wait_ack(await slack_socket.send(second))
+        twice = await asyncio.wait_for(r.outcomes.get(), timeout=5)
+        assert twice.record is not None and twice.silence is None
+        assert len(r.silences().all()) == 2  # the story's mute is reused
+        assert len(list(r.db.feedback().records())) == 6
+        await slack_api.wait_until(lambda: message.edits == 6)
+
+
+async def test_a_click_on_an_alert_sent_before_a_restart_is_applied(
+    tmp_path: Path, slack_api: FakeSlackAPI, slack_socket: FakeSocketMode,  # noqa: F811
+) -> None:
+    async with rig(tmp_path, slack_api, slack_socket) as r:
+        message = await alert(r, slack_api)
+    # The process stopped (its socket closed); a new one starts on the same state file.
+    async with rig(tmp_path, slack_api, slack_socket) as r:
+        assert slack_socket.connections == 2
+        envelope = await slack_socket.send(block_actions(message, "not_relevant"))
+        await slack_socket.wait_ack(envelope)
+        outcome = await asyncio.wait_for(r.outcomes.get(), timeout=5)
+        assert outcome.line == "Marked not relevant by <@U0ALICE01>"
+        (record,) = r.db.feedback().records()
+        assert (record.action, record.ts) == ("not_relevant", message.ts)
+        await slack_api.wait_until(lambda: message.edits == 1)

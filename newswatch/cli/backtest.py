@@ -177,6 +177,7 @@ def _outcome_json(o: RuleOutcome, since: float, until: float) -> dict[str, Any]:
     return {
         "rule": o.rule_id, "title": o.title, "matches": o.matches, "alerts": len(o.alerts),
         "replies": o.replies, "digested": o.digested, "digests": o.digests,
+        "escalations": o.escalations,
         "verdicts": dict(sorted(o.verdicts.items())),
         "alerts_per_day": {"min": v.low, "median": v.median, "max": v.high,
                            "mean": round(v.per_day, 2)},
@@ -214,7 +215,8 @@ def _print_report(after: Mapping[str, RuleOutcome], changes: Sequence[RuleChange
         print(f"\n{o.rule_id}: {one_line(o.title)}")
         print(f"  {o.matches} match(es) · {len(o.alerts)} alert(s) · {o.replies} thread "
               f"repl{'y' if o.replies == 1 else 'ies'} · {o.digested} digested in "
-              f"{o.digests} digest(s) · {o.verdicts.get('silenced', 0)} silenced")
+              f"{o.digests} digest(s) · {o.verdicts.get('silenced', 0)} silenced"
+              + (f" · {o.escalations} escalation alert(s)" if o.escalations else ""))
         if not o.alerts:
             continue
         busiest = (f"; busiest hour {_stamp(v.busiest_hour[0])} ({v.busiest_hour[1]})"

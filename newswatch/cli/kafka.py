@@ -302,7 +302,7 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
                                  metrics=metrics, fence=fence.check,
                                  silences=configured_silences(config.silences),
                                  mutes=mute_durations(config), feedback=feedback,
-                                 redrive_after=config.kafka.redrive_after)
+                                 redrive_after=config.kafka.redrive_after, ops=config.ops)
     # faust runs on the loop we give it, so the same loop-stall watchdog as `run` and `poll`
     # backs /healthz (a stall appears only once the loop runs: probes need an initial delay
     # covering table recovery).
@@ -320,11 +320,15 @@ def run_worker(config: Config, build_matcher: Callable[[], Matcher],
 async def kafka_status(config: Config, environ: Mapping[str, str] = os.environ
                        ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The latest health record of every feed (the compacted feed-health topic) and the
-    workers' rule set state (the rules-status topic; empty before a worker started)."""
+    workers' rule set state (the rules-status topic; empty before a worker started), with
+    the rules told blind under ``blind``."""
+    from newswatch.streams.kafka.blind import BLIND_KEY
     from newswatch.streams.kafka.client import kafka_settings, read_compacted  # Kafka extra
     from newswatch.streams.kafka.topics import FEED_HEALTH, RULES_STATUS
 
     settings = kafka_settings(config, environ)
     health = await read_compacted(settings, FEED_HEALTH)
     rules = await read_compacted(settings, RULES_STATUS)
-    return health, dict(rules.get("rules") or {})
+    blind = {key.removeprefix(BLIND_KEY): value for key, value in rules.items()
+             if key.startswith(BLIND_KEY)}
+    return health, {**dict(rules.get("rules") or {}), "blind": blind}

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from newswatch.cli.options import EXIT_OK, Commands, Context, add_command
 from newswatch.cli.reload_notice import reload_reporter
@@ -21,8 +22,9 @@ from newswatch.core.archive import Archive
 from newswatch.core.config import Config
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.metrics import MeteredAudit
-from newswatch.core.state import PAGE_STATS, Database, RuntimeLock
+from newswatch.core.state import BLIND_RULES, PAGE_STATS, Database, RuntimeLock
 from newswatch.rules.matcher import Matcher
+from newswatch.streams.blindwatch import BlindWatch, feed_statuses
 from newswatch.streams.notices import rejection_notifier, transition_notifier
 from newswatch.streams.reload import RuleReloader, compile_rules
 from newswatch.streams.runtime import Runtime
@@ -91,11 +93,16 @@ async def run_embedded(
 
         # the runtime reads the reloader's rules per article, the reloader reports to it
         archive = Archive(db.archive(), config.archive.days) if config.archive.days else None
+        blind = BlindWatch(
+            state=pipeline.rule_state, save=pipeline.save_activity,
+            statuses=lambda now: feed_statuses(db.mapping("health"), now),
+            notify=lambda notice: runtime.notify(notice), receiver=config.ops,
+            show=_shown_in(db), clock=time.time)
         runtime = EmbeddedRuntime(poller_factory=make_poller, matcher=lambda: reloader.current,
                                   pipeline=pipeline, metrics=metrics, archive=archive,
                                   clicks=None if once else clicks, on_click=make_click_handler(
                                       config, db, notifiers, rules=lambda: reloader.current),
-                                  full_text=_full_text(config, fetcher, db))
+                                  full_text=_full_text(config, fetcher, db), blind=blind)
         reloader = RuleReloader(
             config.rules, matcher, status=db.mapping("meta"),
             on_rejected=rejection_notifier(runtime.notify, config.ops),
@@ -119,6 +126,19 @@ def _full_text(config: Config, fetcher: Fetcher, db: Database) -> FullText | Non
     from newswatch.streams.fulltext import FullText  # lazy: trafilatura, ~470 ms
 
     return FullText.for_config(config, fetcher, cache=db.pages(), stats=db.mapping(PAGE_STATS))
+
+
+def _shown_in(db: Database) -> Callable[[str, dict[str, Any] | None], Awaitable[None]]:
+    """Where ``status`` reads the blind rules: the state's ``blind`` mapping."""
+    blind = db.mapping(BLIND_RULES)
+
+    async def show(rule_id: str, shown: dict[str, Any] | None) -> None:
+        if shown is not None:
+            blind[rule_id] = shown
+        elif rule_id in blind:
+            del blind[rule_id]
+
+    return show
 
 
 def _print_counters(c: Counters) -> None:

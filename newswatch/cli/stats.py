@@ -48,9 +48,9 @@ def add_stats(rules_commands: Commands) -> None:
                     "Reads the state file; nothing is changed. Exit 0.")
     add_since(stats, "30d")
     stats.add_argument("--kafka", action="store_true",
-                       help="read the Kafka runtime's clicks (the workers' feedback "
-                            "changelog) and articles topic instead of the state file; it "
-                            "stores no decisions, so there are no volumes")
+                       help="read the Kafka runtime's decisions topic, clicks (the workers' "
+                            "feedback changelog) and articles topic instead of the state "
+                            "file")
     stats.add_argument("--json", action="store_true", help="one JSON object")
     stats.set_defaults(handler=stats_command)
 
@@ -59,18 +59,15 @@ def stats_command(args: argparse.Namespace, context: Context) -> int:
     config = context.config(args)
     since = when(args.since, time.time(), "--since")
     matcher = compile_rules(config.rules, frozenset(config.receivers))
-    decisions: list[Decision] | None = None  # None: not recorded (the Kafka runtime)
     if args.kafka:
-        feedback, articles = _read_kafka(config, context, since)
+        decisions, feedback, articles = _read_kafka(config, context, since)
     else:
         decisions, feedback, articles = _read_state(config, since)
-    report = rule_stats(matcher.rules, decisions or [], feedback, articles, matcher)
-    volumes = decisions is not None
+    report = rule_stats(matcher.rules, decisions, feedback, articles, matcher)
     if args.json:
-        print(json.dumps(report_json(report, since, config, volumes=volumes),
-                         ensure_ascii=False, indent=2))
+        print(json.dumps(report_json(report, since, config), ensure_ascii=False, indent=2))
     else:
-        _print_report(report, since, config, volumes=volumes)
+        _print_report(report, since, config)
     return EXIT_OK
 
 
@@ -91,24 +88,26 @@ def _read_state(config: Config, since: float
 
 
 def _read_kafka(config: Config, context: Context, since: float
-                ) -> tuple[list[FeedbackRecord], dict[str, Article]]:
-    """The clicks of the span (the workers' feedback changelog) and their articles (the
-    articles topic). The Kafka runtime logs its decisions without storing them: there are
-    no volumes to read. ConfigError when the cluster cannot be read."""
+                ) -> tuple[list[Decision], list[FeedbackRecord], dict[str, Article]]:
+    """The decisions of the span (the decisions topic), its clicks (the workers' feedback
+    changelog) and their articles (the articles topic). ConfigError when the cluster
+    cannot be read."""
     from newswatch.streams.kafka.archive import KafkaArchive  # the optional Kafka extra
     from newswatch.streams.kafka.client import KafkaError, kafka_settings
+    from newswatch.streams.kafka.decisions import read_decisions
     from newswatch.streams.kafka.feedback import feedback_records
 
     settings = kafka_settings(config, context.environ)
     try:
+        decisions = asyncio.run(read_decisions(settings, since))
         feedback = asyncio.run(feedback_records(settings, since))
-        articles = (_articles(KafkaArchive(settings, config.archive.days),
-                              {r.article for r in feedback})
-                    if config.archive.days and feedback else {})
+        wanted = {d.article for d in decisions} | {r.article for r in feedback}
+        articles = (_articles(KafkaArchive(settings, config.archive.days), wanted)
+                    if config.archive.days and wanted else {})
     except KafkaError as error:
         raise ConfigError([Issue(str(config.path), 0,
                                  f"kafka: {settings.bootstrap}: {error}")]) from None
-    return feedback, articles
+    return decisions, feedback, articles
 
 
 def _articles(archive: ArchiveReader, wanted: set[str]) -> dict[str, Article]:
@@ -124,33 +123,29 @@ def _articles(archive: ArchiveReader, wanted: set[str]) -> dict[str, Article]:
     return found
 
 
-def _rule_json(s: RuleStats, volumes: bool) -> dict[str, Any]:
-    counted = {"matches": s.matches, "alerts": s.alerts, "replies": s.replies,
-               "digested": s.digested, "digests": s.digests, "silenced": s.silenced}
+def _rule_json(s: RuleStats) -> dict[str, Any]:
     return {
-        "rule": s.rule_id, "title": s.title,
-        **{k: v if volumes else None for k, v in counted.items()},
+        "rule": s.rule_id, "title": s.title, "matches": s.matches, "alerts": s.alerts,
+        "replies": s.replies, "digested": s.digested, "digests": s.digests,
+        "silenced": s.silenced,
         "feedback": {"useful": s.useful, "not_relevant": s.not_relevant, "muted": s.muted},
         "precision": None if s.precision is None else round(s.precision, 4),
-        "by_feed": dict(sorted(s.feeds.items())) if volumes else None,
+        "by_feed": dict(sorted(s.feeds.items())),
         "suggested_excludes": [{"term": c.term, "not_relevant": c.not_relevant,
                                 "useful": c.useful, "score": round(c.score, 4)}
                                for c in s.excludes],
     }
 
 
-def report_json(report: StatsReport, since: float, config: Config, *,
-                volumes: bool = True) -> dict[str, Any]:
-    """The ``--json`` object (fields: docs/cli.md); without ``volumes`` (the Kafka runtime)
-    what the decisions would give is null."""
+def report_json(report: StatsReport, since: float, config: Config) -> dict[str, Any]:
+    """The ``--json`` object (fields: docs/cli.md)."""
     return {
         "since": datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
         "archive": bool(config.archive.days),
-        "decisions": volumes,
-        "rules": [_rule_json(s, volumes) for s in report.rules],
-        "never_matched": report.never_matched if volumes else None,
+        "rules": [_rule_json(s) for s in report.rules],
+        "never_matched": report.never_matched,
         "one_feed": [{"rule": s.rule_id, "feed": next(iter(s.feeds))}
-                     for s in report.rules if len(s.feeds) == 1] if volumes else None,
+                     for s in report.rules if len(s.feeds) == 1],
     }
 
 
@@ -158,13 +153,12 @@ def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def _print_rule(s: RuleStats, volumes: bool) -> None:
+def _print_rule(s: RuleStats) -> None:
     print(f"\n{s.rule_id}: {one_line(s.title)}")
-    if volumes:
-        print(f"  {_plural(s.matches, 'match', 'matches')} · "
-              f"{_plural(s.alerts, 'alert', 'alerts')} · "
-              f"{_plural(s.replies, 'thread reply', 'thread replies')} · {s.digested} "
-              f"digested in {_plural(s.digests, 'digest', 'digests')} · {s.silenced} silenced")
+    print(f"  {_plural(s.matches, 'match', 'matches')} · "
+          f"{_plural(s.alerts, 'alert', 'alerts')} · "
+          f"{_plural(s.replies, 'thread reply', 'thread replies')} · {s.digested} "
+          f"digested in {_plural(s.digests, 'digest', 'digests')} · {s.silenced} silenced")
     precision = "—" if s.precision is None else f"{s.precision:.0%}"
     print(f"  feedback: {s.useful} useful · {s.not_relevant} not relevant · {s.muted} muted"
           f" · precision {precision}")
@@ -180,20 +174,14 @@ def _joined(parts: Iterable[str]) -> str:
     return ", ".join(parts)
 
 
-def _print_report(report: StatsReport, since: float, config: Config, *,
-                  volumes: bool) -> None:
+def _print_report(report: StatsReport, since: float, config: Config) -> None:
     stamp = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"rules stats since {stamp}: {_plural(len(report.rules), 'rule', 'rules')}")
     if not config.archive.days:
         print("archive.days is 0: no archived articles, so no feeds and no suggested "
               "excludes")
-    if not volumes:
-        print("the Kafka runtime stores no decisions (its workers log them): feedback, "
-              "precision and suggested excludes only")
     for s in report.rules:
-        _print_rule(s, volumes)
-    if not volumes:
-        return
+        _print_rule(s)
     print(f"\nnever matched: {_joined(report.never_matched) or 'none'}")
     print("one feed only: " + (_joined(f"{s.rule_id} ({one_line(next(iter(s.feeds)))})"
                                        for s in report.rules if len(s.feeds) == 1) or "none"))

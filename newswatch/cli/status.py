@@ -34,7 +34,7 @@ from newswatch.cli.options import (
 from newswatch.core.config import Config, FeedConfig
 from newswatch.core.errors import ConfigError, Issue
 from newswatch.core.printable import one_line, printable
-from newswatch.core.state import PAGE_STATS, Database
+from newswatch.core.state import BLIND_RULES, PAGE_STATS, Database
 from newswatch.monitor.health import (
     STATUS_ORDER,
     FeedHealth,
@@ -115,7 +115,8 @@ def _state_rows(config: Config, feeds: list[FeedConfig], now: float, *,
                 row["fetches"] = [
                     {"at": _iso(e.at), "status": e.status, "latency": e.latency,
                      "new": e.new, "error": e.error} for e in db.fetches(row["feed"], limit=20)]
-        return rows, dict(db.mapping("meta").get("rules", {}))
+        return rows, {**dict(db.mapping("meta").get("rules", {})),
+                      "blind": dict(db.mapping(BLIND_RULES).items())}
     finally:
         db.close()
 
@@ -247,8 +248,13 @@ def _fetches_table(row: dict[str, Any]) -> Table:
 
 
 def _print_rules_state(rules_state: dict[str, Any]) -> None:
-    """The rule set in force, and a rejected reload (the previous rules stay in force)."""
-    if not rules_state:
+    """The rule set in force, a rejected reload (the previous rules stay in force), and
+    the rules ops were told are blind (docs/delivery.md, "Blind rules")."""
+    for rule_id, blind in sorted((rules_state.get("blind") or {}).items()):
+        print(f"rule {printable(rule_id)} is BLIND since {_iso(blind.get('since'))}:")
+        for reason in blind.get("reasons") or ():
+            print(f"  {printable(str(reason))}")
+    if not rules_state.get("rules"):
         return
     print(f"rules: {rules_state.get('rules')} loaded at {_iso(rules_state.get('loaded_at'))}")
     if rules_state.get("difference"):

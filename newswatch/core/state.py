@@ -92,6 +92,9 @@ class FetchEvent:
 
 #: The kv space of each feed's page counters (``monitor/pagestats.py``), beside ``health``.
 PAGE_STATS = "page-stats"
+#: The kv space of the rules ops were told are blind (``streams/blindwatch.py``), for
+#: ``status``: rule id → {"since", "reasons"}.
+BLIND_RULES = "blind-rules"
 
 SCHEMA_VERSION = 4  # PRAGMA user_version of a state file this version writes
 

@@ -55,6 +55,8 @@ def render_console(match: Match) -> str:
         lines.append(f"  {text}")
     for item in why_items(match):
         lines.append(f"  why: {item}")
+    if match.escalation is not None:
+        lines.insert(1, f"  ESCALATED: {clean_text(match.escalation.summary())}")
     return "\n".join(lines)
 
 
@@ -116,8 +118,12 @@ class ConsoleNotifier:
         return None
 
     async def reply(self, match: Match, parent: Receipt, ident: str | None = None) -> Receipt:
-        """Print one indented "also reported by" line under the original alert."""
+        """Print one indented "also reported by" line under the original alert (for an
+        escalation's note: "escalated: N sources, fr + ar")."""
         article = match.article
+        if match.escalation is not None:
+            self._write(f"  ↳ {clean_text(match.escalation.describe())} [{parent.ref}]")
+            return Receipt(receiver=self.name, ref=f"{match.rule_id}:escalated:{parent.ref}")
         feed = clean_text(article.feed) or "(unknown source)"
         self._write(f"  ↳ also reported by {feed}: {clean_text(article.title)} [{parent.ref}]")
         return Receipt(receiver=self.name, ref=f"{match.rule_id}:{article.id}")

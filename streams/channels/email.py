@@ -55,9 +55,9 @@ _EMAIL_WHY_LINES = 20
 
 
 def _subject(match: Match) -> str:
-    subject = clean_text(
-        f"[newswatch] {match.severity} {match.title}: {clean_text(match.article.title)}"
-    )
+    escalated = "escalated " if match.escalation is not None else ""
+    subject = clean_text(f"[newswatch] {escalated}{match.severity} {match.title}: "
+                         f"{clean_text(match.article.title)}")
     return cut_text(subject, EMAIL_SUBJECT_LIMIT)
 
 
@@ -131,6 +131,8 @@ def _text_body(match: Match) -> str:
     lines.append(f"Source: {meta}")
     lines.append(f"Rule: {clean_text(match.title)} [{clean_text(match.rule_id)}]")
     lines.append(f"Severity: {match.severity}")
+    if match.escalation is not None:
+        lines.append(clean_text(f"Escalated: {match.escalation.summary()}"))
     snippet = find_snippet(match)
     if snippet and (text := snippet_plain(snippet)):
         lines += ["", text]
@@ -159,6 +161,8 @@ def _html_body(match: Match, subject: str) -> str:
         f"<p><b>{e(match.severity.upper())}</b> · {e(clean_text(match.title))}</p>",
         f"<h2>{heading}</h2>",
     ]
+    if match.escalation is not None:
+        parts.insert(-2, f"<p><b>Escalated: {e(clean_text(match.escalation.summary()))}</b></p>")
     if safe is None and clean_text(article.url):
         parts.append(f"<p>Link (not clickable): {e(clean_text(article.url))}</p>")
     meta = e(feed_plain(match))

@@ -215,7 +215,15 @@ def _fallback_text(match: Match) -> str:
     rule = _md(match.title) or _md(match.rule_id)
     title = _md(title_plain(match, 1000))
     text = f"{slack_escape(badge)} {rule}: {title} ({_md(feed_plain(match))})"
+    if match.escalation is not None:
+        text = f"{_escalation_md(match)} · {text}"
     return _cut_escaped(text, SLACK_FALLBACK_LIMIT)
+
+
+def _escalation_md(match: Match) -> str:
+    """"Escalated: 6 sources, fr + ar" (language codes come from feeds: escaped)."""
+    summary = match.escalation.summary() if match.escalation is not None else ""
+    return f"Escalated: {_md(summary)}"
 
 
 def render_slack(
@@ -227,7 +235,8 @@ def render_slack(
     bold, linked only if :func:`safe_link_url` accepts the URL · context with source and
     published time · section with a snippet around the first evidence, matched words in
     bold · context "Why: …" from ``Evidence.explain()`` joined by " · " · context
-    "Reported by N sources" when ``sources > 1`` · the ``tail`` blocks as given (an
+    "Reported by N sources" when ``sources > 1`` · context "Escalated: N sources, fr + ar"
+    when the match carries the story's escalation · the ``tail`` blocks as given (an
     interactive receiver's answer lines and buttons, streams/channels/slack_actions.py).
     Every text object fits Slack's limits; truncation ends with "…" and never splits an
     escape.
@@ -257,12 +266,19 @@ def render_slack(
         blocks.append(_context("*Why:* " + " · ".join(w for w in why if w)))
     if sources > 1:
         blocks.append(_context(f"Reported by {int(sources)} sources"))
+    if match.escalation is not None:
+        blocks.append(_context(f":rotating_light: *{_escalation_md(match)}*"))
     blocks = [*blocks[:SLACK_MAX_BLOCKS - len(tail)], *tail]
     return SlackMessage(text=_fallback_text(match), blocks=blocks[:SLACK_MAX_BLOCKS])
 
 
 def render_slack_reply(match: Match) -> SlackMessage:
-    """Thread reply: "Also reported by <source>: <title link>" (same escaping rules)."""
+    """Thread reply: "Also reported by <source>: <title link>" (same escaping rules); for
+    a match carrying the story's escalation, "Escalated: N sources, fr + ar"."""
+    if match.escalation is not None:
+        line = _escalation_md(match)
+        return SlackMessage(text=_cut_escaped(line, SLACK_FALLBACK_LIMIT), blocks=[
+            {"type": "section", "text": _mrkdwn(f":rotating_light: *{line}*")}])
     title_md = _md(title_plain(match, _TITLE_CHARS))
     feed_md = _md(feed_plain(match))
     prefix = f"Also reported by *{feed_md}*: "

@@ -106,8 +106,8 @@ def archive_retention_ms(days: int) -> int:
 
 def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     """Every topic of ``topics.ALL``: ``partitions`` and ``replication`` of the settings,
-    compacted for ``topics.COMPACTED``; the articles topic, which is the archive, keeps
-    ``archive_days`` days."""
+    compacted for ``topics.COMPACTED``; the articles topic, which is the archive, and the
+    decisions topic (the audit trail) keep ``archive_days`` days."""
     p, r = settings.partitions, settings.replication
 
     def configs(name: str) -> dict[str, str]:
@@ -115,7 +115,7 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
             return LEDGER_CONFIG
         if name == topics.PAGES:
             return PAGES_CONFIG
-        if name == topics.ARTICLES and settings.archive_days > 0:
+        if name in (topics.ARTICLES, topics.DECISIONS) and settings.archive_days > 0:
             return {"retention.ms": str(archive_retention_ms(settings.archive_days))}
         return COMPACTED if name in topics.COMPACTED else {}
 
@@ -246,10 +246,45 @@ async def keep_following(follow: Callable[[], Awaitable[None]], *, what: str,
             await asyncio.sleep(after)
 
 
-async def read_topic(settings: KafkaSettings, topic: str) -> AsyncIterator[ConsumerRecord]:
-    """Every record of ``topic`` (a full name) from its first offset to the end offsets
-    seen when reading starts, in offset order within each partition; nothing when the
-    topic does not exist. Reads without a consumer group (commits nothing)."""
+async def follow_topic(settings: KafkaSettings, topic: str,
+                       apply: Callable[[bytes | None, bytes | None], None],
+                       ready: asyncio.Event, *, recheck: float) -> None:
+    """Read ``topic`` (a full name) from its first offset, handing each record's key and
+    value to ``apply`` in offset order, and keep reading what comes, until cancelled;
+    ``ready`` is set once the end offsets seen at the start are reached. A topic that does
+    not exist yet: ``ready`` set, and the call returns after ``recheck`` seconds (run it
+    again, with ``keep_following``)."""
+    partitions = await topic_partitions(settings, topic)
+    if not partitions:
+        ready.set()
+        await asyncio.sleep(recheck)
+        return
+    assigned = [TopicPartition(topic, p) for p in partitions]
+    consumer = AIOKafkaConsumer(**settings.client_options(), enable_auto_commit=False,
+                                group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        while True:
+            batches = await consumer.getmany(*assigned, timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    apply(record.key, record.value)
+            if not ready.is_set() and all(
+                    [await consumer.position(tp) >= ends[tp] for tp in assigned]):
+                ready.set()
+    finally:
+        await stop_quietly(consumer)
+
+
+async def read_topic(settings: KafkaSettings, topic: str, *, since: float | None = None
+                     ) -> AsyncIterator[ConsumerRecord]:
+    """Every record of ``topic`` (a full name) from its first offset (with ``since``: its
+    first record at or after that Unix time, by the broker's time index) to the end
+    offsets seen when reading starts, in offset order within each partition; nothing when
+    the topic does not exist. Reads without a consumer group (commits nothing)."""
     assigned = [TopicPartition(topic, p) for p in await topic_partitions(settings, topic)]
     if not assigned:
         return
@@ -261,6 +296,12 @@ async def read_topic(settings: KafkaSettings, topic: str) -> AsyncIterator[Consu
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends: Mapping[TopicPartition, int] = await consumer.end_offsets(assigned)
+        if since is not None:
+            found = await consumer.offsets_for_times(
+                {tp: int(since * 1000) for tp in assigned})
+            for tp in assigned:
+                at = found.get(tp)
+                consumer.seek(tp, at.offset if at is not None else ends[tp])
         remaining = {tp for tp in assigned if ends[tp] > 0}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)

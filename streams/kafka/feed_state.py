@@ -18,12 +18,16 @@ Full text (docs/full-text.md) adds two things beside them:
 The mappings are in memory, loaded with ``load()``; every write is also produced to the
 topic (in order per key: one partition per key, idempotent producer). ``flush()`` waits for
 the writes in flight.
+
+Workers follow the feed-health topic too (``FeedStatuses``): the blind-rule warnings
+(streams/blindwatch.py) need every feed's status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -32,9 +36,19 @@ from aiokafka import AIOKafkaProducer
 
 from newswatch.core.pagecache import PAGE_TTL
 from newswatch.monitor.pagestats import page_stats_key
-from newswatch.streams.kafka.client import KafkaSettings, read_compacted
+from newswatch.streams.blindwatch import feed_statuses
+from newswatch.streams.kafka.client import (
+    KafkaSettings,
+    follow_topic,
+    keep_following,
+    read_compacted,
+)
 from newswatch.streams.kafka.topics import FEED_HEALTH, FEED_STATE, PAGES
 
+log = logging.getLogger("newswatch.feeds")
+
+RESTART_AFTER = 5.0  # seconds before a follower that failed starts over
+RECHECK = 10.0  # seconds between looks for a feed-health topic that does not exist yet
 SEEN_PER_FEED = 2000  # ids remembered per feed; feeds list far fewer items at a time
 
 
@@ -194,3 +208,45 @@ class KafkaFeedState:
     async def flush(self) -> None:
         if self._pending:
             await asyncio.gather(*list(self._pending))
+
+
+class FeedStatuses:
+    """The feed-health topic as a worker follows it: every feed's latest health record,
+    and their statuses at a given time. ``ready`` is set once the topic was read to the
+    end it had when reading started: before that, the statuses are incomplete and must
+    not be judged by (a blind rule would look recovered)."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self._health: dict[str, Any] = {}
+        self.ready = asyncio.Event()
+
+    def apply_record(self, key: bytes | None, value: bytes | None) -> None:
+        """One record of the topic, in offset order."""
+        if key is None:
+            return
+        feed = key.decode("utf-8", "replace")
+        try:
+            self._health[feed] = json.loads(value) if value is not None else None
+        except ValueError:
+            log.warning("feed-health topic: record %r is not JSON: ignored", feed[:80])
+        if self._health.get(feed) is None:
+            self._health.pop(feed, None)
+
+    def statuses(self, now: float) -> dict[str, str]:
+        """Each feed's status at ``now`` (Unix seconds)."""
+        return feed_statuses(self._health, now)
+
+    async def follow(self) -> None:
+        """Keep the copy up to date until cancelled (a worker's task); trouble with the
+        cluster is logged, and reading starts over from the first offset."""
+        await keep_following(
+            lambda: follow_topic(self._settings, self._settings.topic(FEED_HEALTH),
+                                 self.apply_record, self.ready, recheck=RECHECK),
+            what="following the feed-health topic", logger=log, after=RESTART_AFTER,
+            on_failure=self._forget)
+
+    def _forget(self) -> None:
+        """Reading starts over: incomplete until the end is reached again."""
+        self._health.clear()
+        self.ready.clear()

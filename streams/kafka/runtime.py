@@ -49,7 +49,7 @@ from newswatch.streams.kafka.client import (
     reliable_producer,
 )
 from newswatch.streams.kafka.ledger import Ledger, pending_article, pending_click
-from newswatch.streams.kafka.ticks import TickPlanner
+from newswatch.streams.kafka.ticks import BlindPlanner, TickPlanner
 from newswatch.streams.rulestate import RuleState
 from newswatch.streams.runtime import Runtime
 
@@ -65,13 +65,16 @@ class KafkaRuntime(Runtime):
     """The contract over Kafka for one process. ``rules`` lists the (rule id, delivery
     state) rows of the worker's local table for ``tick`` (a poller has none: it ticks nothing);
     ``before_notice`` is awaited before each notice is published (the poller's: its
-    feed-health writes acknowledged, so a notice is never announced twice)."""
+    feed-health writes acknowledged, so a notice is never announced twice); ``blind``
+    gives the rules whose blindness check would change their state, on the worker's view
+    (``BlindWatch.changed``), which ``tick`` ticks too (``BlindPlanner``)."""
 
     def __init__(
         self, settings: KafkaSettings, publish: Publish, *,
         rules: RuleRows = lambda: (),
         before_notice: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
+        blind: Callable[[float], Iterable[str]] | None = None,
     ) -> None:
         self._settings = settings
         self._publish = publish
@@ -79,6 +82,8 @@ class KafkaRuntime(Runtime):
         self._before_notice = before_notice
         self._clock = clock
         self._planner = TickPlanner()
+        self._blind = blind
+        self._blind_planner = BlindPlanner()
         self._ledger = Ledger(settings, publish)
 
     async def take(self, articles: Sequence[Article]) -> None:
@@ -112,8 +117,13 @@ class KafkaRuntime(Runtime):
                           message.to_bytes()))
 
     async def tick(self) -> None:
-        """Publish a tick for each rule of ``rules`` the planner says is due."""
-        for rule_id in self._planner.due(self._rules(), self._clock()):
+        """Publish a tick for each rule of ``rules`` the planner says is due, and for
+        each rule whose blindness wants checking."""
+        now = self._clock()
+        due = self._planner.due(self._rules(), now)
+        if self._blind is not None:
+            due += [r for r in self._blind_planner.due(self._blind, now) if r not in due]
+        for rule_id in due:
             message = topics.TickMessage(rule_id)
             await self._publish(self._settings.topic(topics.MATCHES), message.key(),
                                 message.to_bytes())

@@ -29,19 +29,16 @@ from collections.abc import AsyncIterator, Iterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from newswatch.streams.kafka import topics
 from newswatch.streams.kafka.client import (
     KafkaSettings,
     Publish,
     ensure_topics,
+    follow_topic,
     keep_following,
     producer_publish,
     read_compacted,
     reliable_producer,
-    stop_quietly,
-    topic_partitions,
 )
 from newswatch.streams.silences import Silence
 
@@ -143,30 +140,8 @@ class SilenceReplica(MutableMapping[str, Any]):
                              after=RESTART_AFTER)
 
     async def _follow(self) -> None:
-        partitions = await topic_partitions(self._settings, self._topic)
-        if not partitions:  # not created yet (a worker on an older cluster): none stored
-            self.ready.set()
-            await asyncio.sleep(RECHECK)
-            return
-        assigned = [TopicPartition(self._topic, p) for p in partitions]
-        consumer = AIOKafkaConsumer(**self._settings.client_options(),
-                                    enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        try:
-            consumer.assign(assigned)
-            await consumer.seek_to_beginning(*assigned)
-            ends = await consumer.end_offsets(assigned)
-            while True:
-                batches = await consumer.getmany(*assigned, timeout_ms=1000)
-                for records in batches.values():
-                    for record in records:
-                        self.apply_record(record.key, record.value)
-                if not self.ready.is_set() and all(
-                        [await consumer.position(tp) >= ends[tp] for tp in assigned]):
-                    log.info("silences: %d stored silence(s) read", len(self._copy))
-                    self.ready.set()
-        finally:
-            await stop_quietly(consumer)
+        await follow_topic(self._settings, self._topic, self.apply_record, self.ready,
+                           recheck=RECHECK)
 
 
 @asynccontextmanager

@@ -7,6 +7,10 @@ writes the rule's table row, which faust allows only inside an event of the row'
 so the timer does not run it: it sends a ``TickMessage`` keyed by the rule id through the
 matches topic, and the worker that owns the partition runs it in its deliver agent.
 
+Blind-rule checks (streams/blindwatch.py) travel the same way: ``BlindPlanner`` picks the
+rules whose blindness, seen from the worker's local view, would change what their state
+says was announced.
+
 Every worker's timer scans its local table, which may still hold rows of partitions the
 worker no longer owns (the worker runs without standby copies): a tick sent for such a
 rule reaches the owner too, and a tick for a rule with nothing due (a stale row, a second
@@ -15,7 +19,7 @@ tick) does nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from newswatch.streams.rulestate import RuleState
@@ -73,3 +77,33 @@ class TickPlanner:
             self._since.pop(key, None)
             self._ticked.pop(key, None)
         return wanted
+
+
+BLIND_SCAN_EVERY = 10.0  # seconds between two looks at the rules' blindness
+BLIND_AGAIN = 60.0  # a rule still wanting a check this long after its tick is ticked again
+
+
+class BlindPlanner:
+    """The rules to tick for a blindness check: every ``scan_every`` seconds, the rules
+    ``wants`` says a check would change, each at most once per ``again`` seconds. The
+    owner's check settles its rule (its local state then agrees, and it stops wanting);
+    a worker that does not own the rule keeps its old view and ticks it again only every
+    ``again`` seconds."""
+
+    def __init__(self, *, scan_every: float = BLIND_SCAN_EVERY,
+                 again: float = BLIND_AGAIN) -> None:
+        self.scan_every = scan_every
+        self.again = again
+        self._scanned: float | None = None
+        self._ticked: dict[str, float] = {}
+
+    def due(self, wants: Callable[[float], Iterable[str]], now: float) -> list[str]:
+        """The rule ids to tick at ``now``; ``wants(now)`` is called once per scan."""
+        if self._scanned is not None and now - self._scanned < self.scan_every:
+            return []
+        self._scanned = now
+        wanted = list(wants(now))
+        self._ticked = {r: t for r, t in self._ticked.items() if r in wanted}
+        due = [r for r in wanted if now - self._ticked.get(r, -self.again) >= self.again]
+        self._ticked.update((r, now) for r in due)
+        return due

@@ -73,13 +73,14 @@ LEDGER = "ledger"
 RULES_STATUS = "rules-status"
 PAGES = "pages"
 SILENCES = "silences"
+DECISIONS = "decisions"
 #: Topics the worker's agents stream (their offsets are committed by the worker group).
 STREAMED = (ARTICLES, MATCHES)
 #: Topics that keep the latest value per key.
 COMPACTED = (FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS, PAGES, SILENCES)
 #: Every topic ``ensure_topics`` creates, in that order.
 ALL = (ARTICLES, MATCHES, ALERTS_DLQ, FEEDS, FEED_HEALTH, FEED_STATE, LEDGER, RULES_STATUS,
-       PAGES, SILENCES)
+       PAGES, SILENCES, DECISIONS)
 
 WORKER_APP = "worker"  # the faust app id and consumer group of `newswatch worker`
 POLLER_GROUP = "pollers"  # the consumer group of `newswatch poll` on FEEDS

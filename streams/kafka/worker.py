@@ -48,6 +48,7 @@ from newswatch.rules.matcher import Matcher
 from newswatch.streams.feedback import MuteDurations
 from newswatch.streams.interactive import ClickHandler
 from newswatch.streams.kafka import topics
+from newswatch.streams.kafka.blind import WorkerBlindness
 from newswatch.streams.kafka.client import KafkaSettings, Publish
 from newswatch.streams.kafka.consumer import (
     GUARD_EVERY,
@@ -57,6 +58,7 @@ from newswatch.streams.kafka.consumer import (
     check_private_api,
     guard_round,
 )
+from newswatch.streams.kafka.decisions import DecisionTopic
 from newswatch.streams.kafka.fence import FencedMapping
 from newswatch.streams.kafka.ledger import (
     REDRIVE_AFTER,
@@ -102,9 +104,14 @@ FENCE_LIMIT = SESSION_TIMEOUT - 2 * HEARTBEAT_INTERVAL
 
 
 class _LogDecisions:
-    """The audit trail of the Kafka runtime: one structured log line per decision."""
+    """The audit trail of the Kafka runtime: one structured log line per decision, and a
+    record of the decisions topic (streams/kafka/decisions.py)."""
+
+    def __init__(self, topic: DecisionTopic) -> None:
+        self._topic = topic
 
     def log_decision(self, d: Decision) -> None:
+        self._topic.log_decision(d)
         log.info(
             "decision rule=%s article=%s verdict=%s receiver=%s result=%s reason=%s",
             d.rule_id, d.article, d.verdict, d.receiver, d.result, d.reason,
@@ -169,6 +176,7 @@ def build_app(
     mutes: Callable[[str], MuteDurations] = lambda receiver: MuteDurations(),
     feedback: MappingFeedback | None = None,
     redrive_after: float = REDRIVE_AFTER,
+    ops: str | None = None,
 ) -> faust.App:
     """The worker app. Start it with ``run_worker``. With ``metrics``, the agents count
     matches, decisions and dead letters, and the stall guard sets lag and commit age.
@@ -176,7 +184,8 @@ def build_app(
     ``silences`` are the config's (the stored ones are read from the silences topic);
     ``mutes`` gives a receiver's mute durations; ``feedback`` is bound to the worker's
     feedback table (the notifiers read an alert's answer lines from it); the ledger's
-    reconciler re-drives what stays pending ``redrive_after`` seconds."""
+    reconciler re-drives what stays pending ``redrive_after`` seconds; ``ops`` (the
+    config's ops receiver) is told when a rule goes blind or sees again."""
     app = _faust_app(settings, metrics)
     articles = app.topic(settings.topic(topics.ARTICLES), partitions=settings.partitions)
     matches = app.topic(settings.topic(topics.MATCHES), partitions=settings.partitions)
@@ -191,8 +200,12 @@ def build_app(
     publish = _faust_publish(app)
     stored = SilenceReplica(settings, publish)
     in_force = SilenceStore(stored, silences)
+    decisions = DecisionTopic(settings, _faust_publish(app, wait=False))
     pipeline = _pipeline(dedup, dead, notifiers, metrics=metrics, clock=clock, fence=fence,
-                         silences=in_force.active)
+                         silences=in_force.active, decisions=decisions)
+    blindness = WorkerBlindness(settings, publish, matcher=matcher, pipeline=pipeline,
+                                rows=lambda: [str(key) for key in list(dedup.keys())],
+                                ops=ops, clock=clock)
     feedback = feedback if feedback is not None else MappingFeedback()
     feedback.bind(_fenced(app.Table(topics.FEEDBACK_TABLE, default=None,
                                     partitions=settings.partitions, schema=json_schema), fence))
@@ -203,7 +216,7 @@ def build_app(
             rule_exists=lambda rule_id: any(r.id == rule_id for r in matcher().rules),
             mutes=mutes, silences=in_force, feedback=feedback,
             answers=slack_answers(notifiers), clock=clock, durable=stored.flush),
-        silences_read=stored.ready,
+        silences_read=stored.ready, blindness=blindness,
         ledger=Ledger(settings, publish, mark=_faust_publish(app, wait=False)),
         matches=matches,
         dlq=app.topic(settings.topic(topics.ALERTS_DLQ), partitions=settings.partitions),
@@ -211,11 +224,11 @@ def build_app(
 
     _add_agents(app, agents, articles, matches, notifiers)
     _add_followers(app, Reconciler(settings, publish, after=redrive_after, metrics=metrics,
-                                   clock=clock), stored)
+                                   clock=clock), stored, blindness)
     _add_tick_timer(app, KafkaRuntime(
         settings, publish,
         rules=lambda: [(str(key), pipeline.rule_state(str(key))) for key in list(dedup.keys())],
-        clock=clock))
+        clock=clock, blind=blindness.wants))
     _add_guard_timer(app, StallGuard(after=stall_after),
                      {articles.get_topic_name(), matches.get_topic_name()}, metrics)
     return app
@@ -244,10 +257,12 @@ def _add_agents(app: faust.App, agents: _Agents, articles: Any, matches: Any,
             await notifier.aclose()
 
 
-def _add_followers(app: faust.App, reconciler: Reconciler, silences: SilenceReplica) -> None:
+def _add_followers(app: faust.App, reconciler: Reconciler, silences: SilenceReplica,
+                   blindness: WorkerBlindness) -> None:
     """The worker's readers of compacted topics, for its whole life: the ledger's
-    reconciler (step 5 of its protocol) and the stored silences, read whole and followed
-    (a mute clicked in Slack is stored by the worker owning its rule, and holds in all)."""
+    reconciler (step 5 of its protocol), the stored silences, read whole and followed
+    (a mute clicked in Slack is stored by the worker owning its rule, and holds in all),
+    and the feeds' health (for the blind-rule warnings)."""
 
     @app.task  # type: ignore[untyped-decorator]
     async def reconcile() -> None:
@@ -256,6 +271,10 @@ def _add_followers(app: faust.App, reconciler: Reconciler, silences: SilenceRepl
     @app.task  # type: ignore[untyped-decorator]
     async def follow_silences() -> None:
         await silences.follow()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_feed_health() -> None:
+        await blindness.statuses.follow()
 
 
 def _fenced(table: MutableMapping[str, Any],
@@ -267,12 +286,13 @@ def _pipeline(
     dedup: MutableMapping[str, Any], dead: MutableMapping[str, Any],
     notifiers: Mapping[str, Notifier], *, metrics: Metrics | None,
     clock: Callable[[], float], fence: Callable[[], None] | None,
-    silences: Callable[[float], Sequence[Silence]] | None,
+    silences: Callable[[float], Sequence[Silence]] | None, decisions: DecisionTopic,
 ) -> Pipeline:
     """The delivery pipeline over the worker's tables. Inline: faust tables may only be
     written inside the event being processed, so deliveries finish before the agent takes
     the next event."""
-    audit: Any = _LogDecisions() if metrics is None else MeteredAudit(_LogDecisions(), metrics)
+    logged = _LogDecisions(decisions)
+    audit: Any = logged if metrics is None else MeteredAudit(logged, metrics)
     state, dead_letters = _fenced(dedup, fence), _fenced(dead, fence)
     return Pipeline(notifiers=notifiers, state=state, dlq=dead_letters, audit=audit,
                     silences=silences, clock=clock, inline=True, fence=fence,
@@ -286,9 +306,11 @@ class _Agents:
     failure goes to the dead-letter topic with its reason."""
 
     def __init__(self, *, matching: Matching, pipeline: Pipeline, clicks: ClickHandler,
-                 silences_read: asyncio.Event, ledger: Ledger, matches: Any, dlq: Any,
-                 clock: Callable[[], float], metrics: Metrics | None) -> None:
+                 silences_read: asyncio.Event, blindness: WorkerBlindness, ledger: Ledger,
+                 matches: Any, dlq: Any, clock: Callable[[], float],
+                 metrics: Metrics | None) -> None:
         self._matching = matching
+        self._blindness = blindness
         self._pipeline = pipeline
         self._clicks = clicks
         self._silences_read = silences_read
@@ -327,7 +349,7 @@ class _Agents:
         message: MatchesMessage | None = None
         try:
             message = decode_matches(key, value)
-            await _handle(self._pipeline, self._clicks, message)
+            await _handle(self._pipeline, self._clicks, self._blindness, message)
         except Exception as error:
             await self._dead_letter(key, value, "deliver", error)
         if isinstance(message, MatchMessage):
@@ -365,12 +387,14 @@ class _Agents:
                         " ".join(k.decode() for k in keys), error)
 
 
-async def _handle(pipeline: Pipeline, clicks: ClickHandler, message: MatchesMessage) -> None:
+async def _handle(pipeline: Pipeline, clicks: ClickHandler, blindness: WorkerBlindness,
+                  message: MatchesMessage) -> None:
     """One event of the matches topic, in the worker owning its rule's table partition."""
     match message:
         case MatchMessage(match=found):
             await pipeline.deliver(found)
         case TickMessage(rule_id=rule_id):
+            await blindness.check(rule_id)
             sent = await pipeline.tick_rule(rule_id)
             log.debug("rule %s: tick, %d item(s) in the outbox", rule_id, sent)
         case ResumeMessage(rule_id=rule_id):  # written by workers before the tick

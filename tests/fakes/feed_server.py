@@ -12,11 +12,15 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 
-def rss(items: list[dict[str, str]], *, title: str = "Test feed") -> bytes:
-    """An RSS 2.0 document; each item dict may hold title, link, guid, description, pubDate."""
+def rss(items: list[dict[str, str]], *, title: str = "Test feed",
+        language: str | None = None) -> bytes:
+    """An RSS 2.0 document; each item dict may hold title, link, guid, description, pubDate;
+    ``language``: the channel's ``<language>``."""
     parts = [f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
              f"<title>{escape(title)}</title><link>http://example.org/</link>"
              "<description>test</description>"]
+    if language is not None:
+        parts.append(f"<language>{escape(language)}</language>")
     for item in items:
         parts.append("<item>")
         for key in ("title", "link", "guid", "description", "pubDate"):
