@@ -50,7 +50,7 @@ class NameVariant:
     latin: str = ""  # ``transliterate.latin_form``: "" for a name not in Latin script
     onsets: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
     first_keys: frozenset[str] = frozenset()  # its first word's (transliterate.first_keys)
-    first_blocks: frozenset[str] = frozenset()  # the same in Latin letters (first_blocks)
+    first_blocks: frozenset[str] = frozenset()  # in Latin letters (latin_first_keys)
     first_word: str = ""  # its first word (not an article)
 
 
@@ -84,13 +84,15 @@ class Hits:
 
 
 # What one text word can hit: word ids, places, the name blocks it falls in (variant,
-# offset), and the name variants whose last word it may be, read across scripts
+# offset), and the name variants whose last word, and whose first word, it may be when
+# written another way (issue 20)
 Entry = tuple[tuple[int, ...], tuple[CompiledPlace, ...], tuple[tuple[int, int], ...],
-              tuple[int, ...]]
+              tuple[int, ...], frozenset[int]]
 # A field's words that fall in name blocks: the positions of one word and its
 # (variant, offset) blocks
-NameWords = list[tuple[list[int], tuple[tuple[int, int], ...], tuple[int, ...]]]
-NOTHING: Entry = ((), (), (), ())
+NameWords = list[tuple[list[int], tuple[tuple[int, int], ...], tuple[int, ...],
+                       frozenset[int]]]
+NOTHING: Entry = ((), (), (), (), frozenset())
 ENTRY_CACHE_LIMIT = 500_000
 MIN_FUZZY_WORD = 5  # shorter name words are looked up exactly (deletes would be too common)
 

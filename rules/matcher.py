@@ -55,19 +55,20 @@ from newswatch.rules.transliterate import (
     NameGuard,
     Window,
     anchor_skeletons,
-    first_blocks,
     first_keys,
+    first_keys_of_forms,
     fused,
     is_article,
     joined,
     last_onset,
+    latin_first_extra,
+    latin_first_keys,
     latin_form,
     name_onsets,
     name_parts,
     never_in_name,
     read_window,
     spelling_anchors,
-    starts_name,
     window_score,
     word_skeletons,
 )
@@ -114,6 +115,9 @@ class Matcher:
         self._last_words: dict[str, list[int]] = defaultdict(list)
         self._last_arabic: dict[str, list[int]] = defaultdict(list)
         self._last_latin: dict[str, list[int]] = defaultdict(list)
+        self._first_words: dict[str, list[int]] = defaultdict(list)  # the same, first words
+        self._first_arabic: dict[str, list[int]] = defaultdict(list)
+        self._first_latin: dict[str, list[int]] = defaultdict(list)
         self._places: dict[str, list[CompiledPlace]] = defaultdict(list)
         # rule index → compiled ids it uses, and the reverse maps used to pick candidates
         self._rule_phrases: list[dict[str, int]] = []
@@ -127,6 +131,9 @@ class Matcher:
         # gate (``_word_gate``), and those that hit nothing (most words: a set, for the one
         # look-up each costs in a large table)
         self._entries: dict[str, Entry] = {}
+        # words that may only start a name written otherwise: kept apart from the hot words
+        # (a common first name in Arabic text would make half the words hot)
+        self._first_only: dict[str, frozenset[int]] = {}
         self._hot: dict[str, int | None] = {}
         self._cold: set[str] = set()
         self._place_words: set[str] = set()  # the words of _hot that start a place name
@@ -141,7 +148,7 @@ class Matcher:
         """What a pickled Matcher keeps (streams/rulecache.py): the compiled index, not the
         per-word cache filled while matching."""
         state = dict(self.__dict__)
-        state["_entries"], state["_hot"] = {}, {}
+        state["_entries"], state["_hot"], state["_first_only"] = {}, {}, {}
         state["_cold"], state["_place_words"] = set(), set()
         return state
 
@@ -201,7 +208,8 @@ class Matcher:
             self._variants.append(NameVariant(
                 pid, keys, " ".join(keys), joined(parts), len(parts), latin_form(keys),
                 name_onsets(keys), first_keys(first) if first else frozenset(),
-                first_blocks(first) if first.isascii() and first else frozenset(), first))
+                latin_first_keys(first) if first.isascii() and first else frozenset(),
+                first))
             for position, key in enumerate(keys):
                 for block in neighbourhood(key):
                     self._blocks[block].append((variant, position))
@@ -214,6 +222,13 @@ class Matcher:
                             self._last_arabic[skeleton].append(variant)
                 for block in spelling_anchors(last) if last.isascii() else ():
                     self._last_latin[block].append(variant)
+                found = self._variants[variant]
+                for skeleton in found.first_keys:
+                    self._first_words[skeleton].append(variant)
+                    if not first.isascii():
+                        self._first_arabic[skeleton].append(variant)
+                for block in found.first_blocks if found.latin else ():
+                    self._first_latin[block].append(variant)
         return pid
 
     def _compile(self) -> None:
@@ -320,13 +335,13 @@ class Matcher:
     def _word_gate(self, entry: Entry) -> int | None:
         """The country codes (bits) of which one must be in the article for the phrases
         and names of a text word to matter (``_code_gates``); None: they always may."""
-        wids, _, people, ends = entry
+        wids, _, people, ends, starts = entry
         gate: int | None = 0
         for wid in wids:
             gate = widened(gate, self._word_gates[wid])
         for variant, _ in people:
             gate = widened(gate, self._name_codes[variant])
-        for variant in ends:
+        for variant in (*ends, *starts):
             gate = widened(gate, self._name_codes[variant])
         return gate
 
@@ -341,29 +356,38 @@ class Matcher:
             entries.clear()  # bounded memory on endless streams of new words
             hot.clear()
             cold.clear()
+            self._first_only.clear()
             self._place_words.clear()
             new = text  # the words of the text seen before are gone too
         direct, blocks = self._direct, self._blocks.keys()
         prefixes = self._prefix_index
         last_latin, last_arabic = self._last_latin.keys(), self._last_arabic.keys()
+        first_latin, first_arabic = self._first_latin.keys(), self._first_arabic.keys()
         found = {}
         for key in new:
             around = neighbourhood(key)
             near = blocks & around
             ending = last_latin & (spelling_anchors(key) if fused(key) else around)
-            if (near or ending or key in direct or prefixes or not key.isascii()
-                    or (last_arabic and not last_arabic.isdisjoint(anchor_skeletons(key)))):
-                entry = self._entry(key, near, ending)
-                if entry is not NOTHING:
+            starting = (first_latin & (around | latin_first_extra(key))) if key.isascii() \
+                else set()
+            if (near or ending or starting or key in direct or prefixes or not key.isascii()
+                    or (last_arabic and not last_arabic.isdisjoint(anchor_skeletons(key)))
+                    or (first_arabic and not first_arabic.isdisjoint(first_keys(key)))):
+                entry = self._entry(key, near, ending, starting)
+                if entry[:4] != NOTHING[:4]:
                     found[key] = entry
+                elif entry[4]:
+                    self._first_only[key] = entry[4]
         cold.update(new.difference(found))
         entries.update(found)
         hot.update((key, self._word_gate(entry)) for key, entry in found.items())
         self._place_words.update(key for key, entry in found.items() if entry[1])
 
-    def _entry(self, key: str, near: set[str], ending: set[str]) -> Entry:
+    def _entry(self, key: str, near: set[str], ending: set[str], starting: set[str]
+               ) -> Entry:
         """Everything one text word can hit; ``near``: the name blocks it falls in;
-        ``ending``: the blocks of names' last words in Latin script it falls in."""
+        ``ending``, ``starting``: the keys of names' last and first words in Latin script
+        it meets (``spelling_anchors``, ``latin_first_keys``)."""
         keys = (key, *arabic_alternatives(key)) if not key.isascii() else (key,)
         wids: list[int] = []
         places: list[CompiledPlace] = []
@@ -377,21 +401,29 @@ class Matcher:
         for block in near:
             people.update(self._blocks[block])
         ends: set[int] = set()
+        starts: set[int] = set()
         if not key.isascii():
             if not never_in_name(key):
                 for k in keys:
                     for skeleton in anchor_skeletons(k):
                         ends.update(self._last_words.get(skeleton, ()))
+                for skeleton in first_keys_of_forms(key):
+                    starts.update(self._first_words.get(skeleton, ()))
         elif self._last_words:
             for block in ending:
                 ends.update(self._last_latin[block])
+            for block in starting:
+                starts.update(self._first_latin[block])
             if self._last_arabic:
                 for skeleton in anchor_skeletons(key):
                     ends.update(self._last_arabic.get(skeleton, ()))
-        if not (wids or places or people or ends):
+                for skeleton in first_keys(key):
+                    starts.update(self._first_arabic.get(skeleton, ()))
+        if not (wids or places or people or ends or starts):
             return NOTHING
         places.sort(key=lambda p: -len(p.keys))
-        return tuple(wids), tuple(places), tuple(sorted(people)), tuple(sorted(ends))
+        return (tuple(wids), tuple(places), tuple(sorted(people)), tuple(sorted(ends)),
+                frozenset(starts))
 
     def _hot_words(self, tokens: Tokens) -> set[str]:
         """The distinct words of a text that hit something (words never seen are learned
@@ -437,13 +469,13 @@ class Matcher:
         positions: dict[int, list[int]] = {}
         names: NameWords = []
         for key, at in self._where(tokens.keys, wanted).items():
-            wids, _, people, ends = entries[key]
+            wids, _, people, ends, starts = entries[key]
             for wid in wids:
                 known = positions.get(wid)
                 # a word id reached from two text words (accord, accords): merge in order
                 positions[wid] = at if known is None else sorted(known + at)
-            if people or ends:
-                names.append((at, people, ends))
+            if people or ends or starts:
+                names.append((at, people, ends, starts))
         if positions:
             self._find_phrases(name, tokens, positions, hits)
         return names
@@ -467,9 +499,9 @@ class Matcher:
         variants = self._variants
         for name, tokens, words in fields:
             candidates: set[tuple[int, int]] = set()
-            ends: set[tuple[int, int]] = set()
+            ends: list[tuple[int, int]] = []
             names = NameGuard(tokens)
-            for at, people, last in words:
+            for at, people, last, _ in words:
                 for variant, offset in people:
                     if wants(variant):
                         candidates.update((i - offset, variant) for i in at)
@@ -480,11 +512,19 @@ class Matcher:
                 if not word.isascii():  # read across scripts, a name ends at a word that
                     onsets = last_onset(word)  # starts alike
                     live = [v for v in live if not onsets.isdisjoint(variants[v].onsets[1])]
-                ends.update((i, v) for i in at for v in live)
+                ends.extend((i, v) for i in at for v in live)
             if candidates:
                 self._find_people(name, tokens, candidates, hits, names)
-            if ends:
-                self._find_transliterated(name, tokens, ends, hits, names)
+            windows: dict[tuple[int, int], list[int]] = {}  # (last word, variant) → firsts
+            keys, entries, first_only = tokens.keys, self._entries, self._first_only
+            for end, variant in ends:
+                found_at = [p for p in range(max(0, end - variants[variant].words - 1), end)
+                            if variant in (first_only.get(keys[p])
+                                           or entries.get(keys[p], NOTHING)[4])]
+                if found_at:
+                    windows[end, variant] = found_at
+            if windows:
+                self._find_transliterated(name, tokens, windows, hits, names)
 
     def _find_phrases(
         self, name: Field, tokens: Tokens, positions: dict[int, list[int]], hits: Hits
@@ -567,32 +607,31 @@ class Matcher:
                     PersonHit(name, start, start + size - 1, float(score)))
 
     def _find_transliterated(
-        self, name: Field, tokens: Tokens, ends: set[tuple[int, int]], hits: Hits,
-        names: NameGuard,
+        self, name: Field, tokens: Tokens, windows: dict[tuple[int, int], list[int]],
+        hits: Hits, names: NameGuard,
     ) -> None:
         """Score each candidate (last word, variant) across scripts and spellings: the
-        windows ending at that word, of the variant's words and up to two more (articles,
-        particles), compared by their skeletons (``newswatch.rules.transliterate``); the
-        best one that looks like a name counts, unless the spelling found the person
+        windows from a word that may be its first word (``windows``: their positions) to
+        that last word, of the variant's words and up to two more (articles, particles),
+        compared by their skeletons or Latin forms (``newswatch.rules.transliterate``);
+        the best one that looks like a name counts, unless the spelling found the person
         there already."""
         keys = tokens.keys
         variants, persons = self._variants, self._persons
-        windows: dict[tuple[int, int], Window] = {}
-        for end, variant_id in sorted(ends):
+        read: dict[tuple[int, int], Window] = {}
+        for (end, variant_id), starts in sorted(windows.items()):
             variant = variants[variant_id]
             person = persons[variant.person]
             known = hits.people.get(variant.person, ())
             if any(h.field == name and h.first <= end <= h.last for h in known):
                 continue
             best: tuple[float, int, str] | None = None
-            latin = keys[end].isascii() and bool(variant.latin)
-            for start in range(max(0, end - variant.words - 1), end):
-                if not starts_name(keys[start], variant, latin) or not names.allows(
-                        start, start) or not names.allows(end, end):
-                    continue  # a window starts at the name's first word, in capitals
-                window = windows.get((start, end))
+            for start in starts:
+                if not names.allows(start, start) or not names.allows(end, end):
+                    continue  # in capitals, where the text is written in both cases
+                window = read.get((start, end))
                 if window is None:
-                    window = windows[start, end] = read_window(keys[start : end + 1])
+                    window = read[start, end] = read_window(keys[start : end + 1])
                 score, how = window_score(window, variant, person.min_score)
                 if score and (best is None or score > best[0]) and names.allows(
                         start, end) and not (how == "transliterated"

@@ -225,24 +225,46 @@ def first_blocks(word: str) -> frozenset[str]:
     return spelling_anchors(word) | frozenset(prefix) | frozenset(abd)
 
 
-def starts_name(word: str, variant: NameVariantLike, latin: bool) -> bool:
+def starts_name(word: str, variant: NameVariantLike) -> bool:
     """Whether a text word may be the first word of ``variant`` written another way: by
-    its letter blocks when both are in Latin script (``latin``), else by its skeletons
-    (those of its forms without proclitics, too)."""
-    if latin and word.isascii():
-        first = variant.first_word
-        return (not first_blocks(word).isdisjoint(variant.first_blocks)
-                or (len(first) >= 3 and len(word) >= 3  # Saadeddine and Saad Eddine
-                    and (word.startswith(first) or first.startswith(word))))
-    return not _first_keys_of_forms(word).isdisjoint(variant.first_keys)
+    their letters when both are in Latin script (``latin_first_keys``), else by their
+    skeletons (those of the word's forms without proclitics, too)."""
+    if word.isascii() and variant.latin:
+        return not latin_first_keys(word).isdisjoint(variant.first_blocks)
+    return not first_keys_of_forms(word).isdisjoint(variant.first_keys)
 
 
 @lru_cache(maxsize=200_000)
-def _first_keys_of_forms(word: str) -> frozenset[str]:
+def latin_first_keys(word: str) -> frozenset[str]:
+    """What a Latin word meets another Latin spelling of a name's first word by: its
+    ``first_blocks``, and its beginnings of three letters or more (Saad and Saadeddine,
+    Mohamed and Mohammed meet by them)."""
+    return frozenset(neighbourhood(word)) | latin_first_extra(word)
+
+
+def latin_first_extra(word: str) -> frozenset[str]:
+    """``latin_first_keys`` but the word's own neighbourhood (which the matcher has)."""
+    extra = {word[:n] for n in range(3, len(word) + 1)}
+    found = _FUSED_PREFIX.match(word)
+    if found:
+        extra.update(neighbourhood(word[found.end():]), neighbourhood(word[:found.end()]))
+    if _ABD.fullmatch(word):
+        extra.add("abd")
+    return frozenset(extra)
+
+
+@lru_cache(maxsize=200_000)
+def first_keys_of_forms(word: str) -> frozenset[str]:
     """``first_keys`` of a word and of its forms without proclitics (وعبد: عبد)."""
     if word.isascii():
         return first_keys(word)
-    return frozenset().union(*(first_keys(f) for f in (word, *arabic_alternatives(word))))
+    keys: set[str] = set()
+    for form in (word, *arabic_alternatives(word)):
+        keys.update(anchor_skeletons(form))
+        found = _ARABIC_FUSED_PREFIX.match(form)
+        if found:
+            keys.update(word_skeletons(form[:found.end()].removesuffix("ال")))
+    return frozenset(keys)
 
 
 def never_in_name(word: str) -> bool:

@@ -39,10 +39,10 @@ from newswatch.rules.transliterate import (
     MIN_SKELETON_WORDS,
     NameGuard,
     anchor_skeletons,
-    first_blocks,
     first_keys,
     is_article,
     joined,
+    latin_first_keys,
     latin_form,
     name_onsets,
     name_parts,
@@ -262,7 +262,7 @@ def variant_of(keys: tuple[str, ...]) -> Variant | None:
     first, last = named[0], named[-1]
     return Variant(
         joined(parts), len(parts), latin_form(keys), name_onsets(keys), first_keys(first),
-        first_blocks(first) if first.isascii() else frozenset(), first,
+        latin_first_keys(first) if first.isascii() else frozenset(), first,
         frozenset(s for s in anchor_skeletons(last) if len(s) >= MIN_ANCHOR),
         spelling_anchors(last) if last.isascii() else frozenset())
 
@@ -289,10 +289,9 @@ def find_person_across(person: Person, tokens: Tokens, spelled: list[PersonHit],
                 continue
             if any(first <= end <= last for first, last, _, _ in spelled + out):
                 continue
-            latin = word.isascii() and bool(variant.latin)
             best: PersonHit | None = None
             for start in range(max(0, end - variant.words - 1), end):
-                if not starts_name(tokens.keys[start], variant, latin):
+                if not starts_name(tokens.keys[start], variant):
                     continue
                 score, how = window_score(read_window(tokens.keys[start : end + 1]), variant,
                                           person.min_score)

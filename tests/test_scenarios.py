@@ -370,6 +370,7 @@ class Day:
     replays: list[tuple[int, str]] = field(default_factory=list)
     dead_after: list[dict[str, Any]] = field(default_factory=list)
     status: str = ""  # `newswatch status` once the valid edit's notice is sent
+    blind_status: str = ""  # `newswatch status` while the flint rule is blind
     pages: Any = None  # the onyx feed's pages, from `newswatch status --feed onyx --json`
     clicks: Clicks = field(default_factory=Clicks)  # what the click scenario saw
     error: BaseException | None = None
@@ -460,6 +461,9 @@ async def script(runtime: Deployment, slack: FakeSlackAPI, feeds: FeedServer, tm
     await until("the failing-feed notice", seen("ops", "Feed flaky is failing"), 120)
     await until("the blind-rule notice", seen("ops", "Rule flint-watch (Flint watch) is blind"),
                 60)
+    day.step = "the blind rule in status"
+    day.blind_status = await eventually(runtime.status,
+                                        lambda out: "flint-watch is BLIND" in out, timeout=30)
     feeds.serve("/flaky.xml", rss([{"title": "nothing to watch", "guid": "f1",
                                     "link": "https://news.example/f1"}]))
     await until("the recovery notice", seen("ops", "Feed flaky recovered"), 120)
@@ -602,6 +606,11 @@ def test_a_rule_whose_feeds_all_fail_is_one_blind_notice_and_one_recovery(
     assert day.count("ops", "Rule flint-watch (Flint watch) is blind") == 1
     assert day.count("ops", "Rule flint-watch (Flint watch) sees again") == 1
     assert day.count("ops", "is blind") == 1, day.texts("ops")  # no other rule
+    # `newswatch status` (--kafka: the rules-status topic) listed it while it was blind,
+    # and no longer does
+    assert "1 of 1 feeds it depends on (its feeds) are down: flaky (failing)" \
+        in day.blind_status
+    assert "BLIND" not in day.status
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
