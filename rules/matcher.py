@@ -64,6 +64,7 @@ from newswatch.rules.transliterate import (
     latin_first_extra,
     latin_first_keys,
     latin_form,
+    latin_script,
     name_onsets,
     name_parts,
     never_in_name,
@@ -196,10 +197,14 @@ class Matcher:
         pid = len(self._persons)
         self._person_ids[person] = pid
         self._persons.append(person)
-        for name in (person.name, *person.aliases):
-            keys = tokenize(name).keys
-            if not keys:
-                continue
+        names = [keys for name in (person.name, *person.aliases) if (keys := tokenize(name).keys)]
+        # Written in a script, a person is read across scripts only into a script none of
+        # its spellings is in: ops' own Arabic spelling (an alias) finds it in Arabic text.
+        scripts = {latin_script(keys) for keys in names}
+        for keys in names:
+            in_latin = latin_script(keys)
+            arabic_text = not in_latin or False not in scripts  # found in Arabic text
+            latin_text = in_latin or True not in scripts  # found in Latin text
             variant = len(self._variants)
             parts = name_parts(keys)
             named = [k for i, k in enumerate(keys) if word_skeletons(k) and not is_article(
@@ -215,20 +220,23 @@ class Matcher:
                     self._blocks[block].append((variant, position))
             if len(parts) >= MIN_SKELETON_WORDS:  # written otherwise: found by its last word
                 last = next(k for k in reversed(keys) if word_skeletons(k))
+                found = self._variants[variant]
                 for skeleton in anchor_skeletons(last):
                     if len(skeleton) >= MIN_ANCHOR:  # one consonant: too many words
-                        self._last_words[skeleton].append(variant)
-                        if not last.isascii():
+                        if arabic_text:
+                            self._last_words[skeleton].append(variant)
+                        if latin_text and not in_latin:
                             self._last_arabic[skeleton].append(variant)
-                for block in spelling_anchors(last) if last.isascii() else ():
-                    self._last_latin[block].append(variant)
-                found = self._variants[variant]
                 for skeleton in found.first_keys:
-                    self._first_words[skeleton].append(variant)
-                    if not first.isascii():
+                    if arabic_text:
+                        self._first_words[skeleton].append(variant)
+                    if latin_text and not in_latin:
                         self._first_arabic[skeleton].append(variant)
-                for block in found.first_blocks if found.latin else ():
-                    self._first_latin[block].append(variant)
+                if in_latin:
+                    for block in spelling_anchors(last):
+                        self._last_latin[block].append(variant)
+                    for block in found.first_blocks:
+                        self._first_latin[block].append(variant)
         return pid
 
     def _compile(self) -> None:

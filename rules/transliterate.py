@@ -188,6 +188,11 @@ def anchor_skeletons(word: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*own, *rest)))
 
 
+def latin_script(words: Sequence[str]) -> bool:
+    """Whether a name's words are all in Latin script (else it is read as Arabic)."""
+    return all(w.isascii() for w in words)
+
+
 def fused(word: str) -> bool:
     """Whether a Latin word starts with a prefix fused to a name (Ben, Abdel, Bou …)."""
     return _FUSED_PREFIX.match(word) is not None

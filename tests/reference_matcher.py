@@ -44,6 +44,7 @@ from newswatch.rules.transliterate import (
     joined,
     latin_first_keys,
     latin_form,
+    latin_script,
     name_onsets,
     name_parts,
     never_in_name,
@@ -273,8 +274,9 @@ def find_person_across(person: Person, tokens: Tokens, spelled: list[PersonHit],
     (by letter blocks when both are in Latin script, else by skeletons), of the name's
     words and up to two more; at each last word (in order, name before aliases), the
     best-scoring window that looks like a name, unless a hit already covers that word."""
-    variants = [v for n in (person.name, *person.aliases)
-                if (v := variant_of(name_keys(n))) is not None]
+    names = [name_keys(n) for n in (person.name, *person.aliases)]
+    scripts = {latin_script(keys) for keys in names if keys}
+    variants = [v for keys in names if (v := variant_of(keys)) is not None]
     out: list[PersonHit] = []
     for end in range(len(tokens)):
         word = tokens.keys[end]
@@ -282,7 +284,12 @@ def find_person_across(person: Person, tokens: Tokens, spelled: list[PersonHit],
             continue  # never the last word of a name
         skeletons = {s for f in forms(word) for s in anchor_skeletons(f)}
         for variant in variants:
-            if word.isascii() and variant.blocks:  # Latin both: by letter blocks
+            in_latin = bool(variant.blocks)
+            # read across scripts only into a script none of the person's spellings is in
+            if (word.isascii() and not in_latin and True in scripts) or (
+                    not word.isascii() and in_latin and False in scripts):
+                continue
+            if word.isascii() and in_latin:  # Latin both: by letter blocks
                 if not spelling_anchors(word) & variant.blocks:
                     continue
             elif not skeletons & variant.last:
