@@ -507,32 +507,57 @@ class Matcher:
         variants = self._variants
         for name, tokens, words in fields:
             candidates: set[tuple[int, int]] = set()
-            ends: list[tuple[int, int]] = []
+            ends: list[tuple[list[int], list[int]]] = []  # (positions, variants) ending there
             names = NameGuard(tokens)
             for at, people, last, _ in words:
                 for variant, offset in people:
                     if wants(variant):
                         candidates.update((i - offset, variant) for i in at)
-                live = [v for v in last if wants(v)]
-                if not live:
+                if not last:
                     continue
                 word = tokens.keys[at[0]]
-                if not word.isascii():  # read across scripts, a name ends at a word that
-                    onsets = last_onset(word)  # starts alike
-                    live = [v for v in live if not onsets.isdisjoint(variants[v].onsets[1])]
-                ends.extend((i, v) for i in at for v in live)
+                if word.isascii():
+                    live = [v for v in last if wants(v)]
+                else:  # read across scripts, a name ends at a word that starts alike
+                    onsets = last_onset(word)
+                    live = [v for v in last
+                            if not onsets.isdisjoint(variants[v].onsets[1]) and wants(v)]
+                if live:
+                    ends.append((at, live))
             if candidates:
                 self._find_people(name, tokens, candidates, hits, names)
-            windows: dict[tuple[int, int], list[int]] = {}  # (last word, variant) → firsts
-            keys, entries, first_only = tokens.keys, self._entries, self._first_only
-            for end, variant in ends:
-                found_at = [p for p in range(max(0, end - variants[variant].words - 1), end)
-                            if variant in (first_only.get(keys[p])
-                                           or entries.get(keys[p], NOTHING)[4])]
-                if found_at:
-                    windows[end, variant] = found_at
-            if windows:
-                self._find_transliterated(name, tokens, windows, hits, names)
+            if ends:
+                windows = self._windows(tokens, ends)
+                if windows:
+                    self._find_transliterated(name, tokens, windows, hits, names)
+
+    def _windows(self, tokens: Tokens, ends: list[tuple[list[int], list[int]]]
+                 ) -> dict[tuple[int, int], list[int]]:
+        """(last word, variant) → the positions before it, within the variant's reach,
+        of the words that may be its first word."""
+        keys, entries, first_only = tokens.keys, self._entries, self._first_only
+        variants = self._variants
+        firsts: dict[int, frozenset[int]] = {}  # position → variants it may start
+        windows: dict[tuple[int, int], list[int]] = {}
+        for at, live in ends:
+            reach = max(variants[v].words for v in live) + 1
+            for end in at:
+                before = []
+                for p in range(max(0, end - reach), end):
+                    found = firsts.get(p)
+                    if found is None:
+                        found = firsts[p] = (first_only.get(keys[p])
+                                             or entries.get(keys[p], NOTHING)[4])
+                    if found:
+                        before.append((p, found))
+                if not before:
+                    continue
+                for v in live:
+                    low = end - variants[v].words - 1
+                    found_at = [p for p, found in before if p >= low and v in found]
+                    if found_at:
+                        windows[end, v] = found_at
+        return windows
 
     def _find_phrases(
         self, name: Field, tokens: Tokens, positions: dict[int, list[int]], hits: Hits
