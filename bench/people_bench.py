@@ -43,6 +43,8 @@ from workload import DEFAULT_ARTICLES, load_articles
 
 from newswatch.core.article import Article
 from newswatch.rules.gazetteer import known_codes
+from newswatch.rules.loader import parse_rules
+from newswatch.rules.matcher import Matcher
 
 DATA = Path(__file__).resolve().parent / "data" / "officials.yaml"
 SENTENCES = {
@@ -67,9 +69,6 @@ class Matchers:
     """The current matcher and the one of ``rev``, over the same rule texts."""
 
     def __init__(self, rev: str, folder: Path) -> None:
-        from newswatch.rules.loader import parse_rules
-        from newswatch.rules.matcher import Matcher
-
         old_loader, old_matcher, _ = old_package(rev, folder)
         self._new = (parse_rules, Matcher)
         self._old = (old_loader.parse_rules, old_matcher.Matcher)

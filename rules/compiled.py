@@ -51,7 +51,6 @@ class NameVariant:
     onsets: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
     first_keys: frozenset[str] = frozenset()  # its first word's (transliterate.first_keys)
     first_blocks: frozenset[str] = frozenset()  # in Latin letters (latin_first_keys)
-    first_word: str = ""  # its first word (not an article)
 
 
 @dataclass(frozen=True, slots=True)

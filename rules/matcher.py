@@ -213,8 +213,7 @@ class Matcher:
             self._variants.append(NameVariant(
                 pid, keys, " ".join(keys), joined(parts), len(parts), latin_form(keys),
                 name_onsets(keys), first_keys(first) if first else frozenset(),
-                latin_first_keys(first) if first.isascii() and first else frozenset(),
-                first))
+                latin_first_keys(first) if first.isascii() and first else frozenset()))
             for position, key in enumerate(keys):
                 for block in neighbourhood(key):
                     self._blocks[block].append((variant, position))

@@ -50,8 +50,6 @@ class NameVariantLike(Protocol):
     @property
     def first_blocks(self) -> frozenset[str]: ...
     @property
-    def first_word(self) -> str: ...
-    @property
     def skeletons(self) -> tuple[str, ...]: ...
     @property
     def words(self) -> int: ...
@@ -219,17 +217,6 @@ def first_keys(word: str) -> frozenset[str]:
     return frozenset((*anchor_skeletons(word), *prefix))
 
 
-@lru_cache(maxsize=200_000)
-def first_blocks(word: str) -> frozenset[str]:
-    """The letter blocks by which a Latin word may be the first word of a name spelt
-    another way in Latin script: those of ``spelling_anchors`` and, for a word fused with
-    a prefix, the prefix's (Abdelfattah: abdel)."""
-    found = _FUSED_PREFIX.match(word)
-    prefix = neighbourhood(word[:found.end()]) if found else set()
-    abd = {"abd"} if _ABD.fullmatch(word) else set()  # Abdel Fattah, Abd al-Fattah
-    return spelling_anchors(word) | frozenset(prefix) | frozenset(abd)
-
-
 def starts_name(word: str, variant: NameVariantLike) -> bool:
     """Whether a text word may be the first word of ``variant`` written another way: by
     their letters when both are in Latin script (``latin_first_keys``), else by their
@@ -242,8 +229,9 @@ def starts_name(word: str, variant: NameVariantLike) -> bool:
 @lru_cache(maxsize=200_000)
 def latin_first_keys(word: str) -> frozenset[str]:
     """What a Latin word meets another Latin spelling of a name's first word by: its
-    ``first_blocks``, and its beginnings of three letters or more (Saad and Saadeddine,
-    Mohamed and Mohammed meet by them)."""
+    letter blocks (``spelling_anchors``), those of a fused prefix (Abdelfattah: abdel),
+    ``abd`` for the Abdel forms, and its beginnings of three letters or more (Saad and
+    Saadeddine, Mohamed and Mohammed meet by them)."""
     return frozenset(neighbourhood(word)) | latin_first_extra(word)
 
 
@@ -502,7 +490,7 @@ class NameGuard:
                for i in range(first, last)):
             return True
         keys = tokens.keys[first : last + 1]
-        if any(never_in_name(k) and k != "ال" for k in keys):
+        if any(map(never_in_name, keys)):
             return True
         arabic = [k for k in keys if not k.isascii()]
         return bool(arabic) and all(k in COMMON_ARABIC_WORDS for k in arabic)

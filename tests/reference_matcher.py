@@ -249,7 +249,6 @@ class Variant:
     onsets: tuple[frozenset[str], frozenset[str]]
     first_keys: frozenset[str]
     first_blocks: frozenset[str]
-    first_word: str
     last: frozenset[str]  # the skeletons its last word is found by (anchor_skeletons)
     blocks: frozenset[str]  # in Latin text, the letter blocks of a last word in Latin
 
@@ -263,7 +262,7 @@ def variant_of(keys: tuple[str, ...]) -> Variant | None:
     first, last = named[0], named[-1]
     return Variant(
         joined(parts), len(parts), latin_form(keys), name_onsets(keys), first_keys(first),
-        latin_first_keys(first) if first.isascii() else frozenset(), first,
+        latin_first_keys(first) if first.isascii() else frozenset(),
         frozenset(s for s in anchor_skeletons(last) if len(s) >= MIN_ANCHOR),
         spelling_anchors(last) if last.isascii() else frozenset())
 
