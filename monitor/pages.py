@@ -13,11 +13,16 @@ brotli bombs included), an honest User-Agent naming the project. On top of it:
   ``ROBOTS_RETRY`` seconds, its pages failing with that fetch's kind.
 * one page fetch at a time per host, at least ``host_delay`` seconds apart (robots.txt
   fetches included);
-* each canonical URL is fetched at most once: the outcome, success or failure, is kept in
+* each canonical URL is fetched once: the outcome, success or failure, is kept in
   ``cache`` (keyed by the canonical URL: the embedded state's ``pages`` table, the Kafka
   poller's ``pages`` topic) and returned on every later call, also after a restart;
   concurrent calls for one URL share one fetch. Outcomes older than ``keep`` seconds
-  (``PAGE_TTL``, 30 days) are forgotten, once a day (``prune``).
+  (``PAGE_TTL``, 30 days) are forgotten, once a day (``prune``);
+* except that a failure that may pass (``RETRIED_KINDS``: the site down, slow or
+  rate-limiting) is tried again, ``retry`` seconds after each failed attempt: the
+  outcome keeps the asking article and ``retry_at``; ``due`` lists the outcomes whose
+  time has come, ``retry`` fetches one again and ``store`` keeps the new outcome once the
+  caller has delivered the article's body.
 
 Failure kinds are the fetch error kinds (``newswatch.core.errors.FetchErrorKind``) plus
 ``not_an_article`` and ``extract`` (``ExtractError``).
@@ -28,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -37,6 +42,7 @@ from urllib.robotparser import RobotFileParser
 from yarl import URL
 
 from newswatch.core.article import canonical_url
+from newswatch.core.config import DEFAULT_PAGE_RETRY
 from newswatch.core.errors import FeedError, FetchError, FetchErrorKind
 from newswatch.core.pagecache import PAGE_TTL
 from newswatch.monitor.extract import Extracted, Extractor, extract_article, trafilatura_extractor
@@ -49,6 +55,12 @@ ROBOTS_TTL = 86_400.0  # seconds a host's robots.txt is trusted
 ROBOTS_RETRY = 3_600.0  # seconds before asking again a host whose robots.txt failed
 _ROBOTS_CAP = 512 * 1024  # bytes of robots.txt read (Google reads 500 KiB)
 PRUNE_EVERY = 86_400.0  # seconds between two prunes of the page cache
+# The failures that may pass: the site down, slow or asking to slow down. The others say
+# something about the page itself (gone, too large, not an article, refused by robots.txt
+# or by the private-address guard) and would fail again.
+RETRIED_KINDS = frozenset({FetchErrorKind.DNS, FetchErrorKind.CONNECT,
+                           FetchErrorKind.TIMEOUT, FetchErrorKind.HTTP_5XX,
+                           FetchErrorKind.RATE_LIMITED})
 
 
 class Fetcher(Protocol):
@@ -61,7 +73,10 @@ class Page:
     FetchErrorKind value) and ``error``; ``seconds``: fetch and extraction time, of which
     ``extract_seconds`` extraction (as measured when fetched); ``cached``: read from the
     cache; ``at``: when it was fetched (Unix seconds); ``feed``: the feed whose article
-    asked for it first (the Kafka poller keeps the pages of its own feeds)."""
+    asked for it first (the Kafka poller keeps the pages of its own feeds); ``attempts``:
+    fetches made so far; ``retry_at`` (Unix seconds): when to try again a failure that
+    may pass, None when the outcome is final; ``article``: while a retry is pending, the
+    JSON of the article whose body the page is (``Article.to_json``)."""
 
     url: str
     extracted: Extracted | None = None
@@ -72,10 +87,15 @@ class Page:
     at: float = 0.0
     feed: str = ""
     extract_seconds: float = 0.0
+    attempts: int = 1
+    retry_at: float | None = None
+    article: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         found = self.extracted
-        return {"url": self.url, "at": self.at, "feed": self.feed,
+        retry = ({"attempts": self.attempts, "retry_at": self.retry_at, "article": self.article}
+                 if self.retry_at is not None else {"attempts": self.attempts})
+        return {"url": self.url, "at": self.at, "feed": self.feed, **retry,
                 "error_kind": self.error_kind, "error": self.error,
                 "seconds": round(self.seconds, 4),
                 "extract_seconds": round(self.extract_seconds, 4),
@@ -94,7 +114,10 @@ class Page:
         return cls(url=str(data["url"]), extracted=extracted, error_kind=data.get("error_kind"),
                    error=data.get("error"), seconds=float(data.get("seconds") or 0.0),
                    cached=True, at=float(data.get("at") or 0.0), feed=str(data.get("feed") or ""),
-                   extract_seconds=float(data.get("extract_seconds") or 0.0))
+                   extract_seconds=float(data.get("extract_seconds") or 0.0),
+                   attempts=int(data.get("attempts") or 1),
+                   retry_at=None if data.get("retry_at") is None else float(data["retry_at"]),
+                   article=data.get("article"))
 
 
 @dataclass(slots=True)
@@ -111,8 +134,10 @@ class PageFetcher:
     URL → ``Page`` JSON (the state's ``pages`` table, the Kafka poller's topic-backed
     mapping; a dict in tests); when it has ``prune_older(before)`` (Unix seconds: delete
     the outcomes fetched before; returns how many), pruning uses it, else it walks the
-    mapping. ``host_delay``: seconds between two fetches from one host; ``keep``: seconds
-    an outcome is kept. ``clock``: monotonic seconds; ``wall``: Unix seconds."""
+    mapping; likewise ``due_retries(now)`` (the outcomes whose ``retry_at`` has come) for
+    ``due``. ``host_delay``: seconds between two fetches from one host; ``keep``: seconds
+    an outcome is kept; ``retry``: seconds after each failed attempt before the next.
+    ``clock``: monotonic seconds; ``wall``: Unix seconds."""
 
     def __init__(
         self,
@@ -124,7 +149,9 @@ class PageFetcher:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         keep: float = PAGE_TTL,
+        retry: Sequence[float] = DEFAULT_PAGE_RETRY,
     ) -> None:
+        self._retry = tuple(retry)
         self._fetcher = fetcher
         self._cache = cache
         self._delay = host_delay
@@ -155,9 +182,12 @@ class PageFetcher:
                      self._keep / 86_400)
         return dropped
 
-    async def page(self, url: str, *, feed: str = "") -> Page:
-        """The page at ``url``, fetched and extracted once per canonical URL; ``feed``:
-        the feed whose article asks (kept with the outcome)."""
+    async def page(self, url: str, *, feed: str = "",
+                   article: dict[str, Any] | None = None) -> Page:
+        """The page at ``url``, fetched and extracted once per canonical URL (tried
+        again later only through ``retry``); ``feed``: the feed whose article asks and
+        ``article`` that article's JSON (kept with the outcome, the article while a retry
+        is pending)."""
         if self._pruned_at is None or self._wall() - self._pruned_at >= PRUNE_EVERY:
             self.prune()
         key = canonical_url(url)
@@ -170,7 +200,7 @@ class PageFetcher:
         future: asyncio.Future[Page] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            page = await self._fetch_and_extract(key, feed)
+            page = self._schedule(await self._fetch_and_extract(key, feed), article)
             self._cache[key] = page.to_json()
             future.set_result(page)
             return page
@@ -180,6 +210,36 @@ class PageFetcher:
             raise
         finally:
             del self._inflight[key]
+
+    def due(self) -> list[Page]:
+        """The stored failures whose next attempt is due, oldest first."""
+        now = self._wall()
+        due_retries = getattr(self._cache, "due_retries", None)
+        found = (due_retries(now) if due_retries is not None else
+                 [v for v in self._cache.values()
+                  if v.get("retry_at") is not None and float(v["retry_at"]) <= now])
+        pages = [Page.from_json(value) for value in found]
+        return sorted(pages, key=lambda page: (page.retry_at or 0.0, page.url))
+
+    async def retry(self, failed: Page) -> Page:
+        """Fetch a failed page (from ``due``) again: the new outcome, with its next
+        attempt or final, not stored yet: ``store`` it once the article's body is
+        delivered, so that a delivery that fails leaves the retry due."""
+        fetched = await self._fetch_and_extract(failed.url, failed.feed)
+        return self._schedule(replace(fetched, attempts=failed.attempts + 1), failed.article)
+
+    def store(self, page: Page) -> None:
+        """Keep ``page`` as its URL's outcome (a ``retry``'s, once acted on)."""
+        self._cache[page.url] = page.to_json()
+
+    def _schedule(self, page: Page, article: dict[str, Any] | None) -> Page:
+        """``page`` with its next attempt set when it failed in a way that may pass and
+        attempts are left (the article kept for it), else final."""
+        if (page.error_kind in RETRIED_KINDS and page.attempts <= len(self._retry)
+                and article is not None):
+            return replace(page, retry_at=page.at + self._retry[page.attempts - 1],
+                           article=article)
+        return replace(page, retry_at=None, article=None)
 
     async def _fetch_and_extract(self, url: str, feed: str) -> Page:
         started = time.perf_counter()

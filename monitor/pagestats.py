@@ -32,20 +32,24 @@ class PageStats:
     """A feed's pages since counting began. ``outcomes``: pages fetched (not read from the
     cache) by outcome, ``ok`` or a failure kind (a ``FetchErrorKind`` value); ``cached``:
     pages found in the page cache; ``late``: pages that arrived after the deadline (their
-    article was matched on its teaser first); ``seconds``: fetch plus extraction, and
+    article was matched on its teaser first); ``retried``: the fetches among ``outcomes``
+    that tried a failed page again (monitor/pages.py); ``seconds``: fetch plus extraction, and
     ``extract``: extraction alone, in seconds, of the last ``SAMPLES`` pages fetched."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
     cached: int = 0
     late: int = 0
+    retried: int = 0
     seconds: list[float] = field(default_factory=list)
     extract: list[float] = field(default_factory=list)
 
     def record(self, kind: str | None, *, cached: bool, late: bool, seconds: float,
-               extract: float) -> None:
+               extract: float, retry: bool = False) -> None:
         """Count one page: ``kind`` None for a page extracted, else its failure kind;
-        ``extract`` is 0 for a page that failed before extraction."""
+        ``extract`` is 0 for a page that failed before extraction; ``retry``: a failed
+        page fetched again (not late: its article was delivered long before)."""
         self.late += late
+        self.retried += retry
         if cached:
             self.cached += 1
             return
@@ -75,7 +79,8 @@ class PageStats:
 
     def to_json(self) -> dict[str, Any]:
         return {"outcomes": dict(self.outcomes), "cached": self.cached, "late": self.late,
-                "seconds": list(self.seconds), "extract": list(self.extract)}
+                "retried": self.retried, "seconds": list(self.seconds),
+                "extract": list(self.extract)}
 
     @classmethod
     def from_json(cls, data: Any) -> PageStats:
@@ -85,6 +90,7 @@ class PageStats:
         return cls(outcomes=Counter({str(k): int(v) for k, v in
                                      dict(data.get("outcomes") or {}).items()}),
                    cached=int(data.get("cached") or 0), late=int(data.get("late") or 0),
+                   retried=int(data.get("retried") or 0),
                    seconds=[float(s) for s in data.get("seconds") or ()][-SAMPLES:],
                    extract=[float(s) for s in data.get("extract") or ()][-SAMPLES:])
 
@@ -94,6 +100,6 @@ class PageStats:
         return {"fetched": self.fetched, "ok": self.outcomes["ok"],
                 "success_rate": round(rate, 3) if rate is not None else None,
                 "failures": {k: v for k, v in sorted(self.outcomes.items()) if k != "ok"},
-                "late": self.late, "cached": self.cached,
+                "late": self.late, "cached": self.cached, "retried": self.retried,
                 "median_extract_s": round(extract, 4) if extract is not None else None,
                 "median_page_s": round(seconds, 4) if seconds is not None else None}

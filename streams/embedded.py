@@ -196,6 +196,8 @@ class EmbeddedRuntime(Runtime):
             await self.pipeline.resume()
         await self.pipeline.flush_digests()
         await self.pipeline.replay_requested()
+        if self._full_text is not None:
+            self._full_text.start_retries(self._deliver_all)
         if self._blind is not None and (self._blind_at is None
                                         or now - self._blind_at >= CHECK_EVERY):
             self._blind_at = now
@@ -210,6 +212,7 @@ class EmbeddedRuntime(Runtime):
         if self._blind is not None:
             await self._blind.check_all(self._matcher().rules)
         if self._full_text is not None:
+            await self._full_text.retry_due(self._deliver_all, force=True)
             await self._full_text.drain()
         await self.pipeline.flush_digests()
         await self.pipeline.drain()

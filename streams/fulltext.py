@@ -9,8 +9,10 @@ For each new article of a feed whose ``full_text`` setting wants its page
 * otherwise the article is delivered at once on its own text (the teaser), and again with
   its body when the page arrives: delivery's dedup makes the second match of a rule that
   already alerted silent (same article), and a rule only the body satisfies alerts then;
-* a page that fails (any kind) leaves the teaser's delivery as the only one, and says so
-  in the log.
+* a page that fails leaves the teaser's delivery as the only one, and says so in the
+  log; when the failure may pass (the site down or slow, ``monitor/pages.py``'s
+  ``RETRIED_KINDS``), ``retry_due`` (called by the runtime's loop) fetches the page again
+  later and delivers the article with its body then.
 
 Articles that need no page are delivered first, in one batch, without waiting, and the
 pages of one batch are awaited side by side, so one slow site delays no other alert by
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
@@ -46,8 +49,18 @@ log = logging.getLogger("newswatch.fulltext")
 Sink = Callable[[Sequence[Article]], Awaitable[None]]
 
 
+RETRY_CHECK_EVERY = 60.0  # most seconds between two looks for failed pages due again
+
+
 class PageSource(Protocol):
-    async def page(self, url: str, *, feed: str = "") -> Page: ...
+    async def page(self, url: str, *, feed: str = "",
+                   article: dict[str, Any] | None = None) -> Page: ...
+
+    def due(self) -> list[Page]: ...
+
+    async def retry(self, failed: Page) -> Page: ...
+
+    def store(self, page: Page) -> None: ...
 
 
 def own_words(article: Article) -> int:
@@ -68,11 +81,18 @@ def with_page(article: Article, page: Page) -> Article:
 class FullText:
     """The full-text stage of a runtime (module docstring). ``feeds``: the configured
     feeds by name; ``deadline``: seconds an article waits for its page; ``stats``: feed
-    name → ``PageStats`` JSON (a dict when not given)."""
+    name → ``PageStats`` JSON (a dict when not given); ``retry_every``: seconds between
+    two looks for failed pages due again; ``clock``: monotonic seconds."""
 
     def __init__(self, pages: PageSource, feeds: Mapping[str, FeedConfig], *,
-                 deadline: float, stats: MutableMapping[str, Any] | None = None) -> None:
+                 deadline: float, stats: MutableMapping[str, Any] | None = None,
+                 retry_every: float = RETRY_CHECK_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._pages = pages
+        self._retry_every = retry_every
+        self._clock = clock
+        self._checked_at: float | None = None
+        self._retrying = False
         self._feeds = feeds
         self._deadline = deadline
         self._late: set[asyncio.Task[None]] = set()
@@ -85,9 +105,10 @@ class FullText:
         cache and page stats; None when no feed ever wants a page."""
         if all(feed.full_text == "never" for feed in config.feeds):
             return None
-        pages = PageFetcher(fetcher, cache=cache, host_delay=config.pages.host_delay)
+        pages = PageFetcher(fetcher, cache=cache, host_delay=config.pages.host_delay,
+                            retry=config.pages.retry)
         return cls(pages, {f.name: f for f in config.feeds}, deadline=config.pages.deadline,
-                   stats=stats)
+                   stats=stats, retry_every=min((RETRY_CHECK_EVERY, *config.pages.retry)))
 
     def page_stats(self, feed: str) -> PageStats:
         """What ``feed``'s pages gave so far (as stored)."""
@@ -108,7 +129,8 @@ class FullText:
             await asyncio.gather(*(self._one(a, deliver) for a in waiting))
 
     async def _one(self, article: Article, deliver: Sink) -> None:
-        fetching = asyncio.ensure_future(self._pages.page(article.url, feed=article.feed))
+        fetching = asyncio.ensure_future(
+            self._pages.page(article.url, feed=article.feed, article=article.to_json()))
         done, _ = await asyncio.wait({fetching}, timeout=self._deadline)
         if fetching in done:
             page = fetching.result()
@@ -136,19 +158,76 @@ class FullText:
             log.exception("feed %s: late page of %s not delivered", article.feed,
                           article.url, extra={"feed": article.feed})
 
-    def _count(self, article: Article, page: Page, *, late: bool) -> None:
+    def _count(self, article: Article, page: Page, *, late: bool, retry: bool = False
+               ) -> None:
         stats = self.page_stats(article.feed)
         stats.record(page.error_kind, cached=page.cached, late=late, seconds=page.seconds,
-                     extract=page.extract_seconds)
+                     extract=page.extract_seconds, retry=retry)
         try:
             self._stats[article.feed] = stats.to_json()
         except Exception:  # the counters are for `status`: never worth an alert
             log.exception("feed %s: page counters not stored", article.feed,
                           extra={"feed": article.feed})
         if page.error_kind is not None:
-            log.warning("feed %s: page %s failed (%s: %s): matched on the feed's own text",
-                        article.feed, article.url, page.error_kind, page.error,
+            again = ("" if page.retry_at is None else
+                     f"; tried again in {max(0.0, page.retry_at - page.at) / 60:.0f} min")
+            log.warning("feed %s: page %s failed (%s: %s): matched on the feed's own text%s",
+                        article.feed, article.url, page.error_kind, page.error, again,
                         extra={"feed": article.feed})
+
+    def start_retries(self, deliver: Sink) -> None:
+        """``retry_due`` in the background (``drain`` waits for it, ``close`` cancels
+        it): a runtime's loop calls this on every round."""
+        if self._retrying or (self._checked_at is not None
+                              and self._clock() - self._checked_at < self._retry_every):
+            return
+        task = asyncio.create_task(self._retry_logged(deliver))
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+    async def _retry_logged(self, deliver: Sink) -> None:
+        try:
+            await self.retry_due(deliver)
+        except Exception:  # delivery failed (the runtime says why): due again next round
+            log.exception("failed pages not tried again this round")
+
+    async def retry_due(self, deliver: Sink, *, force: bool = False) -> int:
+        """Fetch again the failed pages whose retry is due, side by side (each host's
+        politeness holds), and deliver each article whose page now has a text, with its
+        body; at most once every ``retry_every`` seconds unless ``force``. Returns
+        how many pages were tried."""
+        now = self._clock()
+        if self._retrying or (not force and self._checked_at is not None
+                              and now - self._checked_at < self._retry_every):
+            return 0
+        self._checked_at, self._retrying = now, True
+        try:
+            due = self._pages.due()
+            outcomes = await asyncio.gather(*(self._retry(page, deliver) for page in due),
+                                            return_exceptions=True)
+            for outcome in outcomes:  # every page tried; then the first failure, if any
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            return len(due)
+        finally:
+            self._retrying = False
+
+    async def _retry(self, failed: Page, deliver: Sink) -> None:
+        """One failed page again; its outcome stored only after the article's body was
+        delivered (a failed delivery leaves the retry due for the next round)."""
+        try:
+            article = Article.from_json(failed.article or {})
+        except (KeyError, TypeError, ValueError):  # cannot happen with our own JSON
+            log.exception("page %s: stored article unreadable: not tried again", failed.url)
+            self._pages.store(replace(failed, retry_at=None, article=None))
+            return
+        page = await self._pages.retry(failed)
+        self._count(article, page, late=False, retry=True)
+        if page.extracted is not None:
+            log.info("feed %s: page %s had a text at attempt %d: matched on its body",
+                     article.feed, article.url, page.attempts, extra={"feed": article.feed})
+            await deliver([with_page(article, page)])
+        self._pages.store(page)
 
     async def drain(self) -> None:
         """Wait until every late page has been delivered (or has failed)."""

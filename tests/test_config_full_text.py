@@ -52,3 +52,18 @@ def test_wrong_values_and_unknown_keys_are_reported_with_their_line(tmp_path: Pa
         "c.yaml:9: feeds[1]: full_text_min_words applies only to full_text: auto",
         "c.yaml:12: feeds[2]: unknown key 'fulltext' (did you mean 'full_text'?)",
     ]
+
+
+def test_page_retry_delays_are_read_and_checked(tmp_path: Path) -> None:
+    def pages(text: str) -> PagesConfig:
+        return parse_config(config(tmp_path, text), "c.yaml", base=tmp_path).pages
+
+    assert pages("").retry == (300.0, 1800.0, 7200.0)
+    assert pages("pages: {retry: [1m, 1h]}\n").retry == (60.0, 3600.0)
+    assert pages("pages: {retry: []}\n").retry == ()
+    assert errors(tmp_path, "pages:\n  retry: 5m\n") == [
+        "c.yaml:3: pages: 'retry' must be a list of durations, got text"]
+    (bad,) = errors(tmp_path, "pages:\n  retry:\n    - 5m\n    - soon\n")
+    assert bad.startswith("c.yaml:5: pages: 'retry[1]': ") and "soon" in bad
+    assert errors(tmp_path, "pages:\n  retry: [0s]\n") == [
+        "c.yaml:3: pages: every retry delay must be at least 1s"]

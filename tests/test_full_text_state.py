@@ -145,9 +145,10 @@ def test_a_version_3_state_moves_its_cached_pages_into_the_pages_table(tmp_path:
         db.close()
 
 
-def write_config(tmp: Path, feeds: FeedServer, slack: FakeSlackAPI, extra: str = "") -> Path:
+def write_config(tmp: Path, feeds: FeedServer, slack: FakeSlackAPI, extra: str = "", *,
+                 fetch_timeout: str = "120s", retry: str = "[5m, 30m, 2h]") -> Path:
     """One feed, ``harbour`` (``/h.xml``), polled every 10 s; pages wait 1 s (``extra``:
-    more top-level keys, the Kafka runtime's)."""
+    more top-level keys, the Kafka runtime's); ``retry``: ``pages.retry``."""
     (tmp / "rules.yaml").write_text(RULES, encoding="utf-8")
     config = tmp / "config.yaml"
     config.write_text(
@@ -157,8 +158,8 @@ def write_config(tmp: Path, feeds: FeedServer, slack: FakeSlackAPI, extra: str =
         f"receivers:\n  desk:\n    slack:\n      channel: '#desk'\n"
         f"      base_url: {slack.base_url}\n"
         # the held page is answered long after its 1 s deadline: within the fetch timeout
-        f"fetch:\n  allow: ['{feeds.allow}']\n  timeout: 120s\n"
-        f"pages: {{deadline: 1s, host_delay: 0s}}\n{extra}", encoding="utf-8")
+        f"fetch:\n  allow: ['{feeds.allow}']\n  timeout: {fetch_timeout}\n"
+        f"pages: {{deadline: 1s, host_delay: 0s, retry: {retry}}}\n{extra}", encoding="utf-8")
     return config
 
 

@@ -118,9 +118,67 @@ async def test_a_late_page_is_published_after_its_teaser_and_its_page_is_cached(
     assert page["feed"] == "harbour" and "onyx accord" in page["text"]
     assert rows[0]["pages"] == {
         "fetched": 1, "ok": 1, "success_rate": 1.0, "failures": {}, "late": 1, "cached": 1,
+        "retried": 0,
         "median_extract_s": rows[0]["pages"]["median_extract_s"],
         "median_page_s": rows[0]["pages"]["median_page_s"]}
     assert rows[0]["pages"]["median_extract_s"] > 0
+
+
+async def test_failing_pages_are_classified_their_teasers_published_and_a_503_tried_again(
+    tmp_path: Path, kafka_bootstrap: str  # noqa: F811
+) -> None:
+    """The page failures of issue 19's acceptance, in the Kafka runtime: a page redirecting
+    to a private address, a path robots.txt disallows, a page that never ends, a page
+    whose site answers 503 once. Every teaser is published at once; each failure is
+    classified and counted for the feed, which stays ok; the failures that may pass are
+    tried again (``pages.retry: [1s]``) and the 503 page, answering then, publishes its
+    article again with its body, whose rule alerts."""
+    prefix = unique_name("pagefail") + "."
+    settings = KafkaSettings(bootstrap=kafka_bootstrap, prefix=prefix, partitions=2)
+    await ensure_topics(settings)
+    async with FakeSlackAPI(token=SLACK_TEST_TOKEN) as slack, FeedServer() as feeds:
+        feeds.serve("/robots.txt", b"User-agent: *\nDisallow: /private/\n",
+                    {"Content-Type": "text/plain"})
+        feeds.redirect("/inside.html", "http://10.0.0.1/admin")
+        feeds.page("/private/page.html", PAGE_BODY)
+        feeds.never_ending("/endless.html")
+        feeds.page("/down.html", PAGE_BODY)
+        feeds.fail_first("/down.html", 503)
+        links = ["/inside.html", "/private/page.html", "/endless.html", "/down.html"]
+        feeds.serve("/h.xml", rss([entry(f"p{n}", feeds.url(path))
+                                   for n, path in enumerate(links)]))
+        config = str(write_config(
+            tmp_path, feeds, slack, f"kafka:\n  bootstrap: {kafka_bootstrap}\n"
+            f"  topic_prefix: {prefix}\n  partitions: 2\n",
+            fetch_timeout="3s", retry="[1s]"))
+        worker = Proc(tmp_path, "worker", "worker", "--config", config)
+        poller = Proc(tmp_path, "poller", "poll", "--config", config)
+        async with processes(worker):
+            await wait_for_stable_group(kafka_bootstrap, prefix + topics.WORKER_APP,
+                                        prefix + topics.MATCHES, members=1)
+            async with processes(poller):
+                await slack.wait_until(lambda: top_level(slack, "Onyx watch"), timeout=90)
+                rows = await eventually(lambda: status(config), lambda r: bool(
+                    r[0].get("pages")) and r[0]["pages"]["retried"] == 2, timeout=60)
+                articles = await eventually(
+                    lambda: published(settings), lambda found: len(found) == 5, timeout=60)
+                await drained(kafka_bootstrap, prefix, timeout=90)
+                cache = await read_compacted(settings, topics.PAGES)
+    pages = rows[0]["pages"]
+    assert pages["failures"] == {"blocked": 2, "http_5xx": 1, "timeout": 2}
+    assert (pages["ok"], pages["fetched"], pages["retried"]) == (1, 6, 2)
+    assert rows[0]["status"] == "ok"
+    assert sorted(str(a.guid).rsplit("/", 1)[-1] for a in articles if not a.body) == [
+        "p0", "p1", "p2", "p3"]
+    (full,) = [a for a in articles if a.body]
+    assert full.url.endswith("/down.html") and "onyx accord" in full.body
+    assert feeds.hits["/private/page.html"] == 0 and feeds.hits["/robots.txt"] == 1
+    assert feeds.hits["/down.html"] == 2 and feeds.hits["/endless.html"] == 2
+    by_url = {page["url"].rsplit("/", 1)[-1]: page for page in cache.values()}
+    assert by_url["down.html"]["attempts"] == 2 and by_url["down.html"]["text"]
+    assert by_url["endless.html"]["error_kind"] == "timeout"
+    assert all(page.get("retry_at") is None for page in cache.values())
+    assert len(top_level(slack, "Onyx watch")) == 1
 
 
 async def status(config: str) -> list[dict[str, Any]]:

@@ -146,6 +146,8 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
             await share.follow(poller, config)
             if held is not None:
                 await held.hold(CLICKS_PARTITION in share.ownership.partitions)
+            if full_text is not None:  # this poller's feeds' failed pages, when due
+                full_text.start_retries(runtime.take)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=OWNERSHIP_TICK)
         await polling

@@ -207,7 +207,8 @@ def _pages_line(feed: str, pages: dict[str, Any] | None) -> str:
     return one_line(
         f"pages of {feed}: {fetched} fetched, {rate}" + (f" ({failures})" if failures else "")
         + f", median extraction {_ms(extract)}, median page {_ms(page)}, "
-        f"{pages['late']} late, {pages['cached']} from the cache")
+        f"{pages['late']} late, {pages['cached']} from the cache"
+        + (f", {pages['retried']} tried again" if pages.get("retried") else ""))
 
 
 def _ms(seconds: float | None) -> str:

@@ -27,6 +27,9 @@ from newswatch.core.yamlfile import YamlError, YamlList, YamlMap, load_yaml
 DEFAULT_INTERVAL = 300.0
 FULL_TEXT_MODES = ("auto", "always", "never")
 DEFAULT_MIN_WORDS = 60  # 36 % of real feed entries are shorter (docs/full-text.md)
+# Seconds after the 1st, 2nd and 3rd failed attempt at a page before the next: four
+# attempts over about two and a half hours, then the failure is final (docs/full-text.md).
+DEFAULT_PAGE_RETRY = (300.0, 1_800.0, 7_200.0)
 MAX_POLL_INTERVAL = 7 * 86400.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -90,11 +93,13 @@ class PagesConfig:
     """Fetching article pages (full text, docs/full-text.md). ``min_words``: the default
     of ``feeds[].full_text_min_words``. ``deadline``: seconds an article waits for its
     page before it is matched on its teaser alone. ``host_delay``: seconds between two
-    page fetches from one host."""
+    page fetches from one host. ``retry``: seconds after each failed attempt at a page
+    whose failure may pass before the next one (monitor/pages.py); empty: never again."""
 
     min_words: int = DEFAULT_MIN_WORDS
     deadline: float = 30.0
     host_delay: float = 1.0
+    retry: tuple[float, ...] = DEFAULT_PAGE_RETRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,14 +340,18 @@ def _pages(top: MapReader, shown: str, issues: list[Issue]) -> PagesConfig:
     data = top.mapping("pages")
     if data is None:
         return PagesConfig()
-    r = MapReader(data, shown, issues, allowed=("min_words", "deadline", "host_delay"),
-                  where="pages")
+    r = MapReader(data, shown, issues, where="pages",
+                  allowed=("min_words", "deadline", "host_delay", "retry"))
     r.finish()
     deadline = r.duration("deadline", default=30.0)
     if deadline < 1:
         r.error("deadline must be at least 1s", r.line("deadline"))
+    retry = r.durations("retry", default=DEFAULT_PAGE_RETRY)
+    if any(seconds < 1 for seconds in retry):
+        r.error("every retry delay must be at least 1s", r.line("retry"))
     return PagesConfig(min_words=r.integer("min_words", default=DEFAULT_MIN_WORDS, minimum=1),
-                       deadline=deadline, host_delay=r.duration("host_delay", default=1.0))
+                       deadline=deadline, host_delay=r.duration("host_delay", default=1.0),
+                       retry=retry)
 
 
 def _receivers(top: MapReader, shown: str, issues: list[Issue]) -> dict[str, Receiver]:

@@ -25,7 +25,9 @@ __all__ = ["PAGES_TABLE", "PAGE_TTL", "SqlitePageCache"]
 PAGE_TTL = 30 * 86_400.0
 
 # Version 4 of the state schema. ``page``: the Page JSON (monitor/pages.py); ``at``: when
-# it was fetched (Unix seconds), copied from the JSON's ``at``.
+# it was fetched (Unix seconds), copied from the JSON's ``at``. The few failures waiting
+# for another attempt are found through a partial index on the JSON's ``retry_at``
+# (created on open, so a version 4 file gains it without a migration).
 PAGES_TABLE = """
 CREATE TABLE IF NOT EXISTS pages (
     url  TEXT PRIMARY KEY,
@@ -33,6 +35,8 @@ CREATE TABLE IF NOT EXISTS pages (
     page TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pages_at ON pages (at);
+CREATE INDEX IF NOT EXISTS pages_retry ON pages (json_extract(page, '$.retry_at'))
+    WHERE json_extract(page, '$.retry_at') IS NOT NULL;
 """
 
 
@@ -74,3 +78,10 @@ class SqlitePageCache(MutableMapping[str, Any]):
         """Delete the pages fetched before ``before`` (Unix seconds); how many."""
         with self._conn.writing():
             return self._conn.run("DELETE FROM pages WHERE at < ?", (before,))
+
+    def due_retries(self, now: float) -> list[Any]:
+        """The outcomes whose ``retry_at`` (Unix seconds) is ``now`` or before."""
+        rows = self._conn.rows(
+            "SELECT page FROM pages WHERE json_extract(page, '$.retry_at') IS NOT NULL "
+            "AND json_extract(page, '$.retry_at') <= ?", (now,))
+        return [json.loads(row[0]) for row in rows]

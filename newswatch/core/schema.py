@@ -108,6 +108,24 @@ class MapReader:
             self.error(f"'{key}': {error}", self.line(key))
             return default
 
+    def durations(self, key: str, *, default: tuple[float, ...]) -> tuple[float, ...]:
+        """A list of durations, in seconds (``[]`` is an empty tuple)."""
+        if not self.has(key):
+            return default
+        value = self.data[key]
+        if not isinstance(value, YamlList):
+            self.error(f"'{key}' must be a list of durations, got {describe(value)}",
+                       self.line(key))
+            return default
+        out = []
+        for i, item in enumerate(value):
+            try:
+                out.append(parse_duration(item))
+            except ValueError as error:
+                self.error(f"'{key}[{i}]': {error}", value.line_of(i))
+                return default
+        return tuple(out)
+
     def texts(self, key: str, *, required: bool = False) -> list[str] | None:
         """A list of non-empty strings (a single string is accepted as a one-item list)."""
         if not self.has(key):

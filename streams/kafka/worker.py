@@ -34,8 +34,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -141,6 +143,10 @@ def _faust_app(settings: KafkaSettings, metrics: Metrics | None) -> faust.App:
         broker=f"kafka://{settings.bootstrap}",
         broker_credentials=_broker_credentials(settings),
         store="memory://",
+        # faust makes a folder for table files even with the memory store: not in the
+        # directory the worker was started from
+        datadir=str(Path(tempfile.gettempdir())
+                    / f"newswatch-faust-{settings.topic(topics.WORKER_APP)}"),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
         topic_allow_declare=True,  # faust declares its changelog and assignor topics

@@ -39,6 +39,7 @@ class FeedServer:
         self.redirects: dict[str, str] = {}
         self.endless: set[str] = set()
         self.statuses: dict[str, int] = {}
+        self.failing: dict[str, list[int]] = {}
         self.held: dict[str, asyncio.Event] = {}
         self.asked: dict[str, asyncio.Event] = {}
         self.hits: Counter[str] = Counter()
@@ -64,6 +65,11 @@ class FeedServer:
     def status(self, path: str, status: int) -> None:
         """Answer ``path`` with ``status`` and a short text body."""
         self.statuses[path] = status
+
+    def fail_first(self, path: str, *statuses: int) -> None:
+        """Answer the next requests for ``path`` with ``statuses``, one each, then as
+        before (a site down for a while)."""
+        self.failing[path] = list(statuses)
 
     def hold(self, path: str) -> None:
         """Keep requests for ``path`` waiting until ``release(path)``; ``asked(path)``
@@ -93,6 +99,8 @@ class FeedServer:
             return await self._never_ending(request)
         if request.path in self.statuses:
             return web.Response(status=self.statuses[request.path], text="unavailable")
+        if self.failing.get(request.path):
+            return web.Response(status=self.failing[request.path].pop(0), text="unavailable")
         if request.path in self.held:
             self.asked[request.path].set()
             await self.held[request.path].wait()
