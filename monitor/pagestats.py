@@ -33,13 +33,16 @@ class PageStats:
     cache) by outcome, ``ok`` or a failure kind (a ``FetchErrorKind`` value); ``cached``:
     pages found in the page cache; ``late``: pages that arrived after the deadline (their
     article was matched on its teaser first); ``retried``: the fetches among ``outcomes``
-    that tried a failed page again (monitor/pages.py); ``seconds``: fetch plus extraction, and
+    that tried a failed page again (monitor/pages.py); ``handed``: pages handed to the
+    Kafka poller that fetches their site's pages (counted there in its own feeds' only);
+    ``seconds``: fetch plus extraction, and
     ``extract``: extraction alone, in seconds, of the last ``SAMPLES`` pages fetched."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
     cached: int = 0
     late: int = 0
     retried: int = 0
+    handed: int = 0
     seconds: list[float] = field(default_factory=list)
     extract: list[float] = field(default_factory=list)
 
@@ -79,7 +82,7 @@ class PageStats:
 
     def to_json(self) -> dict[str, Any]:
         return {"outcomes": dict(self.outcomes), "cached": self.cached, "late": self.late,
-                "retried": self.retried, "seconds": list(self.seconds),
+                "retried": self.retried, "handed": self.handed, "seconds": list(self.seconds),
                 "extract": list(self.extract)}
 
     @classmethod
@@ -90,7 +93,7 @@ class PageStats:
         return cls(outcomes=Counter({str(k): int(v) for k, v in
                                      dict(data.get("outcomes") or {}).items()}),
                    cached=int(data.get("cached") or 0), late=int(data.get("late") or 0),
-                   retried=int(data.get("retried") or 0),
+                   retried=int(data.get("retried") or 0), handed=int(data.get("handed") or 0),
                    seconds=[float(s) for s in data.get("seconds") or ()][-SAMPLES:],
                    extract=[float(s) for s in data.get("extract") or ()][-SAMPLES:])
 
@@ -101,5 +104,6 @@ class PageStats:
                 "success_rate": round(rate, 3) if rate is not None else None,
                 "failures": {k: v for k, v in sorted(self.outcomes.items()) if k != "ok"},
                 "late": self.late, "cached": self.cached, "retried": self.retried,
+                "handed": self.handed,
                 "median_extract_s": round(extract, 4) if extract is not None else None,
                 "median_page_s": round(seconds, 4) if seconds is not None else None}

@@ -82,13 +82,20 @@ class FullText:
     """The full-text stage of a runtime (module docstring). ``feeds``: the configured
     feeds by name; ``deadline``: seconds an article waits for its page; ``stats``: feed
     name → ``PageStats`` JSON (a dict when not given); ``retry_every``: seconds between
-    two looks for failed pages due again; ``clock``: monotonic seconds."""
+    two looks for failed pages due again; ``clock``: monotonic seconds. In the Kafka
+    runtime, ``hand_over`` gives an article's page to the poller that fetches its site's
+    pages (True: handed, the teaser goes at once; ``streams/kafka/pagehosts.py``) and
+    ``counts`` says whose page counters this poller keeps (its own feeds')."""
 
     def __init__(self, pages: PageSource, feeds: Mapping[str, FeedConfig], *,
                  deadline: float, stats: MutableMapping[str, Any] | None = None,
                  retry_every: float = RETRY_CHECK_EVERY,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 hand_over: Callable[[Article], Awaitable[bool]] | None = None,
+                 counts: Callable[[str], bool] = lambda feed: True) -> None:
         self._pages = pages
+        self.hand_over = hand_over
+        self._counts = counts
         self._retry_every = retry_every
         self._clock = clock
         self._checked_at: float | None = None
@@ -100,7 +107,8 @@ class FullText:
 
     @classmethod
     def for_config(cls, config: Config, fetcher: Fetcher, *, cache: MutableMapping[str, Any],
-                   stats: MutableMapping[str, Any]) -> FullText | None:
+                   stats: MutableMapping[str, Any],
+                   counts: Callable[[str], bool] = lambda feed: True) -> FullText | None:
         """The stage the config describes over the feeds' fetcher, with the runtime's page
         cache and page stats; None when no feed ever wants a page."""
         if all(feed.full_text == "never" for feed in config.feeds):
@@ -108,7 +116,8 @@ class FullText:
         pages = PageFetcher(fetcher, cache=cache, host_delay=config.pages.host_delay,
                             retry=config.pages.retry)
         return cls(pages, {f.name: f for f in config.feeds}, deadline=config.pages.deadline,
-                   stats=stats, retry_every=min((RETRY_CHECK_EVERY, *config.pages.retry)))
+                   stats=stats, retry_every=min((RETRY_CHECK_EVERY, *config.pages.retry)),
+                   counts=counts)
 
     def page_stats(self, feed: str) -> PageStats:
         """What ``feed``'s pages gave so far (as stored)."""
@@ -121,12 +130,33 @@ class FullText:
     async def take(self, articles: Sequence[Article], deliver: Sink) -> None:
         """Deliver every article, each at least on its teaser (module docstring)."""
         waiting = [a for a in articles if self.wants(a)]
+        if self.hand_over is not None:
+            waiting = [a for a in waiting if not await self._handed(a, self.hand_over)]
         later = {id(a) for a in waiting}
         at_once = [a for a in articles if id(a) not in later]
         if at_once:
             await deliver(at_once)
         if waiting:
             await asyncio.gather(*(self._one(a, deliver) for a in waiting))
+
+    async def _handed(self, article: Article,
+                      hand_over: Callable[[Article], Awaitable[bool]]) -> bool:
+        if not await hand_over(article):
+            return False
+        stats = self.page_stats(article.feed)
+        stats.handed += 1
+        self._store_stats(article.feed, stats)
+        return True
+
+    async def serve_request(self, article: Article, deliver: Sink) -> None:
+        """The page of an article another poller handed over (its teaser delivered
+        there): fetched here, the article delivered with its body when there is one; a
+        failure that may pass is tried again here (``retry_due``)."""
+        page = await self._pages.page(article.url, feed=article.feed,
+                                      article=article.to_json())
+        self._count(article, page, late=True)
+        if page.extracted is not None:
+            await deliver([with_page(article, page)])
 
     async def _one(self, article: Article, deliver: Sink) -> None:
         fetching = asyncio.ensure_future(
@@ -160,14 +190,11 @@ class FullText:
 
     def _count(self, article: Article, page: Page, *, late: bool, retry: bool = False
                ) -> None:
-        stats = self.page_stats(article.feed)
-        stats.record(page.error_kind, cached=page.cached, late=late, seconds=page.seconds,
-                     extract=page.extract_seconds, retry=retry)
-        try:
-            self._stats[article.feed] = stats.to_json()
-        except Exception:  # the counters are for `status`: never worth an alert
-            log.exception("feed %s: page counters not stored", article.feed,
-                          extra={"feed": article.feed})
+        if self._counts(article.feed):
+            stats = self.page_stats(article.feed)
+            stats.record(page.error_kind, cached=page.cached, late=late, seconds=page.seconds,
+                         extract=page.extract_seconds, retry=retry)
+            self._store_stats(article.feed, stats)
         if page.error_kind is not None:
             again = ("" if page.retry_at is None else
                      f"; tried again in {max(0.0, page.retry_at - page.at) / 60:.0f} min")
@@ -190,6 +217,12 @@ class FullText:
             await self.retry_due(deliver)
         except Exception:  # delivery failed (the runtime says why): due again next round
             log.exception("failed pages not tried again this round")
+
+    def _store_stats(self, feed: str, stats: PageStats) -> None:
+        try:
+            self._stats[feed] = stats.to_json()
+        except Exception:  # the counters are for `status`: never worth an alert
+            log.exception("feed %s: page counters not stored", feed, extra={"feed": feed})
 
     async def retry_due(self, deliver: Sink, *, force: bool = False) -> int:
         """Fetch again the failed pages whose retry is due, side by side (each host's

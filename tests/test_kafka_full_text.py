@@ -118,7 +118,7 @@ async def test_a_late_page_is_published_after_its_teaser_and_its_page_is_cached(
     assert page["feed"] == "harbour" and "onyx accord" in page["text"]
     assert rows[0]["pages"] == {
         "fetched": 1, "ok": 1, "success_rate": 1.0, "failures": {}, "late": 1, "cached": 1,
-        "retried": 0,
+        "retried": 0, "handed": 0,
         "median_extract_s": rows[0]["pages"]["median_extract_s"],
         "median_page_s": rows[0]["pages"]["median_page_s"]}
     assert rows[0]["pages"]["median_extract_s"] > 0

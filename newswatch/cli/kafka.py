@@ -117,10 +117,12 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
         FeedOwnership,
         ensure_topics,
         kafka_settings,
+        keep_following,
         producer_publish,
         reliable_producer,
     )
     from newswatch.streams.kafka.feed_state import KafkaFeedState
+    from newswatch.streams.kafka.pagehosts import PageHosts
     from newswatch.streams.kafka.runtime import KafkaRuntime
 
     settings = kafka_settings(config, environ)
@@ -129,11 +131,21 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
     await producer.start()
     fetcher = Fetcher.for_config(config.fetch)
     ownership = FeedOwnership(settings)
-    state = KafkaFeedState(settings, producer, owns=ownership.owns)
+    hosts = PageHosts(settings, producer, owned=lambda: ownership.partitions,
+                      generation=lambda: ownership.generation)
+    state = KafkaFeedState(settings, producer, owns=ownership.owns, owns_page=hosts.owns)
     share = _Share(ownership, state)
     # the announced feed state durable before each notice: never announced twice
     runtime = KafkaRuntime(settings, producer_publish(producer), before_notice=state.flush)
-    full_text = FullText.for_config(config, fetcher, cache=state.pages, stats=state.page_stats)
+    full_text = FullText.for_config(config, fetcher, cache=state.pages, stats=state.page_stats,
+                                    counts=share.owns)
+    serving: asyncio.Task[None] | None = None
+    if full_text is not None:  # each site's pages fetched by one poller: the host's owner
+        full_text.hand_over = hosts.hand_over
+        text_stage = full_text
+        serving = asyncio.create_task(keep_following(
+            lambda: hosts.serve(lambda article: text_stage.serve_request(article, runtime.take)),
+            what="serving the pages handed over", logger=log, after=5.0))
     held = HeldClickSource(clicks, runtime.click) if clicks is not None else None
     try:
         await share.ownership.start()
@@ -152,6 +164,9 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
                 await asyncio.wait_for(stop.wait(), timeout=OWNERSHIP_TICK)
         await polling
     finally:
+        if serving is not None:  # requests being handled stay for the next owner
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
         if full_text is not None:  # late pages dropped: their teasers were published
             await full_text.close()
         if held is not None:

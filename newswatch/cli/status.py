@@ -208,7 +208,9 @@ def _pages_line(feed: str, pages: dict[str, Any] | None) -> str:
         f"pages of {feed}: {fetched} fetched, {rate}" + (f" ({failures})" if failures else "")
         + f", median extraction {_ms(extract)}, median page {_ms(page)}, "
         f"{pages['late']} late, {pages['cached']} from the cache"
-        + (f", {pages['retried']} tried again" if pages.get("retried") else ""))
+        + (f", {pages['retried']} tried again" if pages.get("retried") else "")
+        + (f", {pages['handed']} handed to the poller of their site" if pages.get("handed")
+           else ""))
 
 
 def _ms(seconds: float | None) -> str:

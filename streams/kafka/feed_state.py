@@ -43,6 +43,7 @@ from newswatch.streams.kafka.client import (
     keep_following,
     read_compacted,
 )
+from newswatch.streams.kafka.pagehosts import page_partition
 from newswatch.streams.kafka.topics import FEED_HEALTH, FEED_STATE, PAGES
 
 log = logging.getLogger("newswatch.feeds")
@@ -100,7 +101,19 @@ class _PageStatsView(MutableMapping[str, Any]):
 
 
 class _PageCache(_TopicBacked):
-    """The page cache over the ``pages`` topic (``monitor/pages.py``'s ``cache``)."""
+    """The page cache over the ``pages`` topic (``monitor/pages.py``'s ``cache``); each
+    outcome written to its host's partition (``streams/kafka/pagehosts.py``)."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self._owner.publish(self._topic, key, value, partition=self._partition(key))
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+        self._owner.publish(self._topic, key, None, partition=self._partition(key))
+
+    def _partition(self, key: str) -> int:
+        return page_partition(key, self._owner.partitions)
 
     def prune_older(self, before: float) -> int:
         """Forget (and tombstone) the outcomes fetched before ``before`` (Unix seconds)."""
@@ -167,14 +180,18 @@ class _SeenView(MutableMapping[str, Any]):
 class KafkaFeedState:
     """``health`` and ``seen`` mappings for the Poller, ``pages`` and ``page_stats`` for the
     full-text stage, persisted in compacted topics. ``owns``: whether this poller polls a
-    feed (it keeps the cached pages of those feeds only); ``clock``: Unix seconds."""
+    feed; ``owns_page``: whether it fetches the pages of a URL's host (it keeps the cached
+    pages of both only); ``clock``: Unix seconds."""
 
     def __init__(self, settings: KafkaSettings, producer: AIOKafkaProducer, *,
                  owns: Callable[[str], bool] = lambda feed: True,
+                 owns_page: Callable[[str], bool] = lambda url: False,
                  clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._producer = producer
         self._owns = owns
+        self._owns_page = owns_page
+        self.partitions = settings.partitions
         self._clock = clock
         self._pending: set[asyncio.Future[Any]] = set()
         self.health = _TopicBacked(self, settings.topic(FEED_HEALTH))
@@ -183,24 +200,29 @@ class KafkaFeedState:
         self.pages = _PageCache(self, settings.topic(PAGES))
         self.page_stats = _PageStatsView(self.health)
 
-    def publish(self, topic: str, key: str, value: Any) -> None:
+    def publish(self, topic: str, key: str, value: Any, *, partition: int | None = None
+                ) -> None:
         payload = None if value is None else json.dumps(value, ensure_ascii=False).encode()
         task = asyncio.ensure_future(
-            self._producer.send_and_wait(topic, key=key.encode(), value=payload)
+            self._producer.send_and_wait(topic, key=key.encode(), value=payload,
+                                         partition=partition)
         )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def load(self) -> None:
         """Read the latest health and state of every feed, and the cached pages of the
-        feeds this poller owns (after start or a rebalance)."""
+        feeds this poller owns and of the sites whose pages it fetches (after start or a
+        rebalance)."""
         await self.flush()
         self.health.data = await read_compacted(self._settings, FEED_HEALTH)
         self._state.data = await read_compacted(self._settings, FEED_STATE)
         since = self._clock() - PAGE_TTL
 
-        def mine(page: Any) -> bool:
-            return (isinstance(page, dict) and self._owns(str(page.get("feed") or ""))
+        def mine(page: Any) -> bool:  # an outcome (not a request) of a page of ours
+            return (isinstance(page, dict) and not page.get("request")
+                    and (self._owns(str(page.get("feed") or ""))
+                         or self._owns_page(str(page.get("url") or "")))
                     and float(page.get("at") or 0) >= since)
 
         self.pages.data = await read_compacted(self._settings, PAGES, keep=mine)

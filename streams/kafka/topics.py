@@ -23,8 +23,11 @@ topic               key            value
                                    when, the last reload's difference or rejection (the
                                    ``rules`` entry ``newswatch status`` shows)
 ``pages``           canonical URL  compacted, and deleted after ``PAGE_TTL`` (30 days):
-                                   the pollers' page cache, one article page's outcome
-                                   (main text or failure) each (``monitor/pages.py``)
+                    ``request…``   the pollers' page cache, one article page's outcome
+                                   (main text or failure) each (``monitor/pages.py``); and
+                                   pages handed to their site's poller, until handled
+                                   (``newswatch.streams.kafka.pagehosts``); each record
+                                   in its site's partition
 ``silences``        silence id     compacted; the stored silences (``Silence`` JSON):
                                    mutes from Slack, ``silence add --kafka``; every worker
                                    reads all of it (``newswatch.streams.kafka.silences``)

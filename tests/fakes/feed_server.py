@@ -43,6 +43,9 @@ class FeedServer:
         self.held: dict[str, asyncio.Event] = {}
         self.asked: dict[str, asyncio.Event] = {}
         self.hits: Counter[str] = Counter()
+        self.slow_paths: dict[str, float] = {}
+        self.in_flight = 0  # requests being answered now
+        self.most_in_flight = 0  # the most answered at once
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -71,6 +74,11 @@ class FeedServer:
         before (a site down for a while)."""
         self.failing[path] = list(statuses)
 
+    def slow(self, path: str, seconds: float) -> None:
+        """Answer ``path`` ``seconds`` late (a slow site: requests that overlap show in
+        ``most_in_flight``)."""
+        self.slow_paths[path] = seconds
+
     def hold(self, path: str) -> None:
         """Keep requests for ``path`` waiting until ``release(path)``; ``asked(path)``
         returns once one has arrived."""
@@ -93,6 +101,16 @@ class FeedServer:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.hits[request.path] += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if request.path in self.slow_paths:
+                await asyncio.sleep(self.slow_paths[request.path])
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         if request.path in self.redirects:
             raise web.HTTPFound(self.redirects[request.path])
         if request.path in self.endless:
