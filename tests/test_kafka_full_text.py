@@ -21,6 +21,7 @@ page server, an alert, a record in a topic).
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 from pathlib import Path
@@ -44,6 +45,8 @@ from tests.test_full_text_state import PAGE, PAGE_BODY, write_config
 from tests.test_kafka_cluster import Proc, processes
 from tests.test_kafka_runtime import drained
 from tests.test_scenarios import eventually
+
+MIB = 1024 * 1024
 
 
 def entry(guid: str, link: str) -> dict[str, str]:
@@ -128,9 +131,10 @@ async def test_failing_pages_are_classified_their_teasers_published_and_a_503_tr
     tmp_path: Path, kafka_bootstrap: str  # noqa: F811
 ) -> None:
     """The page failures of issue 19's acceptance, in the Kafka runtime: a page redirecting
-    to a private address, a path robots.txt disallows, a page that never ends, a page
-    whose site answers 503 once. Every teaser is published at once; each failure is
-    classified and counted for the feed, which stays ok; the failures that may pass are
+    to a private address, a path robots.txt disallows, a page that never ends, a 50 MB
+    page (gzip), a page whose site answers 503 once. Every teaser is published at once;
+    each failure is classified and counted for the feed, which stays ok; the failures
+    that may pass are
     tried again (``pages.retry: [1s]``) and the 503 page, answering then, publishes its
     article again with its body, whose rule alerts."""
     prefix = unique_name("pagefail") + "."
@@ -144,7 +148,10 @@ async def test_failing_pages_are_classified_their_teasers_published_and_a_503_tr
         feeds.never_ending("/endless.html")
         feeds.page("/down.html", PAGE_BODY)
         feeds.fail_first("/down.html", 503)
-        links = ["/inside.html", "/private/page.html", "/endless.html", "/down.html"]
+        feeds.page("/huge.html", gzip.compress(b" " * (50 * MIB), 1),
+                   {"Content-Encoding": "gzip"})  # 50 MB once decompressed
+        links = ["/inside.html", "/private/page.html", "/endless.html", "/down.html",
+                 "/huge.html"]
         feeds.serve("/h.xml", rss([entry(f"p{n}", feeds.url(path))
                                    for n, path in enumerate(links)]))
         config = str(write_config(
@@ -161,15 +168,15 @@ async def test_failing_pages_are_classified_their_teasers_published_and_a_503_tr
                 rows = await eventually(lambda: status(config), lambda r: bool(
                     r[0].get("pages")) and r[0]["pages"]["retried"] == 2, timeout=60)
                 articles = await eventually(
-                    lambda: published(settings), lambda found: len(found) == 5, timeout=60)
+                    lambda: published(settings), lambda found: len(found) == 6, timeout=60)
                 await drained(kafka_bootstrap, prefix, timeout=90)
                 cache = await read_compacted(settings, topics.PAGES)
     pages = rows[0]["pages"]
-    assert pages["failures"] == {"blocked": 2, "http_5xx": 1, "timeout": 2}
-    assert (pages["ok"], pages["fetched"], pages["retried"]) == (1, 6, 2)
+    assert pages["failures"] == {"blocked": 2, "http_5xx": 1, "timeout": 2, "too_large": 1}
+    assert (pages["ok"], pages["fetched"], pages["retried"]) == (1, 7, 2)
     assert rows[0]["status"] == "ok"
     assert sorted(str(a.guid).rsplit("/", 1)[-1] for a in articles if not a.body) == [
-        "p0", "p1", "p2", "p3"]
+        "p0", "p1", "p2", "p3", "p4"]
     (full,) = [a for a in articles if a.body]
     assert full.url.endswith("/down.html") and "onyx accord" in full.body
     assert feeds.hits["/private/page.html"] == 0 and feeds.hits["/robots.txt"] == 1
