@@ -63,6 +63,15 @@ class PageSource(Protocol):
     def store(self, page: Page) -> None: ...
 
 
+class HandOver(Protocol):
+    """Where the Kafka poller sends the pages of sites it does not fetch
+    (``streams/kafka/pagehosts.py``)."""
+
+    def owns(self, url: str) -> bool: ...
+
+    async def hand_over(self, article: Article) -> None: ...
+
+
 def own_words(article: Article) -> int:
     """Words of the feed entry's own text: title, summary and content."""
     return sum(len(t.split()) for t in (article.title, article.summary, article.content))
@@ -83,15 +92,15 @@ class FullText:
     feeds by name; ``deadline``: seconds an article waits for its page; ``stats``: feed
     name → ``PageStats`` JSON (a dict when not given); ``retry_every``: seconds between
     two looks for failed pages due again; ``clock``: monotonic seconds. In the Kafka
-    runtime, ``hand_over`` gives an article's page to the poller that fetches its site's
-    pages (True: handed, the teaser goes at once; ``streams/kafka/pagehosts.py``) and
-    ``counts`` says whose page counters this poller keeps (its own feeds')."""
+    runtime, ``hand_over`` gives the pages of the sites this poller does not own to the
+    poller that fetches them (their teasers go at once) and ``counts`` says whose page
+    counters this poller keeps (its own feeds')."""
 
     def __init__(self, pages: PageSource, feeds: Mapping[str, FeedConfig], *,
                  deadline: float, stats: MutableMapping[str, Any] | None = None,
                  retry_every: float = RETRY_CHECK_EVERY,
                  clock: Callable[[], float] = time.monotonic,
-                 hand_over: Callable[[Article], Awaitable[bool]] | None = None,
+                 hand_over: HandOver | None = None,
                  counts: Callable[[str], bool] = lambda feed: True) -> None:
         self._pages = pages
         self.hand_over = hand_over
@@ -130,23 +139,25 @@ class FullText:
     async def take(self, articles: Sequence[Article], deliver: Sink) -> None:
         """Deliver every article, each at least on its teaser (module docstring)."""
         waiting = [a for a in articles if self.wants(a)]
-        if self.hand_over is not None:
-            waiting = [a for a in waiting if not await self._handed(a, self.hand_over)]
-        later = {id(a) for a in waiting}
+        hand_over = self.hand_over
+        handed = [] if hand_over is None else [a for a in waiting
+                                               if not hand_over.owns(a.url)]
+        later = {id(a) for a in waiting} - {id(a) for a in handed}
+        waiting = [a for a in waiting if id(a) in later]
         at_once = [a for a in articles if id(a) not in later]
-        if at_once:
+        if at_once:  # the handed articles' teasers first: their bodies come after
             await deliver(at_once)
+        if handed and hand_over is not None:
+            for article in handed:
+                await self._hand(article, hand_over)
         if waiting:
             await asyncio.gather(*(self._one(a, deliver) for a in waiting))
 
-    async def _handed(self, article: Article,
-                      hand_over: Callable[[Article], Awaitable[bool]]) -> bool:
-        if not await hand_over(article):
-            return False
+    async def _hand(self, article: Article, hand_over: HandOver) -> None:
+        await hand_over.hand_over(article)
         stats = self.page_stats(article.feed)
         stats.handed += 1
         self._store_stats(article.feed, stats)
-        return True
 
     async def serve_request(self, article: Article, deliver: Sink) -> None:
         """The page of an article another poller handed over (its teaser delivered

@@ -212,3 +212,36 @@ async def test_newswatch_run_once_tries_a_failed_page_again_on_a_later_run(
     assert feeds.hits[PAGE] == 2
     pages = json.loads(out)[0]["pages"]
     assert (pages["failures"], pages["ok"], pages["retried"]) == ({"http_5xx": 1}, 1, 1)
+
+
+async def test_pages_of_sites_another_poller_owns_are_handed_over_after_their_teasers() -> None:
+    """The full-text stage with a hand-over (the Kafka poller's, streams/kafka/pagehosts.py,
+    here a fake): a page of a site this poller does not own is never fetched here; its
+    article's teaser is delivered first, then the page handed over and counted; a page of
+    an owned site is fetched as before."""
+    events: list[tuple[str, str, bool]] = []
+
+    class Handing:
+        def owns(self, url: str) -> bool:
+            return url.endswith("/local.html")
+
+        async def hand_over(self, article: Article) -> None:
+            events.append(("handed", article.id, False))
+
+    async def deliver(articles: Sequence[Article]) -> None:
+        events.extend(("delivered", a.id, bool(a.body)) for a in articles)
+
+    async with FeedServer() as server, Fetcher(allow=[server.allow]) as fetcher:
+        for path in ("/local.html", "/remote.html"):
+            server.page(path, PAGE_BODY)
+        stage = FullText(PageFetcher(fetcher, cache={}, host_delay=0.0),
+                         {"wire": FeedConfig("wire", server.url("/f.xml"))}, deadline=30.0,
+                         hand_over=Handing())
+        await stage.take([teaser(server, "/remote.html"), teaser(server, "/local.html")],
+                         deliver)
+    assert events == [("delivered", "onyx/remote.html", False),
+                      ("handed", "onyx/remote.html", False),
+                      ("delivered", "onyx/local.html", True)]
+    assert (server.hits["/remote.html"], server.hits["/local.html"]) == (0, 1)
+    stats = stage.page_stats("wire")
+    assert (stats.handed, stats.fetched) == (1, 1)

@@ -141,7 +141,7 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
                                     counts=share.owns)
     serving: asyncio.Task[None] | None = None
     if full_text is not None:  # each site's pages fetched by one poller: the host's owner
-        full_text.hand_over = hosts.hand_over
+        full_text.hand_over = hosts
         text_stage = full_text
         serving = asyncio.create_task(keep_following(
             lambda: hosts.serve(lambda article: text_stage.serve_request(article, runtime.take)),

@@ -6,8 +6,9 @@ one poller the group assigned that partition. That poller fetches the host's pag
 a time and ``pages.host_delay`` apart, and reads its robots.txt. A poller whose feed links
 to a page of a host it does not own publishes its teaser at once and hands the page over:
 
-1. it writes a request (the article's JSON) to the ``pages`` topic, in the host's
-   partition, under ``request<US><article id><US><canonical URL>`` (``request_key``);
+1. once the teaser is published, it writes a request (the article's JSON) to the
+   ``pages`` topic, in the host's partition, under
+   ``request<US><article id><US><canonical URL>`` (``request_key``);
 2. the owner of that partition follows its partitions of the topic (``serve``): when it
    gains a partition it first reads it to the end, then handles each request still there,
    then each new one as it comes;
@@ -71,17 +72,14 @@ class PageHosts:
     def owns(self, url: str) -> bool:
         return page_partition(url, self._settings.partitions) in self._owned()
 
-    async def hand_over(self, article: Article) -> bool:
-        """True once the request for ``article``'s page is written for the poller owning
-        its host; False when this poller owns the host (it fetches the page itself)."""
-        if self.owns(article.url):
-            return False
+    async def hand_over(self, article: Article) -> None:
+        """Write the request for ``article``'s page (of a host this poller does not own)
+        for the poller that owns it; returns once Kafka has it."""
         value = {"request": True, "url": article.url, "feed": article.feed,
                  "article": article.to_json()}
         await self._write(request_key(article), value)
         log.info("feed %s: page %s handed to the poller of its site", article.feed,
                  article.url, extra={"feed": article.feed})
-        return True
 
     async def serve(self, handle: Callable[[Article], Awaitable[None]]) -> None:
         """Handle the requests of the partitions this poller owns with ``handle`` (fetch
