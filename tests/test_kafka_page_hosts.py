@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,22 @@ async def test_two_pollers_fetch_one_site_one_page_at_a_time(
     assert len([key for key in cache if not key.startswith("request")]) == 2 * PAGES_PER_FEED
 
 
+async def serve_until(settings: KafkaSettings, hosts: PageHosts,
+                      handle: Callable[[Article], Awaitable[None]], done: asyncio.Event,
+                      pages: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Serve the requests with ``hosts`` until ``done`` is set and the ``pages`` topic
+    holds what ``pages`` accepts; then stop serving. The topic's records."""
+    serving = asyncio.create_task(hosts.serve(handle))
+    try:
+        await asyncio.wait_for(done.wait(), timeout=60)
+        found: dict[str, Any] = await eventually(
+            lambda: read_compacted(settings, topics.PAGES), pages, timeout=60)
+        return found
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+
+
 async def test_a_request_left_by_a_stopped_or_failing_owner_is_handled_by_the_next(
     kafka_bootstrap: str  # noqa: F811
 ) -> None:
@@ -144,13 +161,8 @@ async def test_a_request_left_by_a_stopped_or_failing_owner_is_handled_by_the_ne
                 done.set()
 
         first = PageHosts(settings, producer, owned=lambda: every, generation=lambda: 1)
-        serving = asyncio.create_task(first.serve(failing_on_a2))
-        await asyncio.wait_for(done.wait(), timeout=60)
-        waiting = await eventually(
-            lambda: read_compacted(settings, topics.PAGES),
-            lambda found: len(found) == 1, timeout=60)  # the tombstones of a0, a1, a3
-        serving.cancel()
-        await asyncio.gather(serving, return_exceptions=True)
+        waiting = await serve_until(settings, first, failing_on_a2, done,
+                                    lambda found: len(found) == 1)  # a0, a1, a3 deleted
 
         second_done = asyncio.Event()
         again: list[str] = []
@@ -160,14 +172,41 @@ async def test_a_request_left_by_a_stopped_or_failing_owner_is_handled_by_the_ne
             second_done.set()
 
         second = PageHosts(settings, producer, owned=lambda: every, generation=lambda: 1)
-        serving = asyncio.create_task(second.serve(handle))
-        await asyncio.wait_for(second_done.wait(), timeout=60)
-        left = await eventually(lambda: read_compacted(settings, topics.PAGES),
-                                lambda found: not found, timeout=60)
-        serving.cancel()
-        await asyncio.gather(serving, return_exceptions=True)
+        left = await serve_until(settings, second, handle, second_done,
+                                 lambda found: not found)
     finally:
         await producer.stop()
     assert sorted(handled) == ["a0", "a1", "a3"]
     assert [value["article"]["id"] for value in waiting.values()] == ["a2"]
     assert again == ["a2"] and left == {}
+
+
+async def test_a_request_whose_handling_failed_is_handled_again_by_the_same_owner(
+    kafka_bootstrap: str  # noqa: F811
+) -> None:
+    prefix = unique_name("handagain") + "."
+    settings = KafkaSettings(bootstrap=kafka_bootstrap, prefix=prefix, partitions=2)
+    await ensure_topics(settings)
+    producer = reliable_producer(settings)
+    await producer.start()
+    every = frozenset({0, 1})
+    tries: list[str] = []
+    handled = asyncio.Event()
+    try:
+        await PageHosts(settings, producer, owned=lambda: frozenset(),
+                        generation=lambda: 1).hand_over(
+            Article(id="once", feed="north", title="t", url="https://site.example/a.html"))
+
+        async def fails_once(article: Article) -> None:
+            tries.append(article.id)
+            if len(tries) == 1:
+                raise OSError("the owner's delivery failed")
+            handled.set()
+
+        owner = PageHosts(settings, producer, owned=lambda: every, generation=lambda: 1,
+                          retry_after=0.2)
+        left = await serve_until(settings, owner, fails_once, handled,
+                                 lambda found: not found)
+    finally:
+        await producer.stop()
+    assert tries == ["once", "once"] and left == {}

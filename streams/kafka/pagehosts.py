@@ -15,8 +15,10 @@ to a page of a host it does not own publishes its teaser at once and hands the p
 3. handling: the page through the owner's page fetcher (its cache, robots.txt, host lock,
    retries), then the article published again with its body when there is one, as a
    late page's;
-4. then the request is deleted (a tombstone): a request whose handling failed, or whose
-   owner stopped meanwhile, stays and is handled by the partition's next owner.
+4. then the request is deleted (a tombstone): a request whose handling failed stays and
+   is handled again ``retry_after`` seconds later (while this poller still owns its
+   partition); one whose owner stopped meanwhile is handled by the partition's next
+   owner.
 
 Every record of the ``pages`` topic, outcomes included, is written to its host's
 partition, so a URL's records stay in order in one partition.
@@ -41,6 +43,7 @@ log = logging.getLogger("newswatch.pages")
 
 REQUEST = "request\x1f"
 POLL_MS = 1000  # most milliseconds one read of the owned partitions waits
+RETRY_AFTER = 60.0  # seconds before a request whose handling failed is handled again
 
 
 def page_partition(url: str, partitions: int) -> int:
@@ -58,16 +61,20 @@ def request_key(article: Article) -> str:
 class PageHosts:
     """This poller's side of the hand-over (module docstring). ``owned``: the registry
     partitions this poller owns now; ``generation``: a number that changes whenever they
-    may have; ``producer``: started, reliable (``reliable_producer``)."""
+    may have; ``producer``: started, reliable (``reliable_producer``); ``retry_after``:
+    seconds before a request whose handling failed is handled again."""
 
     def __init__(self, settings: KafkaSettings, producer: AIOKafkaProducer, *,
-                 owned: Callable[[], frozenset[int]], generation: Callable[[], int]) -> None:
+                 owned: Callable[[], frozenset[int]], generation: Callable[[], int],
+                 retry_after: float = RETRY_AFTER) -> None:
         self._settings = settings
+        self._retry_after = retry_after
         self._producer = producer
         self._owned = owned
         self._generation = generation
         self._topic = settings.topic(PAGES)
         self._handling: dict[str, asyncio.Task[None]] = {}
+        self._again: set[asyncio.TimerHandle] = set()  # failed requests, to handle again
 
     def owns(self, url: str) -> bool:
         return page_partition(url, self._settings.partitions) in self._owned()
@@ -93,6 +100,9 @@ class PageHosts:
             while True:
                 await self._serve_generation(consumer, handle)
         finally:
+            for timer in self._again:
+                timer.cancel()
+            self._again.clear()
             for task in list(self._handling.values()):
                 task.cancel()
             await asyncio.gather(*self._handling.values(), return_exceptions=True)
@@ -134,11 +144,17 @@ class PageHosts:
 
     def _start(self, key: str, value: dict[str, Any],
                handle: Callable[[Article], Awaitable[None]]) -> None:
-        if key in self._handling:
-            return
+        if key in self._handling or not self.owns(key):
+            return  # being handled, or its partition moved to another poller
         task = asyncio.create_task(self._handle(key, value, handle))
         self._handling[key] = task
         task.add_done_callback(lambda _: self._handling.pop(key, None))
+
+    def _start_again(self, key: str, value: dict[str, Any],
+                     handle: Callable[[Article], Awaitable[None]]) -> None:
+        self._again = {timer for timer in self._again if not timer.cancelled()
+                       and timer.when() > asyncio.get_running_loop().time()}
+        self._start(key, value, handle)
 
     async def _handle(self, key: str, value: dict[str, Any],
                       handle: Callable[[Article], Awaitable[None]]) -> None:
@@ -151,9 +167,12 @@ class PageHosts:
                 await handle(article)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # kept: the partition's next owner handles it
-                log.exception("feed %s: page %s handed over: not handled", article.feed,
-                              article.url, extra={"feed": article.feed})
+            except Exception:  # kept, and handled again later
+                log.exception("feed %s: page %s handed over: not handled; again in %.0fs",
+                              article.feed, article.url, self._retry_after,
+                              extra={"feed": article.feed})
+                self._again.add(asyncio.get_running_loop().call_later(
+                    self._retry_after, self._start_again, key, value, handle))
                 return
         await self._write(key, None)
 
