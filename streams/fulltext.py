@@ -103,7 +103,7 @@ class FullText:
                  hand_over: HandOver | None = None,
                  counts: Callable[[str], bool] = lambda feed: True) -> None:
         self._pages = pages
-        self.hand_over = hand_over
+        self._hand_over = hand_over
         self._counts = counts
         self._retry_every = retry_every
         self._clock = clock
@@ -117,16 +117,18 @@ class FullText:
     @classmethod
     def for_config(cls, config: Config, fetcher: Fetcher, *, cache: MutableMapping[str, Any],
                    stats: MutableMapping[str, Any],
-                   counts: Callable[[str], bool] = lambda feed: True) -> FullText | None:
+                   counts: Callable[[str], bool] = lambda feed: True,
+                   hand_over: HandOver | None = None) -> FullText | None:
         """The stage the config describes over the feeds' fetcher, with the runtime's page
-        cache and page stats; None when no feed ever wants a page."""
+        cache and page stats (and, in the Kafka poller, ``counts`` and ``hand_over``);
+        None when no feed ever wants a page."""
         if all(feed.full_text == "never" for feed in config.feeds):
             return None
         pages = PageFetcher(fetcher, cache=cache, host_delay=config.pages.host_delay,
                             retry=config.pages.retry)
         return cls(pages, {f.name: f for f in config.feeds}, deadline=config.pages.deadline,
                    stats=stats, retry_every=min((RETRY_CHECK_EVERY, *config.pages.retry)),
-                   counts=counts)
+                   counts=counts, hand_over=hand_over)
 
     def page_stats(self, feed: str) -> PageStats:
         """What ``feed``'s pages gave so far (as stored)."""
@@ -138,16 +140,15 @@ class FullText:
 
     async def take(self, articles: Sequence[Article], deliver: Sink) -> None:
         """Deliver every article, each at least on its teaser (module docstring)."""
-        waiting = [a for a in articles if self.wants(a)]
-        hand_over = self.hand_over
-        handed = [] if hand_over is None else [a for a in waiting
-                                               if not hand_over.owns(a.url)]
-        later = {id(a) for a in waiting} - {id(a) for a in handed}
-        waiting = [a for a in waiting if id(a) in later]
+        hand_over = self._hand_over
+        wanted = [a for a in articles if self.wants(a)]
+        handed = [] if hand_over is None else [a for a in wanted if not hand_over.owns(a.url)]
+        later = {id(a) for a in wanted} - {id(a) for a in handed}
+        waiting = [a for a in wanted if id(a) in later]
         at_once = [a for a in articles if id(a) not in later]
         if at_once:  # the handed articles' teasers first: their bodies come after
             await deliver(at_once)
-        if handed and hand_over is not None:
+        if hand_over is not None:
             for article in handed:
                 await self._hand(article, hand_over)
         if waiting:
@@ -216,12 +217,16 @@ class FullText:
     def start_retries(self, deliver: Sink) -> None:
         """``retry_due`` in the background (``drain`` waits for it, ``close`` cancels
         it): a runtime's loop calls this on every round."""
-        if self._retrying or (self._checked_at is not None
-                              and self._clock() - self._checked_at < self._retry_every):
+        if not self._time_to_look():
             return
         task = asyncio.create_task(self._retry_logged(deliver))
         self._late.add(task)
         task.add_done_callback(self._late.discard)
+
+    def _time_to_look(self) -> bool:
+        """Whether ``retry_every`` seconds passed since the last look (and none runs)."""
+        return not self._retrying and (self._checked_at is None
+                                       or self._clock() - self._checked_at >= self._retry_every)
 
     async def _retry_logged(self, deliver: Sink) -> None:
         try:
@@ -240,11 +245,9 @@ class FullText:
         politeness holds), and deliver each article whose page now has a text, with its
         body; at most once every ``retry_every`` seconds unless ``force``. Returns
         how many pages were tried."""
-        now = self._clock()
-        if self._retrying or (not force and self._checked_at is not None
-                              and now - self._checked_at < self._retry_every):
+        if self._retrying or not (force or self._time_to_look()):
             return 0
-        self._checked_at, self._retrying = now, True
+        self._checked_at, self._retrying = self._clock(), True
         try:
             due = self._pages.due()
             outcomes = await asyncio.gather(*(self._retry(page, deliver) for page in due),

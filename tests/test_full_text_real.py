@@ -35,6 +35,7 @@ from newswatch.streams.fulltext import FullText
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.news_pages import Page, Story, build_page, paragraphs_of
 from tests.fakes.story_texts import RELATED_AR, RELATED_EN, RELATED_FR
+from tests.kafka_fixtures import in_ci
 from tests.test_end_to_end import RULES, SEED
 
 ARTICLES = "NEWSWATCH_PAGE_ARTICLES"
@@ -120,7 +121,7 @@ rules:
 def articles_folder() -> Path:
     folder = os.environ.get(ARTICLES)
     if not folder:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail(f"{ARTICLES} is not set: .ci/run sets it when it finds "
                         "../shared/data/articles")
         pytest.skip(f"{ARTICLES}=DIR runs this over real articles (../shared/data/articles)")

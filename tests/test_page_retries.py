@@ -82,7 +82,8 @@ async def test_a_page_that_answered_503_is_tried_again_and_its_article_matched_o
         for name, cache in stores:
             wall, desk = ManualTime(), Desk()
             async with FeedServer() as server, Fetcher(allow=[server.allow]) as fetcher:
-                server.status(PAGE, 503)
+                server.page(PAGE, PAGE_BODY)
+                server.fail_first(PAGE, 503)  # down once, then up
                 stage = full_text(server, fetcher, cache, wall)
                 await stage.take([teaser(server)], desk)
                 assert [(a.body, rules) for a, rules in desk.delivered] == [("", [])], name
@@ -94,8 +95,6 @@ async def test_a_page_that_answered_503_is_tried_again_and_its_article_matched_o
 
                 assert await stage.retry_due(desk, force=True) == 0, name  # not due yet
                 wall.now += DEFAULT_PAGE_RETRY[0]
-                del server.statuses[PAGE]
-                server.page(PAGE, PAGE_BODY)
                 assert await stage.retry_due(desk, force=True) == 1, name
                 assert await stage.retry_due(desk, force=True) == 0, name  # done: final
 
@@ -163,12 +162,11 @@ async def test_a_body_whose_delivery_fails_leaves_the_retry_due(tmp_path: Path) 
         for name, cache in stores:
             wall, desk = ManualTime(), Desk()
             async with FeedServer() as server, Fetcher(allow=[server.allow]) as fetcher:
-                server.status(PAGE, 503)
+                server.page(PAGE, PAGE_BODY)
+                server.fail_first(PAGE, 503)  # down once, then up
                 stage = full_text(server, fetcher, cache, wall)
                 await stage.take([teaser(server)], desk)
                 wall.now += DEFAULT_PAGE_RETRY[0]
-                del server.statuses[PAGE]
-                server.page(PAGE, PAGE_BODY)
 
                 async def broken(articles: Sequence[Article]) -> None:
                     raise OSError("the sink is down")

@@ -137,11 +137,11 @@ async def poll_forever(config: Config, *, stop: asyncio.Event, metrics: Metrics 
     share = _Share(ownership, state)
     # the announced feed state durable before each notice: never announced twice
     runtime = KafkaRuntime(settings, producer_publish(producer), before_notice=state.flush)
+    # each site's pages fetched by one poller, the site's owner: the others hand them over
     full_text = FullText.for_config(config, fetcher, cache=state.pages, stats=state.page_stats,
-                                    counts=share.owns)
+                                    counts=share.owns, hand_over=hosts)
     serving: asyncio.Task[None] | None = None
-    if full_text is not None:  # each site's pages fetched by one poller: the host's owner
-        full_text.hand_over = hosts
+    if full_text is not None:
         text_stage = full_text
         serving = asyncio.create_task(keep_following(
             lambda: hosts.serve(lambda article: text_stage.serve_request(article, runtime.take)),

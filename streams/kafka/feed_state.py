@@ -64,11 +64,15 @@ class _TopicBacked(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.data[key] = value
-        self._owner.publish(self._topic, key, value)
+        self._owner.publish(self._topic, key, value, partition=self._partition(key))
 
     def __delitem__(self, key: str) -> None:
         del self.data[key]
-        self._owner.publish(self._topic, key, None)
+        self._owner.publish(self._topic, key, None, partition=self._partition(key))
+
+    def _partition(self, key: str) -> int | None:
+        """Where ``key``'s records go; None: by the key's hash."""
+        return None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.data)
@@ -103,14 +107,6 @@ class _PageStatsView(MutableMapping[str, Any]):
 class _PageCache(_TopicBacked):
     """The page cache over the ``pages`` topic (``monitor/pages.py``'s ``cache``); each
     outcome written to its host's partition (``streams/kafka/pagehosts.py``)."""
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.data[key] = value
-        self._owner.publish(self._topic, key, value, partition=self._partition(key))
-
-    def __delitem__(self, key: str) -> None:
-        del self.data[key]
-        self._owner.publish(self._topic, key, None, partition=self._partition(key))
 
     def _partition(self, key: str) -> int:
         return page_partition(key, self._owner.partitions)
@@ -191,7 +187,6 @@ class KafkaFeedState:
         self._producer = producer
         self._owns = owns
         self._owns_page = owns_page
-        self.partitions = settings.partitions
         self._clock = clock
         self._pending: set[asyncio.Future[Any]] = set()
         self.health = _TopicBacked(self, settings.topic(FEED_HEALTH))
@@ -199,6 +194,10 @@ class KafkaFeedState:
         self.seen = _SeenView(self._state)
         self.pages = _PageCache(self, settings.topic(PAGES))
         self.page_stats = _PageStatsView(self.health)
+
+    @property
+    def partitions(self) -> int:
+        return self._settings.partitions
 
     def publish(self, topic: str, key: str, value: Any, *, partition: int | None = None
                 ) -> None:

@@ -74,7 +74,6 @@ class PageHosts:
         self._generation = generation
         self._topic = settings.topic(PAGES)
         self._handling: dict[str, asyncio.Task[None]] = {}
-        self._again: set[asyncio.TimerHandle] = set()  # failed requests, to handle again
 
     def owns(self, url: str) -> bool:
         return page_partition(url, self._settings.partitions) in self._owned()
@@ -100,9 +99,6 @@ class PageHosts:
             while True:
                 await self._serve_generation(consumer, handle)
         finally:
-            for timer in self._again:
-                timer.cancel()
-            self._again.clear()
             for task in list(self._handling.values()):
                 task.cancel()
             await asyncio.gather(*self._handling.values(), return_exceptions=True)
@@ -144,36 +140,33 @@ class PageHosts:
 
     def _start(self, key: str, value: dict[str, Any],
                handle: Callable[[Article], Awaitable[None]]) -> None:
-        if key in self._handling or not self.owns(key):
-            return  # being handled, or its partition moved to another poller
+        if key in self._handling:
+            return
         task = asyncio.create_task(self._handle(key, value, handle))
         self._handling[key] = task
         task.add_done_callback(lambda _: self._handling.pop(key, None))
 
-    def _start_again(self, key: str, value: dict[str, Any],
-                     handle: Callable[[Article], Awaitable[None]]) -> None:
-        self._again = {timer for timer in self._again if not timer.cancelled()
-                       and timer.when() > asyncio.get_running_loop().time()}
-        self._start(key, value, handle)
-
     async def _handle(self, key: str, value: dict[str, Any],
                       handle: Callable[[Article], Awaitable[None]]) -> None:
+        """Handle one request until it succeeds (``retry_after`` seconds between tries,
+        while this poller owns its partition), then delete it."""
         try:
             article = Article.from_json(value["article"])
         except (KeyError, TypeError, ValueError):
             log.warning("pages topic: request %r unreadable: deleted", key[:120])
-        else:
+            await self._write(key, None)
+            return
+        while True:
             try:
                 await handle(article)
-            except asyncio.CancelledError:
-                raise
+                break
             except Exception:  # kept, and handled again later
                 log.exception("feed %s: page %s handed over: not handled; again in %.0fs",
                               article.feed, article.url, self._retry_after,
                               extra={"feed": article.feed})
-                self._again.add(asyncio.get_running_loop().call_later(
-                    self._retry_after, self._start_again, key, value, handle))
-                return
+            await asyncio.sleep(self._retry_after)
+            if not self.owns(key):
+                return  # the partition moved: its new owner reads the request
         await self._write(key, None)
 
     async def _write(self, key: str, value: dict[str, Any] | None) -> None:
