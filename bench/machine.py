@@ -23,3 +23,11 @@ def cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown CPU"
+
+
+def matcher_build() -> str:
+    """Whether the matcher runs compiled with mypyc (setup.py) or as Python source."""
+    from newswatch.rules import matcher
+
+    return "matcher compiled (mypyc)" if matcher.__file__.endswith(".so") else \
+        "matcher pure Python (NEWSWATCH_PURE=1 or not built)"

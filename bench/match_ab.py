@@ -7,7 +7,8 @@ tokeniser, loader, gazetteer; copied from git into a temporary package) and the 
 load the same YAML rules (bench/workload.py) and match the same real articles, 100 at a
 time in turn, first with empty per-word caches (cold), then warm (steady). Prints articles
 per second of process CPU time for both, the ratios, and whether both found the same rule
-ids on every 10th article.
+ids on every 10th article. ``REV`` runs as Python source; the working tree as installed
+(compiled with mypyc unless built with ``NEWSWATCH_PURE=1``, setup.py): the header says which.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import matcher_build
 from workload import (
     DEFAULT_ARTICLES,
     Pool,
@@ -37,6 +39,7 @@ from workload import (
 )
 
 from newswatch.core.article import Article
+from newswatch.core.heap import settle
 from newswatch.rules.gazetteer import known_codes
 from newswatch.rules.loader import parse_rules
 from newswatch.rules.matcher import Matcher
@@ -89,6 +92,7 @@ def main() -> None:
         old = matcher.Matcher(loader.parse_rules(sources, known_codes=gazetteer.known_codes(),
                                                  receivers=None))
         new = Matcher(parse_rules(sources, known_codes=known_codes(), receivers=None))
+        settle()  # both indexes out of the collector's passes, as the runtimes do
         times = {"cold": [0.0, 0.0], "steady": [0.0, 0.0]}
         for phase in ("cold", "steady"):
             for start in range(0, len(articles), 100):
@@ -98,7 +102,8 @@ def main() -> None:
         same = all([m.rule.id for m in old.match(a)] == [m.rule.id for m in new.match(a)]
                     for a in articles[::10])
     n = len(articles)
-    print(f"{args.workload}, {args.rules} rules, {n} articles, {args.rev} vs working tree:")
+    print(f"{args.workload}, {args.rules} rules, {n} articles, {args.rev} (Python source) vs"
+          f" working tree ({matcher_build()}):")
     for phase, (was, now) in times.items():
         print(f"  {phase:<6} {n / was:>6.0f} -> {n / now:>6.0f} articles/s ({was / now:.2f}x)")
     print(f"  same rule ids on every 10th article: {same}")

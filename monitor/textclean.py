@@ -116,7 +116,7 @@ _INVISIBLE = re.compile(
     "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
     "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
     "\U000e0001\U000e0020-\U000e007f"
-    "\ud800-\udfff"
+    r"\ud800-\udfff"  # written for re (a str cannot hold them when compiled, setup.py)
     "]"
 )
 _BLANK_LINE_RUNS = re.compile(r"\n{3,}")

@@ -6,8 +6,9 @@ be worth evaluating). No state: ``newswatch.rules.matcher`` builds and uses them
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cache
+from typing import Any
 
 from newswatch.core.article import Field
 from newswatch.rules.evidence import Evidence
@@ -18,6 +19,13 @@ from newswatch.rules.text import cased, rule_key, tokenize, translate
 PLURAL_ENDINGS = ("s", "x", "es")
 
 
+def by_fields(item: Any) -> tuple[type, tuple[object, ...]]:
+    """``__reduce__`` of the frozen dataclasses a pickled Matcher holds: built again from
+    their fields. Compiled with mypyc (setup.py), pickle's default would set their
+    attributes one by one, which a frozen dataclass refuses."""
+    return type(item), tuple(getattr(item, f.name) for f in fields(item))
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledPhrase:
     text: str  # as written in the rule
@@ -25,6 +33,9 @@ class CompiledPhrase:
     near: int
     exact: bool
     word_set: frozenset[int]
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return by_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +45,9 @@ class CompiledPlace:
     surfaces: tuple[str, ...] | None  # exact case required when set
     codes: tuple[str, ...]
     capital: bool
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return by_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +65,9 @@ class NameVariant:
     onsets: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
     first_keys: frozenset[str] = frozenset()  # its first word's (transliterate.first_keys)
     first_blocks: frozenset[str] = frozenset()  # in Latin letters (latin_first_keys)
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return by_fields(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ the contract of the rule language.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import compress
 from operator import itemgetter
@@ -77,6 +77,18 @@ from newswatch.rules.transliterate import (
 __all__ = ["Matcher", "RuleMatch", "detect_language"]
 
 
+# The attributes of a Matcher that a pickle keeps: all but the per-word cache (``__init__``
+# sets each; tests/test_rulecache.py checks that a pickled Matcher matches as the original).
+_INDEX = (
+    "ruleset", "_word_cache", "rules", "_word_ids", "_word_index", "_prefix_index",
+    "_phrase_ids", "_phrases", "_single_phrases", "_phrases_by_pair", "_seconds",
+    "_person_ids", "_persons", "_variants", "_blocks", "_last_words", "_last_arabic",
+    "_last_latin", "_first_words", "_first_arabic", "_first_latin", "_places", "_rule_phrases",
+    "_rule_people", "_rules_by_phrase", "_rules_by_code", "_rules_by_person", "_always",
+    "_required", "_gates", "_code_bits", "_word_gates", "_name_codes", "_direct",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RuleMatch:
     """A rule matched an article, with the evidence of every satisfied clause."""
@@ -89,9 +101,11 @@ class Matcher:
     """A compiled rule set. Build once per rule set (``Matcher(ruleset)``), then call
     ``match(article)`` for each article; it is safe to share between tasks (no mutation)."""
 
-    def __init__(self, ruleset: RuleSet, *, word_cache: int = ENTRY_CACHE_LIMIT) -> None:
+    def __init__(self, ruleset: RuleSet, *, word_cache: int = ENTRY_CACHE_LIMIT,
+                 compiled: Mapping[str, object] | None = None) -> None:
         """``word_cache``: how many distinct text words the per-word cache holds before it
-        starts again (bounded memory on endless streams of new words)."""
+        starts again (bounded memory on endless streams of new words). ``compiled``: the
+        index of a pickled Matcher (``__reduce__``), taken as it is instead of compiling."""
         self.ruleset = ruleset
         self._word_cache = word_cache
         self.rules = ruleset.rules
@@ -138,6 +152,10 @@ class Matcher:
         self._hot: dict[str, int | None] = {}
         self._cold: set[str] = set()
         self._place_words: set[str] = set()  # the words of _hot that start a place name
+        if compiled is not None:
+            for name in _INDEX:
+                setattr(self, name, compiled[name])
+            return
         self._compile()
         self._gates = self._name_gates()
         self._code_bits: dict[str, int] = {}  # country code → its bit in a gate
@@ -145,13 +163,11 @@ class Matcher:
         # the words an entry can come from directly (a word id or a place)
         self._direct: frozenset[str] = frozenset(self._word_index.keys() | self._places.keys())
 
-    def __getstate__(self) -> dict[str, object]:
-        """What a pickled Matcher keeps (streams/rulecache.py): the compiled index, not the
-        per-word cache filled while matching."""
-        state = dict(self.__dict__)
-        state["_entries"], state["_hot"], state["_first_only"] = {}, {}, {}
-        state["_cold"], state["_place_words"] = set(), set()
-        return state
+    def __reduce__(self) -> tuple[Callable[[dict[str, object]], Matcher], tuple[object]]:
+        """Pickled (streams/rulecache.py) as its compiled index, not the per-word cache
+        filled while matching; attributes named one by one (``_INDEX``): compiled with
+        mypyc (setup.py), a Matcher has no ``__dict__`` and unpickles through ``__init__``."""
+        return _restored, ({name: getattr(self, name) for name in _INDEX},)
 
     # ------------------------------------------------------------------ compilation
     def _word(self, key: str, mode: str) -> int:
@@ -750,3 +766,10 @@ class Matcher:
         evidence: list[Evidence] = []
         return evidence if view.holds(rule.condition, evidence) else None
 
+
+
+def _restored(index: dict[str, object]) -> Matcher:
+    """A Matcher from the index ``Matcher.__reduce__`` pickled."""
+    ruleset = index["ruleset"]
+    assert isinstance(ruleset, RuleSet)
+    return Matcher(ruleset, compiled=index)  # the index holds its word_cache too

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from newswatch.core.errors import ConfigError, RuleError
+from newswatch.core.heap import settle
 from newswatch.core.rulefiles import fingerprint, read_rule_sources
 from newswatch.rules.examples import check_examples
 from newswatch.rules.gazetteer import known_codes
@@ -143,13 +144,14 @@ class RuleReloader:
                                      f"{error}")
             return False
         previous, self.current = self.current, matcher
+        del matcher
         self._loaded = seen
         self._rejected = None
         self._record(error=None)
-        log.info("rules reloaded: %d rule(s)", len(matcher.rules))
+        log.info("rules reloaded: %d rule(s)", len(self.current.rules))
         if self._on_reloaded is not None:
             try:
-                summary = await self._on_reloaded(previous, matcher)
+                summary = await self._on_reloaded(previous, self.current)
             except Exception:  # the new rules are in force; only the report is missing
                 log.exception("the difference the reload makes could not be computed")
             else:
@@ -157,6 +159,8 @@ class RuleReloader:
                     state = dict(self._status.get("rules", {}))
                     state.update(difference=summary)
                     self._status["rules"] = state
+        del previous
+        settle()  # the old index freed, the new one out of the collector's passes
         return True
 
     async def _reject(self, version: object, text: str) -> None:

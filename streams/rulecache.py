@@ -3,8 +3,9 @@ a second instead of being parsed, validated and compiled again (docs/performance
 
 1. **Key.** The SHA-256 of everything a compiled rule set depends on: the newswatch
    version, the Python version, the code and data of the rules package (matcher,
-   loader, gazetteer), the receivers ``notify:`` was checked against, and every rule
-   file's name and bytes. Any change gives another key, so a stale entry is never read.
+   loader, gazetteer; its compiled modules too), the receivers ``notify:`` was checked
+   against, and every rule file's name and bytes. Any change gives another key, so a
+   stale entry is never read.
 2. **Entry.** A file named by the key: a SHA-256 digest of the body, then the body, the
    pickled ``Matcher``. It is written only after the rule set loaded and passed its
    examples, to a temporary file renamed into place (readers never see half a file).
@@ -59,11 +60,12 @@ def cache_dir() -> Path | None:
 
 @cache
 def _code_digest() -> bytes:
-    """The rules package's code and data, so an upgrade or a local edit changes keys."""
+    """The rules package's code and data, so an upgrade, a local edit or a build of the
+    compiled modules (setup.py) changes keys."""
     digest = hashlib.sha256()
     package = Path(rules_package.__file__ or "").resolve().parent
     for path in sorted(package.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".yaml", ".json", ".txt", ".csv"):
+        if path.is_file() and path.suffix in (".py", ".so", ".yaml", ".json", ".txt", ".csv"):
             digest.update(path.relative_to(package).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.digest()

@@ -6,6 +6,9 @@ Real builds and installs, no network: the wheel is built without build isolation
 sources the Dockerfile copies, and installed with ``--no-index`` into a venv that takes the
 dependencies from this environment (``--system-site-packages``). django-rules is installed
 into that venv from a wheel repacked from this environment's copy (it is in the dev extra).
+
+The wheel holds the matcher's modules compiled with mypyc (setup.py); one built with
+``NEWSWATCH_PURE=1`` holds the source alone, and both must find the same matches.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from setup import COMPILED
 from tests.fakes.feed_server import FeedServer, rss
 from tests.test_end_to_end import seed_item
 
@@ -72,11 +76,33 @@ print(json.dumps(out))
 """
 
 
-def run(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+# Matches of 1,000 realistic rules (bench/workload.py) on the real news of tests/data/news,
+# printed as JSON by the venv's own newswatch, with the file its matcher was loaded from.
+MATCHES = """
+import json, sys
+sys.path.insert(0, sys.argv[1])  # bench/ only: newswatch comes from the venv
+from pathlib import Path
+from workload import Pool, realistic_rules
+from newswatch.monitor.feedparse import parse_feed
+from newswatch.rules import matcher
+articles = []
+for path in sorted(Path(sys.argv[2]).glob("*.*")):
+    if path.suffix != ".md":
+        articles += parse_feed(path.read_bytes(), feed=path.stem, headers={},
+                               language=None).articles
+found = matcher.Matcher(realistic_rules(1000, Pool.of(articles, 2)))
+print(json.dumps({"matcher": matcher.__file__, "matches": [
+    [[m.rule.id, [e.to_json() for e in m.evidence]] for m in found.match(a)]
+    for a in articles]}))
+"""
+
+
+def run(*args: str | Path, cwd: Path, timeout: float = 120,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command with this environment minus anything pointing at the work tree."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    return subprocess.run([str(a) for a in args], cwd=cwd, env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def build_sources() -> list[str]:
@@ -95,7 +121,16 @@ def build_sources() -> list[str]:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built from a copy of what the Dockerfile copies: a stale build/ folder of
     the work tree cannot leak into it, and the Docker build is known to have enough."""
-    base = tmp_path_factory.mktemp("wheel")
+    return build_wheel(tmp_path_factory.mktemp("wheel"), {})
+
+
+@pytest.fixture(scope="module")
+def pure_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same, built with ``NEWSWATCH_PURE=1``: no compiler, the source alone."""
+    return build_wheel(tmp_path_factory.mktemp("pure"), {"NEWSWATCH_PURE": "1"})
+
+
+def build_wheel(base: Path, env: dict[str, str]) -> Path:
     src = base / "src"
     src.mkdir()
     for name in build_sources():
@@ -107,7 +142,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(source, src / name)
     out = base / "dist"
     built = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                "--no-index", "--disable-pip-version-check", "-w", out, ".", cwd=src)
+                "--no-index", "--disable-pip-version-check", "-w", out, ".", cwd=src,
+                timeout=600, env=env)  # mypyc compiles for a minute or two
     assert built.returncode == 0, built.stdout + built.stderr
     (path,) = out.glob("newswatch-*.whl")
     return path
@@ -170,7 +206,10 @@ class Venv:
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
     """A venv with django-rules installed first, then the newswatch wheel, both into the
     venv's own site-packages (the dependencies come from this environment's)."""
-    base = tmp_path_factory.mktemp("venv")
+    return make_venv(tmp_path_factory.mktemp("venv"), wheel)
+
+
+def make_venv(base: Path, wheel: Path) -> Venv:
     path = base / "venv"
     # No pip of its own: this environment's pip, seen through --system-site-packages,
     # installs into the venv (sys.prefix) when run by the venv's interpreter.
@@ -229,6 +268,42 @@ def test_the_wheel_installs_one_top_level_package_with_its_data_and_types(wheel:
     assert "License-Expression: Apache-2.0" in metadata.splitlines()
 
 
+def shipped(wheel: Path) -> set[str]:
+    """The files of ``wheel`` but its metadata."""
+    with zipfile.ZipFile(wheel) as archive:
+        return {n for n in archive.namelist() if ".dist-info/" not in n}
+
+
+def extensions(wheel: Path) -> set[str]:
+    """The modules of ``wheel`` compiled to C, as paths without their platform suffix."""
+    return {n.split(".", 1)[0] for n in shipped(wheel) if n.endswith(".so")}
+
+
+def test_the_wheel_holds_the_matcher_compiled_and_the_pure_one_the_source_alone(
+        wheel: Path, pure_wheel: Path) -> None:
+    compiled = {path.removesuffix(".py") for path in COMPILED}
+    assert extensions(wheel) == compiled | {"newswatch/rules/native__mypyc"}
+    assert extensions(pure_wheel) == set()
+    assert shipped(pure_wheel) == {n for n in shipped(wheel) if not n.endswith(".so")}
+
+
+def test_the_compiled_and_the_pure_matcher_find_the_same_matches(
+        venv: Venv, pure_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    pure = make_venv(tmp_path_factory.mktemp("pure-venv"), pure_wheel)
+    script = tmp_path_factory.mktemp("matches") / "matches.py"
+    script.write_text(MATCHES, encoding="utf-8")
+    outputs = []
+    for env in (venv, pure):
+        done = run(env.python, script, ROOT / "bench", ROOT / "tests" / "data" / "news",
+                   cwd=script.parent)
+        assert done.returncode == 0, done.stderr
+        outputs.append(json.loads(done.stdout))
+    compiled, source = outputs
+    assert compiled["matcher"].endswith(".so") and source["matcher"].endswith("matcher.py")
+    assert compiled["matches"] == source["matches"]
+    assert sum(map(len, source["matches"])) > 50  # rules that match, with their evidence
+
+
 def test_it_installs_beside_django_rules_and_both_import(venv: Venv, tmp_path: Path) -> None:
     found = venv.probe(tmp_path)
     assert found["prefix"] == str(venv.path)
@@ -236,7 +311,9 @@ def test_it_installs_beside_django_rules_and_both_import(venv: Venv, tmp_path: P
     assert Path(found["rules"]).is_relative_to(venv.site), found
     assert found["predicate"] is True
     assert Path(found["newswatch"]).is_relative_to(venv.site), found
-    assert Path(found["matcher"]) == venv.site / "newswatch" / "rules" / "matcher.py"
+    matcher = Path(found["matcher"])  # compiled (setup.py)
+    assert matcher.parent == venv.site / "newswatch" / "rules", found
+    assert matcher.name.startswith("matcher.") and matcher.suffix == ".so", found
     # The two packages did not merge: rules/ holds exactly django-rules' files.
     with zipfile.ZipFile(venv.rules_wheel) as archive:
         theirs = {n for n in archive.namelist() if n.startswith("rules/")}
@@ -275,7 +352,7 @@ def test_uninstalling_either_package_leaves_the_other_working(venv: Venv,
         venv.uninstall("rules", "rules")
         found = venv.probe(tmp_path)
         assert Path(found["newswatch"]).is_relative_to(venv.site), found
-        assert (venv.site / "newswatch" / "rules" / "matcher.py").is_file()
+        assert (venv.site / "newswatch" / "rules" / "matcher.py").is_file()  # its source too
 
         venv.install(venv.rules_wheel)
         venv.uninstall("newswatch", "newswatch")

@@ -29,6 +29,7 @@ from newswatch.cli.options import (
 )
 from newswatch.core.archive import ArchivedArticle
 from newswatch.core.config import Config
+from newswatch.core.heap import settle
 from newswatch.core.printable import one_line
 from newswatch.rules.matcher import Matcher
 from newswatch.streams.backtest import (
@@ -91,6 +92,7 @@ def backtest_command(args: argparse.Namespace, context: Context) -> int:
         current = compile_rules(config.rules, receivers)
         if diff is None:
             diff = definitions(current) != definitions(edited)
+    settle(collect=False)  # both indexes out of the collector's later passes (core/heap.py)
     with open_archive(config, "replay", kafka=args.kafka,
                       environ=context.environ) as (archive, silences):
         # the archive counted only for a progress bar: a whole pass of its index (SQLite),

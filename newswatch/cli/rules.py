@@ -29,6 +29,7 @@ from newswatch.cli.stats import add_stats
 from newswatch.core.article import Article, canonical_url
 from newswatch.core.config import load_config
 from newswatch.core.errors import ConfigError, Issue, RuleError
+from newswatch.core.heap import settle
 from newswatch.core.printable import one_line
 from newswatch.core.rulefiles import STDIN_NAME
 from newswatch.monitor.textclean import clean_text
@@ -98,6 +99,7 @@ def test_command(args: argparse.Namespace, context: Context) -> int:
         raise UsageError("--articles needs --json (one JSON line out per article)")
     matcher = compile_rules(args.paths, _receivers(args, context), stdin=context.stdin)
     if args.articles is not None:
+        settle(collect=False)  # the index out of the collector's later passes (core/heap.py)
         _test_batch(matcher, _read_input(args.articles, context.stdin), _shown(args.articles))
         return EXIT_OK
     data = _parse_article(_read_input(args.article, context.stdin), _shown(args.article))

@@ -19,6 +19,7 @@ from prometheus_client import (
 from newswatch.core import health_http
 from newswatch.core.config import Config
 from newswatch.core.errors import ConfigError, Issue
+from newswatch.core.heap import settle
 from newswatch.core.metrics import Metrics
 
 log = logging.getLogger("newswatch")
@@ -43,10 +44,9 @@ FULL_AFTER = 100
 def settle_heap() -> None:
     """Call once start-up is done, before serving: what start-up built (modules, compiled
     rules) moves out of the collector's reach (``gc.freeze``: still freed by reference
-    counting, never walked again), and full collections become ``FULL_AFTER / 10`` times
-    rarer."""
-    gc.collect()
-    gc.freeze()
+    counting, never walked again; core/heap.py), and full collections become
+    ``FULL_AFTER / 10`` times rarer."""
+    settle()
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_AFTER)
 
