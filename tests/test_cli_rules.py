@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 from newswatch.cli import main
+from newswatch.cli.rules import _matches_json, article_from, matches_line
+from newswatch.rules.gazetteer import known_codes
+from newswatch.rules.loader import parse_rules
+from newswatch.rules.matcher import Matcher
+from newswatch.rules.model import RuleSet
 
 SEED = Path(__file__).parent / "data" / "seed_fr.txt"
 RULES = """
@@ -25,6 +30,10 @@ rules:
     title: Sahel
     countries: [ML, NE]
 """
+
+
+def load_rules_text(text: str) -> RuleSet:
+    return parse_rules([("rules.yaml", text)], known_codes=known_codes(), receivers=None)
 
 
 @pytest.fixture
@@ -154,3 +163,22 @@ def test_an_article_json_the_parser_refuses_is_one_line(
     assert main([*args, "--json"] if option == "--articles" else args) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{article}:1: {message}") and len(err.splitlines()) == 1
+
+
+def test_a_batch_line_is_the_json_of_its_matches_with_shared_evidence_encoded_once() -> None:
+    rules = load_rules_text("""
+rules:
+  - {id: maroc-accord, title: A, countries: [MA], phrases: ["accord militaire"]}
+  - {id: maroc-usa, title: B, countries: {all: [MA, US]}}
+  - {id: maroc, title: C, countries: [MA]}
+""")
+    matcher = Matcher(rules)
+    article = article_from({"title": "Le Maroc « fort »", "content": "Le Maroc et les "
+                            "États-Unis signent un accord militaire\t \"ici\"."}, "1")
+    found = matcher.match(article)
+    shared = [e for m in found for e in m.evidence if e.clause == "country" and e.term == "MA"]
+    assert len(found) == 3 and len({id(e) for e in shared}) < len(shared)  # one object, reused
+    for ident in ("1", 7, 'x"é\\n', None):
+        assert matches_line(ident, found) == json.dumps(
+            {"id": ident, "matches": _matches_json(found)}, ensure_ascii=False)
+    assert matches_line("2", []) == '{"id": "2", "matches": []}'

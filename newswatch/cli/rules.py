@@ -33,6 +33,7 @@ from newswatch.core.heap import settle
 from newswatch.core.printable import one_line
 from newswatch.core.rulefiles import STDIN_NAME
 from newswatch.monitor.textclean import clean_text
+from newswatch.rules.evidence import Evidence
 from newswatch.rules.matcher import Matcher, RuleMatch
 from newswatch.streams.reload import compile_rules
 
@@ -200,7 +201,25 @@ def _test_batch(matcher: Matcher, text: str, shown: str) -> None:
             ident, found = data.get("id", number), matcher.match(article_from(data, str(number)))
         else:
             ident, found = number, []
-        print(json.dumps({"id": ident, "matches": _matches_json(found)}, ensure_ascii=False))
+        print(matches_line(ident, found))
+
+
+def matches_line(ident: object, found: Sequence[RuleMatch]) -> str:
+    """``json.dumps({"id": ident, "matches": _matches_json(found)}, ensure_ascii=False)``,
+    with each distinct piece of evidence encoded once: rules that ask an article the same
+    question share it (at 10,000 rules, some 30 pieces per article, 7 distinct)."""
+    encoded: dict[int, str] = {}
+
+    def encode(evidence: Evidence) -> str:
+        text = encoded.get(id(evidence))  # the objects live as long as ``found``
+        if text is None:
+            text = encoded[id(evidence)] = json.dumps(evidence.to_json(), ensure_ascii=False)
+        return text
+
+    matches = ", ".join(
+        f'{{"rule_id": {json.dumps(m.rule.id, ensure_ascii=False)}, '
+        f'"evidence": [{", ".join(map(encode, m.evidence))}]}}' for m in found)
+    return f'{{"id": {json.dumps(ident, ensure_ascii=False)}, "matches": [{matches}]}}'
 
 
 def _matches_json(found: Sequence[RuleMatch]) -> list[dict[str, Any]]:
