@@ -145,3 +145,18 @@ def test_compile_rules_goes_through_the_cache(cache: Path, tmp_path: Path) -> No
     first = compile_rules([path], None)
     assert len(list(cache.iterdir())) == 1
     assert explained(compile_rules([path], None)) == explained(first)
+
+
+def test_a_pickled_matcher_keeps_every_attribute_but_the_per_word_cache(tmp_path: Path) -> None:
+    """``Matcher.__reduce__`` names what it keeps (``_INDEX``): an attribute added to the
+    index but not to that list would come back empty from the cache, matching less."""
+    from newswatch.rules.matcher import _INDEX
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES, encoding="utf-8")
+    matcher = Counting(path)()
+    # compiled (setup.py), a Matcher lists its attributes for pickle; as source, in __dict__
+    attributes = set(getattr(Matcher, "__mypyc_attrs__", ())) or set(vars(matcher))
+    per_word_cache = {"_entries", "_hot", "_first_only", "_cold", "_place_words"}
+    assert attributes - per_word_cache == set(_INDEX)
+    assert len(_INDEX) == len(set(_INDEX))
