@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+from aiokafka import AIOKafkaProducer
 
 from newswatch.core.article import Article
 from newswatch.streams.kafka import topics
@@ -128,6 +131,20 @@ async def serve_until(settings: KafkaSettings, hosts: PageHosts,
         await asyncio.gather(serving, return_exceptions=True)
 
 
+@asynccontextmanager
+async def page_topics(bootstrap: str, name: str
+                      ) -> AsyncIterator[tuple[KafkaSettings, AIOKafkaProducer]]:
+    """Fresh topics of two partitions under a prefix of their own, and a started producer."""
+    settings = KafkaSettings(bootstrap=bootstrap, prefix=unique_name(name) + ".", partitions=2)
+    await ensure_topics(settings)
+    producer = reliable_producer(settings)
+    await producer.start()
+    try:
+        yield settings, producer
+    finally:
+        await producer.stop()
+
+
 async def test_a_request_left_by_a_stopped_or_failing_owner_is_handled_by_the_next(
     kafka_bootstrap: str  # noqa: F811
 ) -> None:
@@ -135,13 +152,8 @@ async def test_a_request_left_by_a_stopped_or_failing_owner_is_handled_by_the_ne
     written while no poller serves the site's partition wait in the topic; an owner that
     fails on one leaves it there; the next owner handles it, and each request handled is
     deleted."""
-    prefix = unique_name("handover") + "."
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, prefix=prefix, partitions=2)
-    await ensure_topics(settings)
-    producer = reliable_producer(settings)
-    await producer.start()
     every = frozenset({0, 1})
-    try:
+    async with page_topics(kafka_bootstrap, "handover") as (settings, producer):
         feed_side = PageHosts(settings, producer, owned=lambda: frozenset(),
                               generation=lambda: 1)  # owns no site
         articles = [Article(id=f"a{n}", feed="north", title="t",
@@ -174,8 +186,6 @@ async def test_a_request_left_by_a_stopped_or_failing_owner_is_handled_by_the_ne
         second = PageHosts(settings, producer, owned=lambda: every, generation=lambda: 1)
         left = await serve_until(settings, second, handle, second_done,
                                  lambda found: not found)
-    finally:
-        await producer.stop()
     assert sorted(handled) == ["a0", "a1", "a3"]
     assert [value["article"]["id"] for value in waiting.values()] == ["a2"]
     assert again == ["a2"] and left == {}
@@ -184,15 +194,10 @@ async def test_a_request_left_by_a_stopped_or_failing_owner_is_handled_by_the_ne
 async def test_a_request_whose_handling_failed_is_handled_again_by_the_same_owner(
     kafka_bootstrap: str  # noqa: F811
 ) -> None:
-    prefix = unique_name("handagain") + "."
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, prefix=prefix, partitions=2)
-    await ensure_topics(settings)
-    producer = reliable_producer(settings)
-    await producer.start()
     every = frozenset({0, 1})
     tries: list[str] = []
     handled = asyncio.Event()
-    try:
+    async with page_topics(kafka_bootstrap, "handagain") as (settings, producer):
         await PageHosts(settings, producer, owned=lambda: frozenset(),
                         generation=lambda: 1).hand_over(
             Article(id="once", feed="north", title="t", url="https://site.example/a.html"))
@@ -207,6 +212,4 @@ async def test_a_request_whose_handling_failed_is_handled_again_by_the_same_owne
                           retry_after=0.2)
         left = await serve_until(settings, owner, fails_once, handled,
                                  lambda found: not found)
-    finally:
-        await producer.stop()
     assert tries == ["once", "once"] and left == {}
